@@ -1,0 +1,30 @@
+# Lifeboat's two commands:
+#   make drill   a DR drill on the local stack (the main job)
+#   make test    every test
+# Both install what they need on a fresh machine. Build output goes to a cache outside
+# the clone (override with CARGO_TARGET_DIR).
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/lifeboat/target
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: drill test lint venv stack-up stack-down
+
+drill: venv
+	infra/local/drill.sh
+
+# Unit and property tests, then the integration tests against a private local stack.
+test: lint venv
+	infra/local/with-stack cargo test --workspace --locked
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+venv:
+	infra/local/venv.sh
+
+stack-up:
+	infra/local/stack.sh up
+
+stack-down:
+	infra/local/stack.sh down

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make drill`: bring the local stack up, run the DR drill against it, and stop what this
+# script started (set LIFEBOAT_KEEP_STACK=1 to keep the stack up for exploring).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$root"
+port=${LIFEBOAT_LOCAL_PORT:-4566}
+started=no
+if ! infra/local/stack.sh status >/dev/null 2>&1; then
+  infra/local/stack.sh up
+  started=yes
+fi
+finish() {
+  if [ "$started" = yes ] && [ "${LIFEBOAT_KEEP_STACK:-0}" != 1 ]; then
+    infra/local/stack.sh down
+  fi
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+cargo build --quiet --locked -p tests --bin lifeboat-drill
+"$CARGO_TARGET_DIR/debug/lifeboat-drill" --plan infra/plans/local.json --endpoint "http://127.0.0.1:$port"

@@ -1,0 +1,21 @@
+//! Lifeboat: disaster recovery for AWS databases, as Lambda functions.
+//!
+//! This crate holds everything but the functions' thin `main.rs` files:
+//! - the pure core: the DR [`plan`] and, as they land, the decisions and state machines
+//!   (retention, tiers, failover, failback), which take `now` as an argument and touch no
+//!   AWS type;
+//! - the ports ([`state::StateStore`], [`notify::Notifier`], [`report::ReportSink`]) and
+//!   their adapters on the AWS SDK in [`aws`];
+//! - the small edges every function needs: [`config`], [`metrics`] (EMF), [`telemetry`].
+#![warn(missing_docs)]
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod notify;
+pub mod plan;
+pub mod posture;
+pub mod report;
+pub mod state;
+pub mod telemetry;

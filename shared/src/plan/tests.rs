@@ -1,0 +1,466 @@
+use super::validate::{is_sql_identifier, is_valid_interval, normalize_dns_name};
+use super::*;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const LOCAL: &str = include_str!("../../../infra/plans/local.json");
+const EXAMPLE: &str = include_str!("../../../infra/plans/example.json");
+
+fn local() -> Value {
+    serde_json::from_str(LOCAL).unwrap()
+}
+
+/// Parse `plan` and return its issues as `field: problem; fix` lines.
+fn issues_of(plan: &Value) -> Vec<String> {
+    match parse_plan(&plan.to_string()) {
+        Ok(_) => Vec::new(),
+        Err(PlanError::Invalid(issues)) => issues.iter().map(|i| i.to_string()).collect(),
+        Err(other) => panic!("expected validation issues, got: {other}"),
+    }
+}
+
+fn assert_issue(plan: &Value, field: &str, words: &str) {
+    let issues = issues_of(plan);
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.starts_with(&format!("`{field}`")) && i.contains(words)),
+        "expected an issue on `{field}` mentioning {words:?}, got {issues:#?}"
+    );
+}
+
+#[test]
+fn the_shipped_plans_are_valid() {
+    let local = parse_plan(LOCAL).expect("infra/plans/local.json");
+    assert_eq!(local.name, "lifeboat-local");
+    assert_eq!(local.resources.len(), 3);
+    let orders = local.resource("orders-db").unwrap();
+    assert_eq!(orders.aws_identifier(), "orders-db");
+    assert_eq!(orders.interval_minutes(&local.snapshots), 60);
+    let sessions = local.resource("sessions").unwrap();
+    assert_eq!(sessions.aws_identifier(), "lifeboat-local-sessions");
+    assert_eq!(sessions.interval_minutes(&local.snapshots), 1440);
+
+    let example = parse_plan(EXAMPLE).expect("infra/plans/example.json");
+    assert_eq!(example.failover.mode, FailoverMode::Manual);
+    assert_eq!(example.snapshots.copy_to[1].key(), "eu-west-1@210987654321");
+    assert_eq!(example.retention_for("us-east-1").keep_daily, 7);
+    assert_eq!(example.retention_for("eu-west-1").keep_daily, 14);
+}
+
+#[test]
+fn defaults_fill_what_the_plan_leaves_out() {
+    let mut p = local();
+    let o = p.as_object_mut().unwrap();
+    o.remove("failback");
+    o.remove("validation");
+    o.remove("quotas");
+    p["snapshots"].as_object_mut().unwrap().remove("tiers");
+    p["snapshots"]
+        .as_object_mut()
+        .unwrap()
+        .remove("interval_minutes");
+    p["failover"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cooldown_minutes");
+    // A daily default interval makes a 15-minute RPO without replica impossible; the
+    // resources that have no replica get a daily RPO.
+    p["resources"][1]["rpo_minutes"] = json!(1440);
+    let plan = parse_plan(&p.to_string()).unwrap();
+    assert_eq!(plan.failback.stages, vec![10, 50, 100]);
+    assert_eq!(plan.failback.bake_minutes, 15);
+    assert_eq!(plan.validation.interval_hours, 24);
+    assert_eq!(plan.validation.restore_from, RestoreFrom::Dr);
+    assert_eq!(plan.quotas.manual_db_snapshots_per_region, 100);
+    assert_eq!(plan.quotas.concurrent_copies_per_region, 20);
+    assert_eq!(plan.snapshots.interval_minutes, 1440);
+    assert_eq!(plan.snapshots.tiers.weekly_on, Weekday::Sunday);
+    assert_eq!(plan.failover.cooldown_minutes, 60);
+    assert_eq!(plan.dns.record_ttl_seconds, 60);
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_path() {
+    let mut p = local();
+    p["resources"][0]["rpo_minute"] = json!(10);
+    let err = parse_plan(&p.to_string()).unwrap_err();
+    match &err {
+        PlanError::Malformed { path, reason } => {
+            assert_eq!(path, "resources[0].rpo_minute");
+            assert!(
+                reason.contains("unknown field `rpo_minute`, expected one of"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("plan reference in README.md"));
+
+    let mut p = local();
+    p["failover"]["auto"] = json!(true);
+    let err = parse_plan(&p.to_string()).unwrap_err().to_string();
+    assert!(
+        err.contains("at `failover.auto`") && err.contains("unknown field `auto`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_types_and_negative_numbers_name_the_field() {
+    let mut p = local();
+    p["resources"][2]["rto_minutes"] = json!(-5);
+    match parse_plan(&p.to_string()).unwrap_err() {
+        PlanError::Malformed { path, reason } => {
+            assert_eq!(path, "resources[2].rto_minutes");
+            assert!(reason.contains("-5"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    let mut p = local();
+    p["resources"][0]["kind"] = json!("ec2_instance");
+    match parse_plan(&p.to_string()).unwrap_err() {
+        PlanError::Malformed { path, reason } => {
+            assert_eq!(path, "resources[0].kind");
+            assert!(
+                reason.contains("unknown variant `ec2_instance`"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let mut p = local();
+    p["failover"]["mode"] = json!("sometimes");
+    let err = parse_plan(&p.to_string()).unwrap_err().to_string();
+    assert!(err.contains("failover.mode"), "{err}");
+}
+
+#[test]
+fn not_json_or_trailing_text_is_malformed() {
+    let err = parse_plan("{\"name\": ").unwrap_err();
+    assert!(matches!(err, PlanError::Malformed { .. }), "{err}");
+    let err = parse_plan(&format!("{LOCAL} trailing")).unwrap_err();
+    assert!(
+        matches!(err, PlanError::Malformed { ref path, .. } if path == "."),
+        "{err}"
+    );
+    let err = parse_plan("").unwrap_err();
+    assert!(matches!(err, PlanError::Malformed { .. }));
+}
+
+#[test]
+fn duplicate_resources_are_rejected() {
+    let mut p = local();
+    let first = p["resources"][0].clone();
+    p["resources"].as_array_mut().unwrap().push(first);
+    assert_issue(&p, "resources[3].id", "appears more than once");
+    assert_issue(&p, "resources[3].identifier", "is protected twice");
+    assert_issue(&p, "resources[3].dns_record", "is used by two resources");
+}
+
+#[test]
+fn the_dr_region_must_differ_from_the_primary() {
+    let mut p = local();
+    p["regions"]["dr"] = json!("us-east-1");
+    assert_issue(&p, "regions.dr", "a regional disaster would take both");
+    let mut p = local();
+    p["regions"]["primary"] = json!("US East");
+    assert_issue(&p, "regions.primary", "is not an AWS region name");
+}
+
+#[test]
+fn a_zero_rpo_needs_a_replica() {
+    let mut p = local();
+    p["resources"][1]["rpo_minutes"] = json!(0);
+    assert_issue(
+        &p,
+        "resources[1].rpo_minutes",
+        "RPO of zero needs a continuously replicated standby",
+    );
+    // With a replica, a zero RPO is accepted (the lag guard then bounds data loss).
+    let mut p = local();
+    p["resources"][0]["rpo_minutes"] = json!(0);
+    assert!(issues_of(&p).is_empty(), "{:?}", issues_of(&p));
+}
+
+#[test]
+fn an_rpo_tighter_than_the_snapshot_interval_needs_a_replica() {
+    let mut p = local();
+    p["resources"][1]["rpo_minutes"] = json!(30);
+    assert_issue(
+        &p,
+        "resources[1].rpo_minutes",
+        "snapshots are taken every 60 minutes",
+    );
+    let mut p = local();
+    p["resources"][2]["snapshot_interval_minutes"] = json!(50);
+    assert_issue(
+        &p,
+        "resources[2].snapshot_interval_minutes",
+        "not a usable snapshot interval",
+    );
+}
+
+#[test]
+fn failback_weights_must_rise_to_exactly_100() {
+    for (stages, field, words) in [
+        (json!([10, 50, 90]), "failback.stages", "end at 90 %"),
+        (
+            json!([50, 10, 100]),
+            "failback.stages[1]",
+            "does not increase",
+        ),
+        (json!([0, 100]), "failback.stages[0]", "not a percentage"),
+        (json!([10, 150]), "failback.stages[1]", "not a percentage"),
+        (json!([]), "failback.stages", "no traffic stages"),
+    ] {
+        let mut p = local();
+        p["failback"]["stages"] = stages;
+        assert_issue(&p, field, words);
+    }
+}
+
+#[test]
+fn retention_that_keeps_nothing_or_absurd_counts_is_rejected() {
+    let mut p = local();
+    p["retention"]["dr"] = json!({});
+    assert_issue(&p, "retention.dr", "every count is zero");
+    let mut p = local();
+    p["retention"]["primary"]["keep_daily"] = json!(100000);
+    assert_issue(
+        &p,
+        "retention.primary.keep_daily",
+        "more than Lifeboat allows (3660)",
+    );
+    let mut p = local();
+    p["retention"]["max_deletes_per_run"] = json!(0);
+    assert_issue(&p, "retention.max_deletes_per_run", "outside 1..=1000");
+}
+
+#[test]
+fn a_policy_that_cannot_fit_the_snapshot_quota_is_rejected() {
+    let mut p = local();
+    p["quotas"] = json!({"manual_db_snapshots_per_region": 20});
+    // DR keeps up to 7 + 4 + 12 + 1 + 2 = 26 snapshots of orders-db.
+    assert_issue(
+        &p,
+        "quotas.manual_db_snapshots_per_region",
+        "can keep up to 26 manual DB snapshots in us-west-2, over the quota of 20",
+    );
+    let plan = parse_plan(LOCAL).unwrap();
+    let usage = quota_usage(&plan);
+    assert_eq!(usage["us-east-1"].db_snapshots, 7 + 4 + 3 + 2);
+    assert_eq!(usage["us-west-2"].cluster_snapshots, 7 + 4 + 12 + 1 + 2);
+}
+
+#[test]
+fn copies_must_reach_the_dr_region_with_a_key_of_that_region() {
+    let mut p = local();
+    p["snapshots"]["copy_to"] = json!([]);
+    assert_issue(&p, "snapshots.copy_to", "lost with the primary region");
+    let mut p = local();
+    p["snapshots"]["copy_to"][0]["kms_key_id"] =
+        json!("arn:aws:kms:us-east-1:123456789012:key/abc");
+    assert_issue(
+        &p,
+        "snapshots.copy_to[0].kms_key_id",
+        "the key is in us-east-1, but copies go to us-west-2",
+    );
+    let mut p = local();
+    p["snapshots"]["copy_to"][0]["region"] = json!("eu-west-1");
+    assert_issue(&p, "snapshots.copy_to", "no destination is the DR region");
+    let mut p = local();
+    p["snapshots"]["copy_to"][0]["account_id"] = json!("12345");
+    assert_issue(&p, "snapshots.copy_to[0].account_id", "12-digit");
+    assert_issue(&p, "snapshots.copy_to[0].role_arn", "needs a role");
+}
+
+#[test]
+fn tables_need_an_export_bucket() {
+    let mut p = local();
+    p["snapshots"]
+        .as_object_mut()
+        .unwrap()
+        .remove("dynamodb_export_bucket");
+    assert_issue(
+        &p,
+        "snapshots.dynamodb_export_bucket",
+        "cannot be copied across regions",
+    );
+}
+
+#[test]
+fn hostile_sql_identifiers_are_rejected_at_load() {
+    for (path, value, field) in [
+        (
+            "tables",
+            json!([{"name": "orders; DROP TABLE users"}]),
+            "resources[0].validation.tables[0].name",
+        ),
+        (
+            "tables",
+            json!([{"name": "orders\" OR 1=1 --"}]),
+            "resources[0].validation.tables[0].name",
+        ),
+        (
+            "tables",
+            json!([{"name": "a.b.c"}]),
+            "resources[0].validation.tables[0].name",
+        ),
+        (
+            "foreign_keys",
+            json!([{"from": "orders.user_id`", "to": "users.id"}]),
+            "resources[0].validation.foreign_keys[0].from",
+        ),
+        (
+            "foreign_keys",
+            json!([{"from": "orders.user_id", "to": "users"}]),
+            "resources[0].validation.foreign_keys[0].to",
+        ),
+        (
+            "database",
+            json!("orders'--"),
+            "resources[0].validation.database",
+        ),
+    ] {
+        let mut p = local();
+        p["resources"][0]["validation"][path] = value;
+        assert_issue(&p, field, "");
+    }
+    let mut p = local();
+    p["resources"][0]["validation"]["assertions"][0]["sql"] = json!("SELECT 1; DELETE FROM orders");
+    assert_issue(
+        &p,
+        "resources[0].validation.assertions[0].sql",
+        "more than one statement",
+    );
+}
+
+#[test]
+fn engines_must_match_kinds() {
+    let mut p = local();
+    p["resources"][1]["engine"] = json!("postgres");
+    assert_issue(&p, "resources[1].engine", "not an Aurora engine");
+    let mut p = local();
+    p["resources"][0].as_object_mut().unwrap().remove("engine");
+    assert_issue(&p, "resources[0].engine", "needs its engine");
+    let mut p = local();
+    p["resources"][2]["engine"] = json!("postgres");
+    assert_issue(&p, "resources[2].engine", "has no engine");
+}
+
+#[test]
+fn dns_needs_one_zone_and_names_inside_it() {
+    let mut p = local();
+    p["dns"]["hosted_zone_id"] = json!("Z123");
+    assert_issue(&p, "dns", "exactly one of");
+    let mut p = local();
+    p["resources"][0]["dns_record"] = json!("orders-db.example.com.");
+    assert_issue(
+        &p,
+        "resources[0].dns_record",
+        "not in the zone lifeboat.internal.",
+    );
+    let mut p = local();
+    p["resources"][1]["dns_record"] = json!("billing.lifeboat.internal.");
+    assert_issue(&p, "resources[1].dns_record", "no replica");
+}
+
+#[test]
+fn the_lag_guard_cannot_allow_more_loss_than_the_rpo() {
+    let mut p = local();
+    p["failover"]["max_replica_lag_seconds"] = json!(3600);
+    assert_issue(
+        &p,
+        "failover.max_replica_lag_seconds",
+        "exceeds the 15-minute RPO of orders-db",
+    );
+    let mut p = local();
+    p["failover"]["health_alarms"] = json!([]);
+    assert_issue(
+        &p,
+        "failover.health_alarms",
+        "no alarm can start a failover",
+    );
+}
+
+#[test]
+fn every_broken_rule_is_reported_at_once() {
+    let mut p = local();
+    p["name"] = json!("Bad Name");
+    p["regions"]["dr"] = json!("us-east-1");
+    p["failback"]["stages"] = json!([10, 60]);
+    let issues = issues_of(&p);
+    assert!(issues.len() >= 3, "{issues:#?}");
+    let err = parse_plan(&p.to_string()).unwrap_err();
+    assert!(err.issues().len() >= 3);
+    let text = err.to_string();
+    assert!(text.starts_with("the DR plan is invalid: `name`"), "{text}");
+}
+
+#[test]
+fn plans_load_from_a_file_or_inline() {
+    let dir = std::env::temp_dir().join(format!("lifeboat-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("plan.json");
+    std::fs::write(&file, LOCAL).unwrap();
+    let text = load_plan_text(&PlanSource::Path(file.clone())).unwrap();
+    assert_eq!(parse_plan(&text).unwrap().name, "lifeboat-local");
+    let missing = load_plan_text(&PlanSource::Path(dir.join("absent.json"))).unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains("LIFEBOAT_PLAN_PATH names a readable plan file")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        load_plan_text(&PlanSource::Inline("{}".into())).unwrap(),
+        "{}"
+    );
+}
+
+#[test]
+fn dns_names_normalise_to_route53_form() {
+    assert_eq!(
+        normalize_dns_name("API.Example.internal"),
+        "api.example.internal."
+    );
+    assert_eq!(normalize_dns_name("a.b."), "a.b.");
+}
+
+proptest! {
+    /// Only strictly increasing percentages ending at 100 are accepted as stages.
+    #[test]
+    fn stages_are_accepted_exactly_when_they_rise_to_100(stages in proptest::collection::vec(0u32..=120, 0..6)) {
+        let mut p = local();
+        p["failback"]["stages"] = json!(stages);
+        let stage_issues: Vec<String> = issues_of(&p)
+            .into_iter()
+            .filter(|i| i.starts_with("`failback.stages"))
+            .collect();
+        let good = !stages.is_empty()
+            && stages.iter().all(|w| (1..=100).contains(w))
+            && stages.windows(2).all(|w| w[0] < w[1])
+            && stages.last() == Some(&100);
+        prop_assert_eq!(stage_issues.is_empty(), good, "{:?}", stage_issues);
+    }
+
+    /// An accepted SQL identifier holds nothing that could end a quoted identifier or a
+    /// statement.
+    #[test]
+    fn accepted_sql_identifiers_are_inert(s in "\\PC{0,70}") {
+        if is_sql_identifier(&s) {
+            prop_assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            prop_assert!(!s.is_empty() && s.len() <= 63);
+        }
+    }
+
+    /// A valid interval tiles a day exactly, or is whole days.
+    #[test]
+    fn valid_intervals_align_to_midnight(m in 0u32..20000) {
+        if is_valid_interval(m) {
+            prop_assert!(1440 % m == 0 || m % 1440 == 0);
+            prop_assert!((15..=10080).contains(&m));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Lifeboat's integration tests: the real adapters against the local AWS emulator (each
+//! test in a fresh account of its own) and real databases. Run with `make test`.
+
+mod clients;
+mod edges;
+mod emulator;
+mod state_store;
+mod support;
+mod world;
