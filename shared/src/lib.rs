@@ -10,12 +10,15 @@
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod backup;
 pub mod config;
 pub mod error;
+pub mod function;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod posture;
 pub mod report;
+pub mod schedule;
 pub mod state;
 pub mod telemetry;

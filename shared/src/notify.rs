@@ -145,3 +145,20 @@ mod tests {
         assert!(m.ends_with("S3 report]"));
     }
 }
+
+/// A notifier that keeps what it is given, for unit tests of orchestration.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    /// Everything sent.
+    pub sent: std::sync::Mutex<Vec<Notification>>,
+}
+
+#[cfg(test)]
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+        self.sent.lock().unwrap().push(notification.clone());
+        Ok(())
+    }
+}

@@ -60,3 +60,27 @@ mod tests {
         );
     }
 }
+
+/// A report sink that keeps reports in memory, for unit tests of orchestration.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct MemoryReports {
+    /// Reports by key.
+    pub stored: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+#[cfg(test)]
+#[async_trait]
+impl ReportSink for MemoryReports {
+    async fn put_report(
+        &self,
+        key: &str,
+        report: &serde_json::Value,
+    ) -> Result<String, ReportError> {
+        self.stored
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), report.clone());
+        Ok(format!("memory://{key}"))
+    }
+}

@@ -345,3 +345,166 @@ mod tests {
         assert_eq!(mismatch.retry(), Retry::NonRetryable);
     }
 }
+
+/// An in-memory state store for unit tests of orchestration (the real one is DynamoDB's).
+#[cfg(test)]
+pub mod memory {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Clone)]
+    struct ClaimRecord {
+        hash: String,
+        token: String,
+        done: Option<serde_json::Value>,
+        until: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    }
+
+    /// State in a few maps behind a mutex.
+    #[derive(Debug, Default)]
+    pub struct MemoryStateStore {
+        machines: Mutex<BTreeMap<String, Versioned<serde_json::Value>>>,
+        claims: Mutex<BTreeMap<String, ClaimRecord>>,
+        timeline: Mutex<Vec<(String, AuditEntry)>>,
+        next_token: Mutex<u64>,
+    }
+
+    impl MemoryStateStore {
+        /// The timeline of `plan`, in append order.
+        pub fn entries(&self, plan: &str) -> Vec<AuditEntry> {
+            self.timeline
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(p, _)| p == plan)
+                .map(|(_, e)| e.clone())
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl StateStore for MemoryStateStore {
+        async fn load_json(
+            &self,
+            key: &MachineKey,
+        ) -> Result<Option<Versioned<serde_json::Value>>, StateError> {
+            Ok(self.machines.lock().unwrap().get(&key.to_string()).cloned())
+        }
+
+        async fn save_json(
+            &self,
+            key: &MachineKey,
+            value: &serde_json::Value,
+            expected: Option<u64>,
+            now: DateTime<Utc>,
+        ) -> Result<u64, StateError> {
+            let mut machines = self.machines.lock().unwrap();
+            let found = machines.get(&key.to_string()).map(|v| v.version);
+            if found != expected {
+                return Err(StateError::Conflict {
+                    key: key.to_string(),
+                    expected,
+                    found,
+                });
+            }
+            let version = expected.map_or(1, |v| v + 1);
+            machines.insert(
+                key.to_string(),
+                Versioned {
+                    version,
+                    updated_at: now,
+                    value: value.clone(),
+                },
+            );
+            Ok(version)
+        }
+
+        async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StateError> {
+            let mut claims = self.claims.lock().unwrap();
+            let id = format!("{}/{}", request.plan, request.key);
+            if let Some(old) = claims.get(&id) {
+                let free =
+                    old.expires < request.now || (old.done.is_none() && old.until < request.now);
+                if !free {
+                    if old.hash != request.payload_hash {
+                        return Err(StateError::PayloadMismatch {
+                            key: request.key.clone(),
+                        });
+                    }
+                    return Ok(match &old.done {
+                        Some(v) => Claim::AlreadyDone(v.clone()),
+                        None => Claim::InProgress { until: old.until },
+                    });
+                }
+            }
+            let mut n = self.next_token.lock().unwrap();
+            *n += 1;
+            let token = format!("t{n}");
+            claims.insert(
+                id,
+                ClaimRecord {
+                    hash: request.payload_hash.clone(),
+                    token: token.clone(),
+                    done: None,
+                    until: request.in_progress_until,
+                    expires: request.expires_at,
+                },
+            );
+            Ok(Claim::Acquired(ClaimToken {
+                plan: request.plan.clone(),
+                key: request.key.clone(),
+                token,
+            }))
+        }
+
+        async fn complete(
+            &self,
+            token: &ClaimToken,
+            result: &serde_json::Value,
+        ) -> Result<(), StateError> {
+            let mut claims = self.claims.lock().unwrap();
+            match claims.get_mut(&format!("{}/{}", token.plan, token.key)) {
+                Some(c) if c.token == token.token => {
+                    c.done = Some(result.clone());
+                    Ok(())
+                }
+                _ => Err(StateError::ClaimLost {
+                    key: token.key.clone(),
+                }),
+            }
+        }
+
+        async fn release(&self, token: &ClaimToken) -> Result<(), StateError> {
+            let mut claims = self.claims.lock().unwrap();
+            let id = format!("{}/{}", token.plan, token.key);
+            if claims.get(&id).is_some_and(|c| c.token == token.token) {
+                claims.remove(&id);
+            }
+            Ok(())
+        }
+
+        async fn append(&self, plan: &str, entry: &AuditEntry) -> Result<(), StateError> {
+            self.timeline
+                .lock()
+                .unwrap()
+                .push((plan.to_string(), entry.clone()));
+            Ok(())
+        }
+
+        async fn timeline(
+            &self,
+            plan: &str,
+            since: Option<DateTime<Utc>>,
+        ) -> Result<Vec<AuditEntry>, StateError> {
+            let mut entries: Vec<AuditEntry> = self
+                .entries(plan)
+                .into_iter()
+                .filter(|e| since.is_none_or(|s| e.at >= s))
+                .collect();
+            entries.sort_by_key(|e| e.at);
+            Ok(entries)
+        }
+    }
+}

@@ -12,7 +12,7 @@ pub fn local_plan() -> Plan {
 /// A fresh account with the local plan's whole world in it.
 pub async fn world() -> (Account, Plan, World) {
     let account = LocalAws::from_env().fresh_account();
-    let plan = local_plan();
+    let plan = harness::plan_in_account(&local_plan(), &account);
     let world = create_world(&account, &plan)
         .await
         .unwrap_or_else(|e| panic!("creating the demo world: {e}"));

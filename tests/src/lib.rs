@@ -7,4 +7,4 @@ pub mod local;
 pub mod world;
 
 pub use local::{Account, LocalAws};
-pub use world::{ControlPlane, World, create_world};
+pub use world::{ControlPlane, World, create_world, plan_in_account};

@@ -39,14 +39,28 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// The names the local stack uses for `plan`.
-    pub fn for_plan(plan: &Plan) -> Self {
+    /// The names the local stack uses for `plan` in `account`. Bucket names are global
+    /// (in AWS and in the emulator), so they carry the account id.
+    pub fn for_plan(plan: &Plan, account: &Account) -> Self {
         ControlPlane {
             state_table: format!("{}-state", plan.name),
             topic_name: format!("{}-events", plan.name),
-            report_bucket: format!("{}-reports", plan.name),
+            report_bucket: format!("{}-reports-{}", plan.name, account.id),
         }
     }
+}
+
+/// `plan` as it is used in `account`: its DynamoDB export bucket named for the account,
+/// since bucket names are global and every test account needs its own.
+pub fn plan_in_account(plan: &Plan, account: &Account) -> Plan {
+    let mut plan = plan.clone();
+    if let Some(bucket) = &plan.snapshots.dynamodb_export_bucket {
+        let suffix = format!("-{}", account.id);
+        if !bucket.ends_with(&suffix) {
+            plan.snapshots.dynamodb_export_bucket = Some(format!("{bucket}{suffix}"));
+        }
+    }
+    plan
 }
 
 /// What was created, for the caller to wire functions to.
@@ -127,7 +141,7 @@ where
 /// `account`.
 pub async fn create_world(account: &Account, plan: &Plan) -> Result<World, WorldError> {
     let clients = account.clients(plan).await;
-    let control = ControlPlane::for_plan(plan);
+    let control = ControlPlane::for_plan(plan, account);
     create_kms_keys(&clients, plan).await?;
     for r in &plan.resources {
         create_protected(&clients, account, plan, r).await?;
@@ -480,7 +494,8 @@ async fn create_bucket(
         "s3",
         "CreateBucket",
         bucket,
-        &["BucketAlreadyOwnedByYou", "BucketAlreadyExists"],
+        // BucketAlreadyExists means another account owns the name: that is an error.
+        &["BucketAlreadyOwnedByYou"],
     )?;
     s3.put_bucket_encryption()
         .bucket(bucket)

@@ -32,6 +32,29 @@ impl ClientSettings {
         }
     }
 
+    /// The SDK configuration for one region, with credentials from assuming `role_arn`
+    /// (a copy destination in another account). The role is assumed through STS with the
+    /// function's own credentials, and refreshed by the SDK before it expires.
+    pub async fn sdk_config_assuming(
+        &self,
+        region: &str,
+        role_arn: &str,
+        session: &str,
+    ) -> SdkConfig {
+        let base = self.sdk_config(region).await;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(session)
+            .region(Region::new(region.to_string()))
+            .configure(&base)
+            .build()
+            .await;
+        base.into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build()
+    }
+
     /// The SDK configuration for one region.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -84,7 +107,11 @@ pub struct RegionalClients {
 impl RegionalClients {
     /// Build the clients of `region`.
     pub async fn build(settings: &ClientSettings, region: &str) -> Self {
-        let config = settings.sdk_config(region).await;
+        Self::from_config(settings, region, settings.sdk_config(region).await)
+    }
+
+    /// The clients of `region` from an SDK configuration already built.
+    pub fn from_config(settings: &ClientSettings, region: &str, config: SdkConfig) -> Self {
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             // The emulator serves buckets by path on one host; AWS prefers virtual hosts.
             .force_path_style(settings.endpoint_url.is_some())

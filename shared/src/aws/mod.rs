@@ -8,6 +8,7 @@ mod clients;
 mod dynamo_state;
 mod posture;
 mod s3_reports;
+mod snapshots;
 mod sns_notifier;
 
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
@@ -17,6 +18,7 @@ pub use posture::{
     resolve_hosted_zone,
 };
 pub use s3_reports::S3Reports;
+pub use snapshots::AwsSnapshots;
 pub use sns_notifier::SnsNotifier;
 
 use crate::error::AwsError;

@@ -169,6 +169,18 @@ fn check_regions(plan: &Plan, issues: &mut Issues) {
             );
         }
     }
+    for (field, region) in [
+        ("regions.primary", &plan.regions.primary),
+        ("regions.dr", &plan.regions.dr),
+    ] {
+        if region.starts_with("us-gov-") || region.starts_with("cn-") {
+            issues.add(
+                field,
+                format!("{region} is in a partition Lifeboat does not support (cross-region copies there need presigned URLs the Rust SDK does not generate)"),
+                "use regions of the commercial aws partition",
+            );
+        }
+    }
     if plan.regions.primary == plan.regions.dr {
         issues.add(
             "regions.dr",

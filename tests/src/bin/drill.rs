@@ -83,6 +83,7 @@ async fn run() -> Result<(), String> {
         local.reset().await?;
     }
     let account = local.default_account();
+    let plan = harness::plan_in_account(&plan, &account);
     let world = create_world(&account, &plan).await?;
     for r in &plan.resources {
         let replica = r
@@ -97,7 +98,7 @@ async fn run() -> Result<(), String> {
             plan.regions.primary
         );
     }
-    let control = ControlPlane::for_plan(&plan);
+    let control = ControlPlane::for_plan(&plan, &account);
     println!(
         "      Route 53 zone {} ({}); state table {}, topic {}, reports s3://{}",
         world.zone_id,

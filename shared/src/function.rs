@@ -1,0 +1,160 @@
+//! What every function's thin `main.rs` needs: start-up (logs, settings, plan, clients,
+//! metrics — once per cold start) and the Lambda loop that hands each event to the
+//! orchestration code and flushes metrics after it.
+
+use crate::aws::{
+    AwsClients, DynamoStateStore, RegionalClients, S3Reports, SnsNotifier, load_plan,
+};
+use crate::config::{ConfigError, Settings, env_lookup};
+use crate::error::{Classify, diagnostic};
+use crate::plan::{Plan, PlanError};
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use std::future::Future;
+
+/// A function's wired edges: its plan, clients and ports, built once per cold start.
+pub struct Deployment {
+    /// Which function this is (`snapshot`, `failover`, ...).
+    pub function: &'static str,
+    /// Its settings.
+    pub settings: Settings,
+    /// The validated plan.
+    pub plan: Plan,
+    /// Clients for the primary, DR and home regions.
+    pub clients: AwsClients,
+    /// The state table.
+    pub state: DynamoStateStore,
+    /// The SNS topic.
+    pub notifier: SnsNotifier,
+    /// The report bucket.
+    pub reports: S3Reports,
+}
+
+/// Start-up failed: the function cannot run until its configuration is fixed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A setting is missing or wrong.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The plan cannot be read or is invalid.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+impl Deployment {
+    /// Read the settings through `lookup`, load and validate the plan, build the clients.
+    pub async fn load(
+        function: &'static str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, StartupError> {
+        let settings = Settings::from_lookup(lookup)?;
+        // The plan may live in S3 in the function's own region; read it before knowing the
+        // plan's regions.
+        let home_region = settings
+            .home_region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".into());
+        let home = RegionalClients::build(&settings.clients, &home_region).await;
+        let plan = load_plan(&settings.plan_source, &home.s3).await?;
+        let clients = AwsClients::build(
+            &settings.clients,
+            &plan.regions.primary,
+            &plan.regions.dr,
+            settings.home_region.as_deref(),
+        )
+        .await;
+        Ok(Deployment {
+            function,
+            state: DynamoStateStore::new(clients.home.dynamodb.clone(), &settings.state_table),
+            notifier: SnsNotifier::new(clients.home.sns.clone(), &settings.topic_arn),
+            reports: S3Reports::new(
+                clients.home.s3.clone(),
+                &settings.report_bucket,
+                settings.report_kms_key_id.clone(),
+            ),
+            settings,
+            plan,
+            clients,
+        })
+    }
+
+    /// The cold start of a function: logs, then the deployment from the process
+    /// environment. A failure is logged with its fix and ends the process, so Lambda
+    /// reports an initialisation error.
+    pub async fn start(function: &'static str) -> Result<&'static Self, lambda_runtime::Error> {
+        crate::telemetry::init_tracing(&env_lookup);
+        match Self::load(function, &env_lookup).await {
+            Ok(d) => {
+                tracing::info!(function, plan = %d.plan.name, primary = %d.plan.regions.primary, dr = %d.plan.regions.dr, "ready");
+                // Lives for the whole process, like the Lambda execution environment.
+                Ok(Box::leak(Box::new(d)))
+            }
+            Err(e) => {
+                tracing::error!(function, error = %e, "cannot start");
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// An invocation's identity and clock, as orchestration code sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Lambda's request id (stable across Lambda's own retries of an async invocation).
+    pub request_id: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// When Lambda stops the invocation.
+    pub deadline: DateTime<Utc>,
+}
+
+impl Invocation {
+    /// From Lambda's context, at `now`.
+    pub fn from_context(context: &lambda_runtime::Context, now: DateTime<Utc>) -> Self {
+        let deadline = i64::try_from(context.deadline)
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or(now + chrono::Duration::minutes(15));
+        Invocation {
+            request_id: context.request_id.clone(),
+            now,
+            deadline,
+        }
+    }
+}
+
+/// Run the Lambda loop: each event goes to `handler` as JSON, with its invocation; the
+/// handler's error becomes a failed invocation typed `Retryable` or `NonRetryable`;
+/// metrics are flushed as EMF lines after every invocation.
+pub async fn serve<F, Fut, R, E>(
+    deployment: &'static Deployment,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(serde_json::Value, Invocation) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: serde::Serialize,
+    E: Classify + std::fmt::Display,
+{
+    let collector = crate::metrics::init_emf(&deployment.plan.name, deployment.function)
+        .map_err(lambda_runtime::Error::from)?;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let invocation = Invocation::from_context(&event.context, Utc::now());
+            let result = handler(event.payload, invocation).await;
+            crate::metrics::flush(collector);
+            match result {
+                Ok(response) => serde_json::to_value(response).map_err(|e| Diagnostic {
+                    error_type: "NonRetryable".into(),
+                    error_message: format!("the response could not be serialised: {e}"),
+                }),
+                Err(e) => {
+                    tracing::error!(error = %e, retry = ?e.retry(), "invocation failed");
+                    Err(diagnostic(&e))
+                }
+            }
+        },
+    ))
+    .await
+}
