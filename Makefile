@@ -12,9 +12,11 @@ export CARGO_TERM_COLOR ?= never
 drill: venv
 	infra/local/drill.sh
 
-# Unit and property tests, then the integration tests against a private local stack.
+# Unit and property tests, then the integration tests against a private local stack,
+# then the CloudFormation templates.
 test: lint venv
 	infra/local/with-stack cargo test --workspace --locked
+	.venv/bin/cfn-lint infra/*.yaml
 
 lint:
 	cargo fmt --all -- --check

@@ -2,6 +2,7 @@
 //! the local AWS emulator, a fresh isolated account per test, and the demo world the DR
 //! plan describes.
 
+pub mod functions;
 pub mod http_sink;
 pub mod local;
 pub mod world;

@@ -50,10 +50,14 @@ impl ControlPlane {
     }
 }
 
-/// `plan` as it is used in `account`: its DynamoDB export bucket named for the account,
-/// since bucket names are global and every test account needs its own.
+/// `plan` as it is used in `account`: in a test account, its DynamoDB export bucket is
+/// named for the account, since bucket names are global and every test account needs its
+/// own. The default account (the drill's) uses the plan as written.
 pub fn plan_in_account(plan: &Plan, account: &Account) -> Plan {
     let mut plan = plan.clone();
+    if account.id == crate::local::DEFAULT_ACCOUNT {
+        return plan;
+    }
     if let Some(bucket) = &plan.snapshots.dynamodb_export_bucket {
         let suffix = format!("-{}", account.id);
         if !bucket.ends_with(&suffix) {
