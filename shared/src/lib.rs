@@ -13,6 +13,7 @@ pub mod aws;
 pub mod backup;
 pub mod config;
 pub mod error;
+pub mod failover;
 pub mod function;
 pub mod metrics;
 pub mod notify;

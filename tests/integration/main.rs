@@ -4,6 +4,7 @@
 mod clients;
 mod edges;
 mod emulator;
+mod failover;
 mod snapshot;
 mod state_store;
 mod support;

@@ -6,6 +6,7 @@
 
 mod clients;
 mod dynamo_state;
+mod failover;
 mod posture;
 mod s3_reports;
 mod snapshots;
@@ -13,6 +14,7 @@ mod sns_notifier;
 
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
+pub use failover::AwsFailover;
 pub use posture::{
     describe_cluster, describe_instance, describe_table, gather_posture, read_cname,
     resolve_hosted_zone,

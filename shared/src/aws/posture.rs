@@ -4,7 +4,7 @@ use super::AwsClients;
 use crate::error::AwsError;
 use crate::plan::{DnsSettings, Plan, ProtectedResource, ResourceKind, normalize_dns_name};
 use crate::posture::{Observed, PostureFacts, RecordFacts, ResourceFacts, StoreFacts};
-use crate::state::{MachineKey, StateStore};
+use crate::state::StateStore;
 use aws_sdk_route53::types::RrType;
 
 /// Resolve the plan's hosted zone to its id: the id itself, or the one zone with that name.
@@ -276,18 +276,14 @@ pub async fn gather_posture(
             },
         });
     }
-    let failover_state = match state
-        .load_json(&MachineKey::new(&plan.name, "failover"))
-        .await
+    let failover_state = match crate::state::load::<crate::failover::run::DrDocument>(
+        state,
+        &crate::failover::run::dr_key(plan),
+    )
+    .await
     {
         Ok(None) => Observed::Missing,
-        Ok(Some(doc)) => Observed::Present(
-            doc.value
-                .get("state")
-                .and_then(|s| s.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| doc.value.to_string()),
-        ),
+        Ok(Some(doc)) => Observed::Present(doc.value.state.phase()),
         Err(e) => Observed::Unknown {
             reason: e.to_string(),
         },

@@ -1,0 +1,376 @@
+//! The failover function's inputs: alarm state changes (EventBridge, SNS, or the alarm's
+//! own Lambda action), schedule ticks and RDS events (which resume a failover in
+//! progress), and operator commands.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A CloudWatch alarm state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmValue {
+    /// Threshold breached.
+    Alarm,
+    /// Fine.
+    Ok,
+    /// Not enough data.
+    InsufficientData,
+}
+
+impl AlarmValue {
+    /// From CloudWatch's word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ALARM" => Some(AlarmValue::Alarm),
+            "OK" => Some(AlarmValue::Ok),
+            "INSUFFICIENT_DATA" => Some(AlarmValue::InsufficientData),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AlarmValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AlarmValue::Alarm => "ALARM",
+            AlarmValue::Ok => "OK",
+            AlarmValue::InsufficientData => "INSUFFICIENT_DATA",
+        })
+    }
+}
+
+/// An alarm's state change, however it was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmSignal {
+    /// The alarm's name.
+    pub name: String,
+    /// Its new state.
+    pub value: AlarmValue,
+    /// When it changed.
+    pub at: DateTime<Utc>,
+    /// The delivery's id (EventBridge event id, SNS message id).
+    pub event_id: String,
+}
+
+/// An operator's command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Report the state.
+    Status,
+    /// Approve a failover awaiting approval (manual mode).
+    Approve,
+    /// Fail over now, overriding approval and the lag guard; recorded with the reason.
+    Force {
+        /// Why (required: it is recorded in the timeline).
+        reason: String,
+    },
+    /// Cancel a failover before promotion.
+    Cancel,
+    /// Acknowledge the incident: ends the cooldown early.
+    Ack,
+}
+
+/// What the failover function was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailoverInput {
+    /// An alarm changed state.
+    Alarm(AlarmSignal),
+    /// Look again: a schedule tick or an RDS event resumes a failover in progress.
+    Tick,
+    /// An operator's command.
+    Command(Command),
+}
+
+/// An input the failover function does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+const EXPECTED: &str = "expected a \"CloudWatch Alarm State Change\" event (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or {\"action\": \"status\" | \"approve\" | \"force\" (with \"reason\") | \"cancel\" | \"ack\"}";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorRequest {
+    action: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The detail of an EventBridge "CloudWatch Alarm State Change".
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlarmDetail {
+    alarm_name: String,
+    state: AlarmDetailState,
+}
+
+#[derive(Deserialize)]
+struct AlarmDetailState {
+    value: String,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+/// The message CloudWatch publishes to SNS for an alarm.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmMessage {
+    alarm_name: String,
+    new_state_value: String,
+    #[serde(default)]
+    state_change_time: Option<String>,
+}
+
+/// CloudWatch writes times as RFC 3339 in EventBridge and as `2026-11-25T06:00:00.123+0000`
+/// in SNS messages.
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn alarm_value(s: &str) -> Result<AlarmValue, InputError> {
+    AlarmValue::parse(s).ok_or_else(|| {
+        InputError(format!(
+            "unknown alarm state {s:?}; expected ALARM, OK or INSUFFICIENT_DATA"
+        ))
+    })
+}
+
+/// Parse an invocation payload.
+pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputError> {
+    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
+        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+            .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
+        return match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.cloudwatch", "CloudWatch Alarm State Change") => {
+                let detail: AlarmDetail = serde_json::from_value(event.detail.clone())
+                    .map_err(|e| InputError(format!("malformed alarm state change: {e}")))?;
+                let at = detail
+                    .state
+                    .timestamp
+                    .as_deref()
+                    .and_then(parse_time)
+                    .or(event.time)
+                    .ok_or_else(|| InputError("the alarm event has no time".into()))?;
+                Ok(FailoverInput::Alarm(AlarmSignal {
+                    name: detail.alarm_name,
+                    value: alarm_value(&detail.state.value)?,
+                    at,
+                    event_id: event.id.unwrap_or_default(),
+                }))
+            }
+            ("aws.events", "Scheduled Event") | ("aws.scheduler", "Scheduled Event") => {
+                Ok(FailoverInput::Tick)
+            }
+            ("aws.rds", kind) if kind.starts_with("RDS DB") => Ok(FailoverInput::Tick),
+            (source, kind) => Err(InputError(format!(
+                "the failover function does not handle {kind:?} events from {source}; {EXPECTED}"
+            ))),
+        };
+    }
+    if payload.get("Records").is_some() {
+        let event: SnsEvent = serde_json::from_value(payload.clone())
+            .map_err(|e| InputError(format!("malformed SNS event: {e}; {EXPECTED}")))?;
+        let record = event
+            .records
+            .first()
+            .ok_or_else(|| InputError("the SNS event has no record".into()))?;
+        let message: SnsAlarmMessage = serde_json::from_str(&record.sns.message).map_err(|e| {
+            InputError(format!(
+                "the SNS message is not a CloudWatch alarm notification ({e}); {EXPECTED}"
+            ))
+        })?;
+        let at = message
+            .state_change_time
+            .as_deref()
+            .and_then(parse_time)
+            .unwrap_or(record.sns.timestamp);
+        return Ok(FailoverInput::Alarm(AlarmSignal {
+            name: message.alarm_name,
+            value: alarm_value(&message.new_state_value)?,
+            at,
+            event_id: record.sns.message_id.clone(),
+        }));
+    }
+    if payload.get("alarmData").is_some() {
+        // A Lambda function as the alarm's own action.
+        let name = payload["alarmData"]["alarmName"]
+            .as_str()
+            .ok_or_else(|| InputError("alarmData has no alarmName".into()))?;
+        let state = &payload["alarmData"]["state"];
+        let value = alarm_value(state["value"].as_str().unwrap_or(""))?;
+        let at = state["timestamp"]
+            .as_str()
+            .and_then(parse_time)
+            .or_else(|| payload["time"].as_str().and_then(parse_time))
+            .ok_or_else(|| InputError("the alarm action has no time".into()))?;
+        return Ok(FailoverInput::Alarm(AlarmSignal {
+            name: name.to_string(),
+            value,
+            at,
+            event_id: format!("{name}@{}", at.to_rfc3339()),
+        }));
+    }
+    let request: OperatorRequest = serde_json::from_value(payload.clone())
+        .map_err(|e| InputError(format!("unrecognised request ({e}); {EXPECTED}")))?;
+    let command = match request.action.as_str() {
+        "status" => Command::Status,
+        "approve" => Command::Approve,
+        "cancel" => Command::Cancel,
+        "ack" => Command::Ack,
+        "force" => match request.reason.as_deref().map(str::trim) {
+            Some(r) if !r.is_empty() => Command::Force {
+                reason: r.to_string(),
+            },
+            _ => {
+                return Err(InputError(
+                    "\"force\" needs a \"reason\": it is recorded in the timeline with the override".into(),
+                ));
+            }
+        },
+        other => return Err(InputError(format!("unknown action {other:?}; {EXPECTED}"))),
+    };
+    if request.reason.is_some() && !matches!(command, Command::Force { .. }) {
+        return Err(InputError(format!(
+            "\"reason\" only goes with \"force\", not {:?}",
+            request.action
+        )));
+    }
+    Ok(FailoverInput::Command(command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn alarms_parse_from_eventbridge_sns_and_the_alarm_action() {
+        let eb = json!({
+            "version": "0", "id": "evt-1", "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "time": "2026-11-25T10:00:05Z",
+            "detail": {"alarmName": "orders-db-primary-unhealthy",
+                       "state": {"value": "ALARM", "reason": "x", "timestamp": "2026-11-25T10:00:00.000+0000"},
+                       "previousState": {"value": "OK"}}
+        });
+        let FailoverInput::Alarm(a) = parse_input(&eb).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.name, "orders-db-primary-unhealthy");
+        assert_eq!(a.value, AlarmValue::Alarm);
+        assert_eq!(
+            a.at,
+            "2026-11-25T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(a.event_id, "evt-1");
+
+        let sns = serde_json::from_str::<serde_json::Value>(include_str!(
+            "../../../events/failover-alarm-sns.json"
+        ))
+        .unwrap();
+        let FailoverInput::Alarm(a) = parse_input(&sns).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.name, "orders-db-primary-unhealthy");
+        assert_eq!(a.value, AlarmValue::Alarm);
+
+        let action = json!({"source": "aws.cloudwatch", "alarmArn": "arn:x", "time": "2026-11-25T10:00:01Z",
+            "alarmData": {"alarmName": "orders-db-primary-unhealthy", "state": {"value": "OK", "timestamp": "2026-11-25T10:00:01.000+0000"}}});
+        let FailoverInput::Alarm(a) = parse_input(&action).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.value, AlarmValue::Ok);
+    }
+
+    #[test]
+    fn ticks_rds_events_and_commands_parse() {
+        let tick = json!({"id": "t", "detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-25T10:00:00Z", "detail": {}});
+        assert_eq!(parse_input(&tick).unwrap(), FailoverInput::Tick);
+        let rds = json!({"id": "r", "detail-type": "RDS DB Instance Event", "source": "aws.rds", "detail": {"EventID": "RDS-EVENT-0008"}});
+        assert_eq!(parse_input(&rds).unwrap(), FailoverInput::Tick);
+        assert_eq!(
+            parse_input(&json!({"action": "force", "reason": "game day"})).unwrap(),
+            FailoverInput::Command(Command::Force {
+                reason: "game day".into()
+            })
+        );
+        for (a, c) in [
+            ("status", Command::Status),
+            ("approve", Command::Approve),
+            ("cancel", Command::Cancel),
+            ("ack", Command::Ack),
+        ] {
+            assert_eq!(
+                parse_input(&json!({"action": a})).unwrap(),
+                FailoverInput::Command(c)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_what_was_expected() {
+        for (payload, words) in [
+            (json!({"action": "force"}), "needs a \"reason\""),
+            (
+                json!({"action": "force", "reason": "  "}),
+                "needs a \"reason\"",
+            ),
+            (json!({"action": "promote"}), "unknown action \"promote\""),
+            (
+                json!({"action": "status", "reason": "x"}),
+                "only goes with \"force\"",
+            ),
+            (
+                json!({"action": "status", "extra": 1}),
+                "unknown field `extra`",
+            ),
+            (
+                json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+                    "detail": {"alarmName": "a", "state": {"value": "RED", "timestamp": "2026-11-25T10:00:00Z"}}}),
+                "unknown alarm state \"RED\"",
+            ),
+            (
+                {
+                    let mut e: serde_json::Value = serde_json::from_str(include_str!(
+                        "../../../events/failover-alarm-sns.json"
+                    ))
+                    .unwrap();
+                    e["Records"][0]["Sns"]["Message"] = json!("not json");
+                    e
+                },
+                "not a CloudWatch alarm notification",
+            ),
+            (
+                json!({"Records": [{"Sns": {"Message": "{}"}}]}),
+                "malformed SNS event",
+            ),
+            (json!(42), "expected a"),
+        ] {
+            let err = parse_input(&payload).unwrap_err();
+            assert!(err.0.contains(words), "{payload}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_samples_parse() {
+        for text in [
+            include_str!("../../../events/failover-alarm.json"),
+            include_str!("../../../events/failover-alarm-sns.json"),
+            include_str!("../../../events/failover-tick.json"),
+            include_str!("../../../events/failover-rds-event.json"),
+            include_str!("../../../events/failover-status.json"),
+            include_str!("../../../events/failover-approve.json"),
+            include_str!("../../../events/failover-force.json"),
+            include_str!("../../../events/failover-cancel.json"),
+            include_str!("../../../events/failover-ack.json"),
+        ] {
+            let payload: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert!(parse_input(&payload).is_ok(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,1523 @@
+//! Failover: the plan's DR state machine from Normal to FailedOver (pure).
+//!
+//! One persisted document per plan ([`DrState`]) is both the state machine and the
+//! single-writer lock: failover, and later failback, act on it only through versioned
+//! conditional writes, so a failover in progress can never be started a second time,
+//! however long it takes. [`step`] decides, from the state, an input (an alarm, a tick,
+//! an operator's command) and the facts just read from AWS, the next state and the
+//! actions to take. Every decision is re-derived from the real state, so a retry after
+//! a crash between any two steps finishes the failover without promoting twice.
+//!
+//! Steps: confirm (the alarm is re-read; back to OK aborts) → readiness (replica
+//! available and replicating, lag within the plan's maximum: the data-loss guard) →
+//! approval in manual mode → promote → await promotion → fence the old primary where it
+//! is reachable → switch DNS → await INSYNC → verify → FailedOver. The old primary is
+//! fenced after promotion because RDS refuses to stop an instance that still has a read
+//! replica; until the switch the writer record still names the old primary, so at no
+//! moment do Lifeboat's records reach two writers.
+
+pub mod event;
+pub mod run;
+
+use crate::notify::Severity;
+use crate::plan::{FailoverMode, Plan, ResourceKind, normalize_dns_name};
+use crate::posture::{Observed, StoreFacts};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub use event::{AlarmSignal, AlarmValue, Command, FailoverInput, parse_input};
+
+/// The plan's DR state: the persisted state machine shared by failover and failback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase")]
+pub enum DrState {
+    /// The primary region serves; the DR replicas replicate.
+    Normal {
+        /// Until when alarms only notify (after a failover or failback).
+        #[serde(default)]
+        cooldown_until: Option<DateTime<Utc>>,
+        /// The last incident, for status.
+        #[serde(default)]
+        last: Option<String>,
+    },
+    /// A failover is under way.
+    FailingOver(Failover),
+    /// The DR region serves.
+    FailedOver(FailedOver),
+}
+
+impl Default for DrState {
+    fn default() -> Self {
+        DrState::Normal {
+            cooldown_until: None,
+            last: None,
+        }
+    }
+}
+
+impl DrState {
+    /// The phase in a word, for status and metrics.
+    pub fn phase(&self) -> String {
+        match self {
+            DrState::Normal { .. } => "Normal".into(),
+            DrState::FailingOver(f) => format!("FailingOver/{}", f.step),
+            DrState::FailedOver(_) => "FailedOver".into(),
+        }
+    }
+
+    /// Until when alarms only notify.
+    pub fn cooldown_until(&self) -> Option<DateTime<Utc>> {
+        match self {
+            DrState::Normal { cooldown_until, .. } => *cooldown_until,
+            DrState::FailedOver(f) => f.cooldown_until,
+            DrState::FailingOver(_) => None,
+        }
+    }
+}
+
+/// The step a failover is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Step {
+    /// Re-read the alarm: still in ALARM?
+    Confirm,
+    /// Are the replicas ready to take over (and within the lag guard)?
+    Readiness,
+    /// Manual mode: waiting for an operator's approval.
+    AwaitingApproval,
+    /// Promote the replicas.
+    Promote,
+    /// Wait until every replica is a standalone, available writer.
+    AwaitPromotion,
+    /// Stop the old primaries where they are reachable.
+    Fence,
+    /// Point the writer records at the promoted replicas.
+    SwitchDns,
+    /// Wait until Route 53 reports the changes INSYNC.
+    AwaitDnsSync,
+    /// Read everything back.
+    Verify,
+}
+
+impl Step {
+    /// Whether the replicas may already have been promoted at this step (cancel is only
+    /// possible before).
+    pub fn past_promotion(self) -> bool {
+        self >= Step::Promote
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What started a failover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Cause {
+    /// A health alarm of the plan went to ALARM.
+    Alarm {
+        /// The alarm.
+        name: String,
+        /// When it changed state (the start of the measured RTO).
+        fired_at: DateTime<Utc>,
+    },
+    /// An operator forced it.
+    Operator {
+        /// Their reason, as given.
+        reason: String,
+    },
+}
+
+/// What happened to an old primary at the fence step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "fence")]
+pub enum FenceOutcome {
+    /// It was stopped.
+    Stopped,
+    /// It could not be reached (the region is down); the DNS switch fences it through
+    /// Lifeboat's records.
+    Unreachable {
+        /// Why.
+        reason: String,
+    },
+    /// There was nothing to stop (already stopped, gone, or demoted by the global
+    /// database's own failover).
+    NotNeeded {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One replicated resource's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetProgress {
+    /// The plan resource id.
+    pub resource: String,
+    /// Replica lag (seconds) read when promotion was issued: the data-loss window.
+    #[serde(default)]
+    pub lag_at_promotion: Option<f64>,
+    /// When promotion was first issued.
+    #[serde(default)]
+    pub promote_issued_at: Option<DateTime<Utc>>,
+    /// When the replica was first seen standalone and available.
+    #[serde(default)]
+    pub promoted_at: Option<DateTime<Utc>>,
+    /// The fence outcome.
+    #[serde(default)]
+    pub fence: Option<FenceOutcome>,
+    /// The DR endpoint the record was switched to.
+    #[serde(default)]
+    pub switched_to: Option<String>,
+    /// The Route 53 change of the switch.
+    #[serde(default)]
+    pub dns_change: Option<String>,
+    /// When the switch was submitted.
+    #[serde(default)]
+    pub dns_submitted_at: Option<DateTime<Utc>>,
+    /// When the change was first seen INSYNC.
+    #[serde(default)]
+    pub dns_synced_at: Option<DateTime<Utc>>,
+}
+
+impl TargetProgress {
+    fn new(resource: &str) -> Self {
+        TargetProgress {
+            resource: resource.to_string(),
+            lag_at_promotion: None,
+            promote_issued_at: None,
+            promoted_at: None,
+            fence: None,
+            switched_to: None,
+            dns_change: None,
+            dns_submitted_at: None,
+            dns_synced_at: None,
+        }
+    }
+}
+
+/// When a step began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The step.
+    pub step: Step,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A failover under way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failover {
+    /// The incident id (the first event's id).
+    pub incident: String,
+    /// What started it.
+    pub cause: Cause,
+    /// Set when an operator forced it (overrides approval and the lag guard).
+    #[serde(default)]
+    pub forced: Option<String>,
+    /// The current step.
+    pub step: Step,
+    /// When Lifeboat received the first event.
+    pub received_at: DateTime<Utc>,
+    /// When each step began.
+    pub marks: Vec<Mark>,
+    /// Progress per replicated resource.
+    pub targets: Vec<TargetProgress>,
+    /// Why readiness is not met, while it is not (the failover waits and is notified).
+    #[serde(default)]
+    pub blocked: Option<String>,
+}
+
+impl Failover {
+    /// When the failure was detected (the alarm's state change, or the operator's
+    /// command): the start of the measured RTO.
+    pub fn fired_at(&self) -> DateTime<Utc> {
+        match &self.cause {
+            Cause::Alarm { fired_at, .. } => *fired_at,
+            Cause::Operator { .. } => self.received_at,
+        }
+    }
+
+    fn goto(&mut self, step: Step, now: DateTime<Utc>) {
+        self.step = step;
+        self.marks.push(Mark { step, at: now });
+    }
+
+    fn target(&mut self, resource: &str) -> Option<&mut TargetProgress> {
+        self.targets.iter_mut().find(|t| t.resource == resource)
+    }
+}
+
+/// A completed failover: where things stand and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedOver {
+    /// The incident.
+    pub incident: String,
+    /// When the DR region took over (DNS in sync).
+    pub since: DateTime<Utc>,
+    /// Until when alarms only notify.
+    pub cooldown_until: Option<DateTime<Utc>>,
+    /// The measured recovery.
+    pub measurement: RecoveryMeasurement,
+    /// What was done per resource.
+    pub targets: Vec<TargetProgress>,
+    /// Whether an operator forced it.
+    #[serde(default)]
+    pub forced: Option<String>,
+}
+
+/// The measured RTO, split, and the data-loss window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryMeasurement {
+    /// Alarm (or command) to DNS in sync, in seconds.
+    pub rto_seconds: i64,
+    /// The plan's tightest RTO among the failed-over resources, in seconds.
+    pub rto_target_seconds: i64,
+    /// From the alarm's state change to Lifeboat receiving it.
+    pub detection_seconds: i64,
+    /// Time AWS spent promoting and propagating DNS (the slowest resource).
+    pub aws_seconds: i64,
+    /// Time spent waiting for an operator's approval.
+    pub approval_seconds: i64,
+    /// The rest: Lifeboat's own overhead (confirming, deciding, polling gaps).
+    pub lifeboat_seconds: i64,
+    /// The largest replica lag at promotion: the data-loss window, in seconds.
+    pub data_loss_seconds: Option<f64>,
+    /// The tightest RPO among the failed-over resources, in seconds.
+    pub rpo_target_seconds: i64,
+}
+
+impl RecoveryMeasurement {
+    /// Whether the RTO target was met.
+    pub fn rto_met(&self) -> bool {
+        self.rto_seconds <= self.rto_target_seconds
+    }
+
+    /// Whether the data loss stayed within the RPO (unknown counts as not met).
+    pub fn rpo_met(&self) -> bool {
+        self.data_loss_seconds
+            .is_some_and(|l| l <= self.rpo_target_seconds as f64)
+    }
+}
+
+/// The state of an alarm as read back from CloudWatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmReading {
+    /// The alarm.
+    pub name: String,
+    /// Its state, or `None` when it could not be read (or does not exist).
+    pub value: Option<AlarmValue>,
+}
+
+/// The state of a Route 53 change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeState {
+    /// Not yet on every name server.
+    Pending,
+    /// On every name server.
+    InSync,
+}
+
+/// What is known about one replicated resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetFacts {
+    /// The plan resource id.
+    pub resource: String,
+    /// The primary in the primary region.
+    pub primary: Observed<StoreFacts>,
+    /// The replica in the DR region.
+    pub replica: Observed<StoreFacts>,
+    /// The replica's lag in seconds, when CloudWatch has a recent value.
+    pub lag_seconds: Option<f64>,
+    /// The writer record's values (CNAME targets), when the plan names one.
+    pub record: Option<Observed<Vec<String>>>,
+    /// The state of the switch's Route 53 change, when one was submitted.
+    pub change: Option<ChangeState>,
+}
+
+impl TargetFacts {
+    fn replica_facts(&self) -> Option<&StoreFacts> {
+        self.replica.present()
+    }
+
+    /// The replica has been promoted: it replicates from nothing.
+    fn standalone(&self) -> bool {
+        self.replica_facts()
+            .is_some_and(|r| r.replicates_from.is_none())
+    }
+
+    fn replica_available(&self) -> bool {
+        self.replica_facts()
+            .is_some_and(|r| r.status == "available")
+    }
+
+    fn record_points_at(&self, endpoint: &str) -> bool {
+        match &self.record {
+            Some(Observed::Present(values)) => {
+                values.len() == 1 && normalize_dns_name(&values[0]) == normalize_dns_name(endpoint)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Everything read from AWS before a step.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FailoverFacts {
+    /// The plan's health alarms.
+    pub alarms: Vec<AlarmReading>,
+    /// Per replicated resource.
+    pub targets: Vec<TargetFacts>,
+}
+
+impl FailoverFacts {
+    fn target(&self, resource: &str) -> Option<&TargetFacts> {
+        self.targets.iter().find(|t| t.resource == resource)
+    }
+
+    fn any_alarm_firing(&self) -> bool {
+        self.alarms
+            .iter()
+            .any(|a| a.value == Some(AlarmValue::Alarm))
+    }
+
+    fn all_alarms_clear(&self) -> bool {
+        !self.alarms.is_empty()
+            && self
+                .alarms
+                .iter()
+                .all(|a| matches!(a.value, Some(AlarmValue::Ok)))
+    }
+}
+
+/// Something to do in AWS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Promote a resource's replica (RDS: PromoteReadReplica; Aurora: the global
+    /// database's unplanned failover, which accepts the data loss the lag guard bounds).
+    Promote {
+        /// The plan resource id.
+        resource: String,
+    },
+    /// Stop the old primary where it is reachable.
+    Fence {
+        /// The plan resource id.
+        resource: String,
+    },
+    /// Point the resource's writer record at `endpoint`.
+    SwitchRecord {
+        /// The plan resource id.
+        resource: String,
+        /// The promoted replica's endpoint.
+        endpoint: String,
+    },
+}
+
+/// What an action produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ActionResult {
+    /// Promotion was issued (or found already under way).
+    Promoted {
+        /// The resource.
+        resource: String,
+    },
+    /// The fence outcome.
+    Fenced {
+        /// The resource.
+        resource: String,
+        /// What happened.
+        outcome: FenceOutcome,
+    },
+    /// The record change was submitted.
+    Switched {
+        /// The resource.
+        resource: String,
+        /// The endpoint.
+        endpoint: String,
+        /// The Route 53 change id.
+        change: String,
+    },
+    /// The action failed; the next look re-derives what to do.
+    Failed {
+        /// The resource.
+        resource: String,
+        /// The action, in a word.
+        action: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// A message for operators and the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    /// How urgent (also whether it is sent: `Info` notes are only audited).
+    pub severity: Severity,
+    /// The audited action, e.g. `failover.promote`.
+    pub action: String,
+    /// One line.
+    pub subject: String,
+    /// Sentences.
+    pub detail: String,
+}
+
+/// How the executor should go on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Next {
+    /// Decide again at once (a step completed; the next can start).
+    Continue,
+    /// Look again after a short wait (promotion, DNS sync): polled inside the invocation
+    /// while its deadline allows, every second of it is RTO.
+    Poll,
+    /// Nothing more until the next event (a tick, an approval, an alarm).
+    Stop,
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The next state.
+    pub state: DrState,
+    /// What to do in AWS.
+    pub actions: Vec<Action>,
+    /// What to tell people and record.
+    pub notes: Vec<Note>,
+    /// How to go on.
+    pub next: Next,
+    /// The answer to the caller, in a sentence.
+    pub reply: String,
+    /// Whether the input was refused (a command that cannot apply now).
+    pub refused: bool,
+}
+
+impl Decision {
+    fn keep(state: &DrState, reply: impl Into<String>) -> Self {
+        Decision {
+            state: state.clone(),
+            actions: vec![],
+            notes: vec![],
+            next: Next::Stop,
+            reply: reply.into(),
+            refused: false,
+        }
+    }
+
+    fn refuse(state: &DrState, reply: impl Into<String>) -> Self {
+        Decision {
+            refused: true,
+            ..Decision::keep(state, reply)
+        }
+    }
+
+    fn note(
+        mut self,
+        severity: Severity,
+        action: &str,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        self.notes.push(Note {
+            severity,
+            action: action.into(),
+            subject: subject.into(),
+            detail: detail.into(),
+        });
+        self
+    }
+}
+
+/// The resources a failover moves: those with a replica.
+pub fn replicated(plan: &Plan) -> impl Iterator<Item = &crate::plan::ProtectedResource> {
+    plan.resources.iter().filter(|r| r.replica.is_some())
+}
+
+fn is_plan_alarm(plan: &Plan, name: &str) -> bool {
+    plan.failover.health_alarms.iter().any(|a| a.name == name)
+}
+
+fn in_cooldown(state: &DrState, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    state.cooldown_until().filter(|until| *until > now)
+}
+
+/// Decide the next state and actions (pure: `now` and the facts are given).
+pub fn step(
+    plan: &Plan,
+    state: &DrState,
+    input: &FailoverInput,
+    facts: &FailoverFacts,
+    now: DateTime<Utc>,
+) -> Decision {
+    match input {
+        FailoverInput::Command(Command::Status) => Decision::keep(state, status_line(state)),
+        FailoverInput::Command(Command::Ack) => ack(state, now),
+        FailoverInput::Command(Command::Cancel) => cancel(state, now),
+        FailoverInput::Command(Command::Approve) => match state {
+            DrState::FailingOver(f) if f.step == Step::AwaitingApproval => {
+                let mut f = f.clone();
+                f.goto(Step::Promote, now);
+                Decision {
+                    next: Next::Continue,
+                    ..Decision::keep(
+                        &DrState::FailingOver(f),
+                        "approved: promoting the DR replicas",
+                    )
+                }
+                .note(
+                    Severity::Warning,
+                    "failover.approve",
+                    "failover approved by an operator",
+                    "An operator approved the failover; promoting the DR replicas.",
+                )
+            }
+            _ => Decision::refuse(
+                state,
+                format!("nothing awaits approval (state: {})", state.phase()),
+            ),
+        },
+        FailoverInput::Command(Command::Force { reason }) => force(plan, state, reason, facts, now),
+        FailoverInput::Alarm(signal) => alarm(plan, state, signal, now),
+        FailoverInput::Tick => advance(plan, state, facts, now),
+    }
+}
+
+fn status_line(state: &DrState) -> String {
+    match state {
+        DrState::Normal {
+            cooldown_until,
+            last,
+        } => format!(
+            "Normal{}{}",
+            cooldown_until
+                .map(|c| format!(", cooldown until {c}"))
+                .unwrap_or_default(),
+            last.as_ref()
+                .map(|l| format!("; last incident: {l}"))
+                .unwrap_or_default()
+        ),
+        DrState::FailingOver(f) => format!(
+            "failing over (incident {}, step {}{})",
+            f.incident,
+            f.step,
+            f.blocked
+                .as_ref()
+                .map(|b| format!(", waiting: {b}"))
+                .unwrap_or_default()
+        ),
+        DrState::FailedOver(f) => format!(
+            "failed over since {} (incident {}, RTO {} s){}",
+            f.since,
+            f.incident,
+            f.measurement.rto_seconds,
+            f.cooldown_until
+                .map(|c| format!(", cooldown until {c}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn ack(state: &DrState, now: DateTime<Utc>) -> Decision {
+    let ended = |s: DrState| {
+        Decision::keep(&s, "acknowledged: the cooldown is over; alarms act again").note(
+            Severity::Info,
+            "failover.ack",
+            "incident acknowledged",
+            "An operator acknowledged the incident, ending the cooldown early.",
+        )
+    };
+    match state {
+        DrState::Normal {
+            cooldown_until: Some(c),
+            last,
+        } if *c > now => ended(DrState::Normal {
+            cooldown_until: Some(now),
+            last: last.clone(),
+        }),
+        DrState::FailedOver(f) if f.cooldown_until.is_some_and(|c| c > now) => {
+            let mut f = f.clone();
+            f.cooldown_until = Some(now);
+            ended(DrState::FailedOver(f))
+        }
+        _ => Decision::refuse(
+            state,
+            format!("there is no cooldown to end (state: {})", state.phase()),
+        ),
+    }
+}
+
+fn cancel(state: &DrState, now: DateTime<Utc>) -> Decision {
+    match state {
+        DrState::FailingOver(f) if !f.step.past_promotion() => Decision::keep(
+            &DrState::Normal {
+                cooldown_until: None,
+                last: Some(format!("{} cancelled at {} ({})", f.incident, now, f.step)),
+            },
+            "cancelled: nothing was promoted; back to Normal",
+        )
+        .note(
+            Severity::Warning,
+            "failover.cancel",
+            "failover cancelled by an operator",
+            format!(
+                "An operator cancelled failover {} at step {}; nothing was promoted.",
+                f.incident, f.step
+            ),
+        ),
+        DrState::FailingOver(f) => Decision::refuse(
+            state,
+            format!(
+                "cancel is only possible before promotion, and failover {} is at {}: the replicas are being promoted; let it finish, then fail back",
+                f.incident, f.step
+            ),
+        ),
+        _ => Decision::refuse(
+            state,
+            format!("no failover to cancel (state: {})", state.phase()),
+        ),
+    }
+}
+
+fn start(
+    plan: &Plan,
+    incident: &str,
+    cause: Cause,
+    forced: Option<String>,
+    first: Step,
+    now: DateTime<Utc>,
+) -> Failover {
+    let mut f = Failover {
+        incident: incident.to_string(),
+        cause,
+        forced,
+        step: first,
+        received_at: now,
+        marks: vec![],
+        targets: replicated(plan)
+            .map(|r| TargetProgress::new(&r.id))
+            .collect(),
+        blocked: None,
+    };
+    f.goto(first, now);
+    f
+}
+
+fn force(
+    plan: &Plan,
+    state: &DrState,
+    reason: &str,
+    facts: &FailoverFacts,
+    now: DateTime<Utc>,
+) -> Decision {
+    let forced = Some(reason.to_string());
+    let next = match state {
+        DrState::Normal { .. } => {
+            let incident = format!("forced-{}", now.format("%Y%m%dT%H%M%SZ"));
+            start(
+                plan,
+                &incident,
+                Cause::Operator {
+                    reason: reason.to_string(),
+                },
+                forced,
+                Step::Readiness,
+                now,
+            )
+        }
+        DrState::FailingOver(f) if !f.step.past_promotion() => {
+            let mut f = f.clone();
+            f.forced = forced;
+            if f.step != Step::Readiness {
+                f.goto(Step::Readiness, now);
+            }
+            f
+        }
+        DrState::FailingOver(f) => {
+            return Decision::refuse(
+                state,
+                format!(
+                    "failover {} is already past promotion ({})",
+                    f.incident, f.step
+                ),
+            );
+        }
+        DrState::FailedOver(_) => {
+            return Decision::refuse(state, "already failed over; nothing to force");
+        }
+    };
+    let decision = advance(plan, &DrState::FailingOver(next), facts, now);
+    let mut d = decision.note(
+        Severity::Critical,
+        "failover.force",
+        "failover forced by an operator",
+        format!("An operator forced a failover (approval and the replica-lag guard are overridden): {reason}"),
+    );
+    // The operator's note comes first in the timeline.
+    d.notes.rotate_right(1);
+    d
+}
+
+fn alarm(plan: &Plan, state: &DrState, signal: &AlarmSignal, now: DateTime<Utc>) -> Decision {
+    if !is_plan_alarm(plan, &signal.name) {
+        return Decision::keep(
+            state,
+            format!(
+                "alarm {:?} is not one of the plan's health alarms; ignored",
+                signal.name
+            ),
+        );
+    }
+    if signal.value != AlarmValue::Alarm {
+        return Decision::keep(
+            state,
+            format!(
+                "alarm {} is {}, not ALARM; nothing to do",
+                signal.name, signal.value
+            ),
+        );
+    }
+    if let Some(until) = in_cooldown(state, now) {
+        return Decision::keep(state, format!("in cooldown until {until}: the alarm is only notified")).note(
+            Severity::Warning,
+            "failover.cooldown",
+            format!("alarm {} during cooldown", signal.name),
+            format!(
+                "Alarm {} went to ALARM at {}, during the cooldown (until {until}); no failover is started. Acknowledge the incident ({{\"action\": \"ack\"}}) to end the cooldown early.",
+                signal.name, signal.at
+            ),
+        );
+    }
+    match state {
+        DrState::Normal { .. } => {
+            let f = start(
+                plan,
+                &signal.event_id,
+                Cause::Alarm {
+                    name: signal.name.clone(),
+                    fired_at: signal.at,
+                },
+                None,
+                Step::Confirm,
+                now,
+            );
+            Decision {
+                next: Next::Continue,
+                ..Decision::keep(&DrState::FailingOver(f), format!("alarm {} received: confirming", signal.name))
+            }
+            .note(
+                Severity::Critical,
+                "failover.alarm",
+                format!("alarm {}: failover starting", signal.name),
+                format!(
+                    "Health alarm {} went to ALARM at {}; Lifeboat is confirming it before failing over to {}.",
+                    signal.name, signal.at, plan.regions.dr
+                ),
+            )
+        }
+        DrState::FailingOver(f) => Decision::keep(
+            state,
+            format!(
+                "failover {} is already in progress (step {}); this alarm starts nothing",
+                f.incident, f.step
+            ),
+        ),
+        DrState::FailedOver(f) => Decision::keep(
+            state,
+            format!(
+                "already failed over (incident {}); the alarm is recorded only",
+                f.incident
+            ),
+        ),
+    }
+}
+
+/// Look at the facts and move the failover on as far as they allow.
+fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    if let DrState::FailedOver(done) = state {
+        return refence(plan, state, done, facts);
+    }
+    let DrState::FailingOver(f) = state else {
+        return Decision::keep(state, status_line(state));
+    };
+    let mut f = f.clone();
+    let forced = f.forced.is_some();
+    // From the switch on, an old primary that came back as a writer (its region recovered
+    // after it was found unreachable) is fenced again before anything else.
+    if f.step >= Step::SwitchDns {
+        let back: Vec<String> = f
+            .targets
+            .iter()
+            .filter(|t| old_primary_writes(plan, t, facts))
+            .map(|t| t.resource.clone())
+            .collect();
+        if !back.is_empty() {
+            for t in f.targets.iter_mut().filter(|t| back.contains(&t.resource)) {
+                t.fence = None;
+            }
+            f.goto(Step::Fence, now);
+            return Decision {
+                next: Next::Continue,
+                ..Decision::keep(&DrState::FailingOver(f), "an old primary is back and writable: fencing it first")
+            }
+            .note(
+                Severity::Critical,
+                "failover.refence",
+                "old primary back: fencing it",
+                format!("{} came back as a writer before the failover completed; it is fenced before the records move.", back.join(", ")),
+            );
+        }
+    }
+    match f.step {
+        Step::Confirm => {
+            if facts.any_alarm_firing() {
+                f.goto(Step::Readiness, now);
+                Decision {
+                    next: Next::Continue,
+                    ..Decision::keep(
+                        &DrState::FailingOver(f),
+                        "alarm confirmed in ALARM: checking readiness",
+                    )
+                }
+                .note(
+                    Severity::Info,
+                    "failover.confirm",
+                    "alarm confirmed",
+                    "The health alarm is still in ALARM on re-reading it.",
+                )
+            } else if facts.all_alarms_clear() {
+                let incident = f.incident.clone();
+                Decision::keep(
+                    &DrState::Normal {
+                        cooldown_until: None,
+                        last: Some(format!("{incident} aborted at {now}: the alarm was back to OK")),
+                    },
+                    "the alarm is back to OK: failover aborted, nothing changed",
+                )
+                .note(
+                    Severity::Warning,
+                    "failover.abort",
+                    "failover aborted: the alarm is back to OK",
+                    format!("On re-reading, no health alarm is in ALARM any more; failover {incident} is aborted and nothing was changed."),
+                )
+            } else {
+                Decision::keep(&DrState::FailingOver(f), "the alarm could not be re-read; confirming again at the next tick").note(
+                    Severity::Warning,
+                    "failover.confirm",
+                    "cannot confirm the alarm",
+                    "The health alarms could not be read back from CloudWatch; the failover waits and confirms again at the next tick.",
+                )
+            }
+        }
+        Step::Readiness => {
+            // An alarm-started failover ends if the alarm clears before promotion.
+            if !forced && matches!(f.cause, Cause::Alarm { .. }) && facts.all_alarms_clear() {
+                let incident = f.incident.clone();
+                return Decision::keep(
+                    &DrState::Normal {
+                        cooldown_until: None,
+                        last: Some(format!("{incident} aborted at {now}: the alarm was back to OK")),
+                    },
+                    "the alarm is back to OK: failover aborted, nothing changed",
+                )
+                .note(Severity::Warning, "failover.abort", "failover aborted: the alarm is back to OK", format!("While waiting for readiness the health alarms went back to OK; failover {incident} is aborted and nothing was changed."));
+            }
+            match readiness(plan, facts, forced) {
+                Err(reason) => {
+                    let changed = f.blocked.as_deref() != Some(reason.as_str());
+                    f.blocked = Some(reason.clone());
+                    let d = Decision {
+                        refused: true,
+                        ..Decision::keep(
+                            &DrState::FailingOver(f),
+                            format!("not ready to fail over: {reason}"),
+                        )
+                    };
+                    if changed {
+                        d.note(
+                            Severity::Critical,
+                            "failover.readiness",
+                            "failover refused: DR side not ready",
+                            format!("{reason}. Nothing was changed. The failover waits and checks again at every tick; an operator may override the lag guard with {{\"action\": \"force\", \"reason\": \"...\"}} or cancel it."),
+                        )
+                    } else {
+                        d
+                    }
+                }
+                Ok(()) => {
+                    f.blocked = None;
+                    if plan.failover.mode == FailoverMode::Manual && !forced {
+                        f.goto(Step::AwaitingApproval, now);
+                        Decision::keep(&DrState::FailingOver(f), "ready: awaiting an operator's approval").note(
+                            Severity::Critical,
+                            "failover.approval",
+                            "failover ready: approval needed",
+                            "The primary is down and the DR replicas are ready. Approve the failover with {\"action\": \"approve\"}, or cancel it with {\"action\": \"cancel\"}.",
+                        )
+                    } else {
+                        f.goto(Step::Promote, now);
+                        Decision {
+                            next: Next::Continue,
+                            ..Decision::keep(
+                                &DrState::FailingOver(f),
+                                "ready: promoting the DR replicas",
+                            )
+                        }
+                        .note(
+                            Severity::Info,
+                            "failover.readiness",
+                            "DR side ready",
+                            "Every DR replica is available, replicating and within the lag guard.",
+                        )
+                    }
+                }
+            }
+        }
+        Step::AwaitingApproval => {
+            if !forced && facts.all_alarms_clear() {
+                let incident = f.incident.clone();
+                return Decision::keep(
+                    &DrState::Normal {
+                        cooldown_until: None,
+                        last: Some(format!("{incident} aborted at {now}: the alarm was back to OK before approval")),
+                    },
+                    "the alarm is back to OK: the failover awaiting approval is aborted",
+                )
+                .note(Severity::Warning, "failover.abort", "failover aborted: the alarm is back to OK", format!("The health alarms went back to OK before anyone approved failover {incident}; nothing was changed."));
+            }
+            Decision::keep(
+                &DrState::FailingOver(f),
+                "awaiting an operator's approval ({\"action\": \"approve\"})",
+            )
+        }
+        Step::Promote => {
+            let mut actions = vec![];
+            for t in f.targets.iter_mut() {
+                let Some(tf) = facts.target(&t.resource) else {
+                    continue;
+                };
+                if t.lag_at_promotion.is_none() {
+                    t.lag_at_promotion = tf.lag_seconds;
+                }
+                // Already standalone, or already being promoted: do not promote twice.
+                let promoting = tf.replica_facts().is_some_and(|r| {
+                    matches!(r.status.as_str(), "modifying" | "rebooting" | "promoting")
+                });
+                if !tf.standalone() && !promoting {
+                    actions.push(Action::Promote {
+                        resource: t.resource.clone(),
+                    });
+                }
+                t.promote_issued_at.get_or_insert(now);
+            }
+            f.goto(Step::AwaitPromotion, now);
+            let detail = format!(
+                "Promoting {} (replica lag at promotion: {}).",
+                actions
+                    .iter()
+                    .map(|a| match a {
+                        Action::Promote { resource } => resource.as_str(),
+                        _ => "",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.targets
+                    .iter()
+                    .map(|t| format!(
+                        "{} {}",
+                        t.resource,
+                        t.lag_at_promotion
+                            .map(|l| format!("{l:.1} s"))
+                            .unwrap_or_else(|| "unknown".into())
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Decision {
+                actions,
+                next: Next::Poll,
+                ..Decision::keep(&DrState::FailingOver(f), "promotion issued")
+            }
+            .note(
+                Severity::Warning,
+                "failover.promote",
+                "promoting the DR replicas",
+                detail,
+            )
+        }
+        Step::AwaitPromotion => {
+            let mut actions = vec![];
+            let mut all_done = true;
+            for t in f.targets.iter_mut() {
+                let Some(tf) = facts.target(&t.resource) else {
+                    all_done = false;
+                    continue;
+                };
+                if tf.standalone() && tf.replica_available() {
+                    t.promoted_at.get_or_insert(now);
+                } else {
+                    all_done = false;
+                    // Still a plain, available replica: the promotion call was lost (a
+                    // crash before it was sent); issue it again.
+                    if !tf.standalone() && tf.replica_available() {
+                        actions.push(Action::Promote {
+                            resource: t.resource.clone(),
+                        });
+                    }
+                }
+            }
+            if all_done {
+                f.goto(Step::Fence, now);
+                Decision {
+                    next: Next::Continue,
+                    ..Decision::keep(&DrState::FailingOver(f), "replicas promoted")
+                }
+                .note(
+                    Severity::Info,
+                    "failover.promoted",
+                    "replicas promoted",
+                    "Every DR replica is now a standalone, available writer.",
+                )
+            } else {
+                Decision {
+                    actions,
+                    next: Next::Poll,
+                    ..Decision::keep(
+                        &DrState::FailingOver(f),
+                        "waiting for the promotion to complete",
+                    )
+                }
+            }
+        }
+        Step::Fence => {
+            let mut actions = vec![];
+            for t in f.targets.iter() {
+                if t.fence.is_none() {
+                    actions.push(Action::Fence {
+                        resource: t.resource.clone(),
+                    });
+                }
+            }
+            if actions.is_empty() {
+                f.goto(Step::SwitchDns, now);
+                let detail = f
+                    .targets
+                    .iter()
+                    .map(|t| format!("{}: {}", t.resource, fence_text(t.fence.as_ref())))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Decision {
+                    next: Next::Continue,
+                    ..Decision::keep(
+                        &DrState::FailingOver(f),
+                        "old primaries fenced where reachable",
+                    )
+                }
+                .note(
+                    Severity::Info,
+                    "failover.fence",
+                    "old primaries fenced",
+                    detail,
+                )
+            } else {
+                Decision {
+                    actions,
+                    next: Next::Continue,
+                    ..Decision::keep(&DrState::FailingOver(f), "fencing the old primaries")
+                }
+            }
+        }
+        Step::SwitchDns => {
+            let mut actions = vec![];
+            for t in f.targets.iter() {
+                let Some(spec) = plan.resource(&t.resource) else {
+                    continue;
+                };
+                if spec.dns_record.is_none() {
+                    continue;
+                }
+                let Some(tf) = facts.target(&t.resource) else {
+                    continue;
+                };
+                let Some(endpoint) = tf.replica_facts().and_then(|r| r.endpoint.clone()) else {
+                    continue;
+                };
+                if t.dns_change.is_none() || !tf.record_points_at(&endpoint) {
+                    actions.push(Action::SwitchRecord {
+                        resource: t.resource.clone(),
+                        endpoint,
+                    });
+                }
+            }
+            if actions.is_empty() {
+                f.goto(Step::AwaitDnsSync, now);
+                Decision {
+                    next: Next::Continue,
+                    ..Decision::keep(&DrState::FailingOver(f), "records switched")
+                }
+            } else {
+                Decision {
+                    actions,
+                    next: Next::Continue,
+                    ..Decision::keep(&DrState::FailingOver(f), "switching the writer records")
+                }
+                .note(
+                    Severity::Warning,
+                    "failover.switch-dns",
+                    "switching DNS to the DR region",
+                    "Pointing the writer records at the promoted replicas (Route 53 UPSERT).",
+                )
+            }
+        }
+        Step::AwaitDnsSync => {
+            let mut all_synced = true;
+            for t in f.targets.iter_mut() {
+                if t.dns_change.is_none() {
+                    continue;
+                }
+                match facts.target(&t.resource).and_then(|tf| tf.change) {
+                    Some(ChangeState::InSync) => {
+                        t.dns_synced_at.get_or_insert(now);
+                    }
+                    _ => all_synced = false,
+                }
+            }
+            if all_synced {
+                f.goto(Step::Verify, now);
+                Decision {
+                    next: Next::Continue,
+                    ..Decision::keep(&DrState::FailingOver(f), "DNS in sync")
+                }
+                .note(
+                    Severity::Info,
+                    "failover.dns-insync",
+                    "DNS in sync",
+                    "Route 53 reports every change INSYNC.",
+                )
+            } else {
+                Decision {
+                    next: Next::Poll,
+                    ..Decision::keep(
+                        &DrState::FailingOver(f),
+                        "waiting for Route 53 to report INSYNC",
+                    )
+                }
+            }
+        }
+        Step::Verify => verify(plan, f, facts, now),
+    }
+}
+
+/// Whether a target's old primary is reachable and still takes writes although it was
+/// not stopped (it was unreachable when fenced, and has come back).
+fn old_primary_writes(plan: &Plan, t: &TargetProgress, facts: &FailoverFacts) -> bool {
+    let Some(spec) = plan.resource(&t.resource) else {
+        return false;
+    };
+    let Some(tf) = facts.target(&t.resource) else {
+        return false;
+    };
+    fenceable(spec.kind)
+        && t.fence.is_some()
+        && !matches!(t.fence, Some(FenceOutcome::Stopped))
+        && tf
+            .primary
+            .present()
+            .is_some_and(|p| p.status == "available" && p.replicates_from.is_none())
+}
+
+/// After a failover, an old primary that was unreachable when it was fenced may come
+/// back (its region recovers) as a writer: fence it as soon as it is seen.
+fn refence(plan: &Plan, state: &DrState, done: &FailedOver, facts: &FailoverFacts) -> Decision {
+    let mut actions = vec![];
+    for t in &done.targets {
+        if old_primary_writes(plan, t, facts) {
+            actions.push(Action::Fence {
+                resource: t.resource.clone(),
+            });
+        }
+    }
+    if actions.is_empty() {
+        return Decision::keep(state, status_line(state));
+    }
+    Decision {
+        actions,
+        next: Next::Stop,
+        ..Decision::keep(state, "an old primary is back and writable: fencing it")
+    }
+    .note(
+        Severity::Critical,
+        "failover.refence",
+        "old primary back: fencing it",
+        "An old primary that could not be reached during the failover is available again as a writer; Lifeboat stops it so the DR region stays the only writer.",
+    )
+}
+
+fn fence_text(f: Option<&FenceOutcome>) -> String {
+    match f {
+        Some(FenceOutcome::Stopped) => "stopped".into(),
+        Some(FenceOutcome::Unreachable { reason }) => {
+            format!("unreachable ({reason}); fenced through the DNS switch only")
+        }
+        Some(FenceOutcome::NotNeeded { reason }) => format!("nothing to stop ({reason})"),
+        None => "not fenced".into(),
+    }
+}
+
+/// Whether every replica can take over: present, available, replicating or already
+/// standalone, and (unless forced) lagging no more than the plan allows.
+pub fn readiness(plan: &Plan, facts: &FailoverFacts, forced: bool) -> Result<(), String> {
+    let mut problems = vec![];
+    for r in replicated(plan) {
+        let replica_id = r
+            .replica
+            .as_ref()
+            .map(|x| x.identifier.as_str())
+            .unwrap_or("");
+        let Some(tf) = facts.target(&r.id) else {
+            problems.push(format!("{}: its replica was not read", r.id));
+            continue;
+        };
+        match &tf.replica {
+            Observed::Missing => problems.push(format!(
+                "{}: the DR replica {replica_id} does not exist in {}",
+                r.id, plan.regions.dr
+            )),
+            Observed::Unknown { reason } => {
+                problems.push(format!("{}: the DR replica cannot be read: {reason}", r.id))
+            }
+            Observed::Present(rep) => {
+                if rep.status != "available" && !tf.standalone() {
+                    problems.push(format!(
+                        "{}: the DR replica {replica_id} is {}, not available",
+                        r.id, rep.status
+                    ));
+                } else if !forced && !tf.standalone() {
+                    match tf.lag_seconds {
+                        None => problems.push(format!(
+                            "{}: the replica lag of {replica_id} is unknown (no recent ReplicaLag value), so the data-loss guard cannot pass",
+                            r.id
+                        )),
+                        Some(lag) if lag > f64::from(plan.failover.max_replica_lag_seconds) => problems.push(format!(
+                            "{}: the replica lags {lag:.0} s behind, more than the plan's maximum of {} s (the data-loss guard)",
+                            r.id, plan.failover.max_replica_lag_seconds
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    let mut problems = vec![];
+    for t in &f.targets {
+        let Some(tf) = facts.target(&t.resource) else {
+            problems.push(format!("{}: not read", t.resource));
+            continue;
+        };
+        if !(tf.standalone() && tf.replica_available()) {
+            problems.push(format!(
+                "{}: the promoted replica is not a standalone, available writer",
+                t.resource
+            ));
+        }
+        if let Some(endpoint) = &t.switched_to
+            && !tf.record_points_at(endpoint)
+        {
+            problems.push(format!(
+                "{}: the record does not point at {endpoint}",
+                t.resource
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        // Something changed under us: go back and switch again.
+        f.goto(Step::SwitchDns, now);
+        for t in f.targets.iter_mut() {
+            t.dns_change = None;
+        }
+        return Decision {
+            next: Next::Continue,
+            ..Decision::keep(
+                &DrState::FailingOver(f),
+                "verification failed; switching again",
+            )
+        }
+        .note(
+            Severity::Warning,
+            "failover.verify",
+            "verification failed",
+            problems.join("; "),
+        );
+    }
+    let measurement = measure(plan, &f, now);
+    let cooldown_until = Some(now + Duration::minutes(i64::from(plan.failover.cooldown_minutes)));
+    let summary = format!(
+        "Failed over to {} (incident {}). RTO {} s against a target of {} s ({}): detection {} s, AWS {} s, approval {} s, Lifeboat {} s. Data-loss window {} against an RPO of {} s ({}). Cooldown until {}.",
+        plan.regions.dr,
+        f.incident,
+        measurement.rto_seconds,
+        measurement.rto_target_seconds,
+        if measurement.rto_met() {
+            "met"
+        } else {
+            "MISSED"
+        },
+        measurement.detection_seconds,
+        measurement.aws_seconds,
+        measurement.approval_seconds,
+        measurement.lifeboat_seconds,
+        measurement
+            .data_loss_seconds
+            .map(|l| format!("{l:.1} s"))
+            .unwrap_or_else(|| "unknown".into()),
+        measurement.rpo_target_seconds,
+        if measurement.rpo_met() {
+            "met"
+        } else {
+            "not proven"
+        },
+        cooldown_until.map(|c| c.to_rfc3339()).unwrap_or_default(),
+    );
+    let done = FailedOver {
+        incident: f.incident.clone(),
+        since: now,
+        cooldown_until,
+        measurement,
+        targets: f.targets.clone(),
+        forced: f.forced.clone(),
+    };
+    Decision {
+        next: Next::Stop,
+        ..Decision::keep(&DrState::FailedOver(done), summary.clone())
+    }
+    .note(
+        Severity::Critical,
+        "failover.complete",
+        "failed over to the DR region",
+        summary,
+    )
+}
+
+fn seconds(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
+    (b - a).num_seconds().max(0)
+}
+
+/// The measured RTO and its split, and the data-loss window.
+pub fn measure(plan: &Plan, f: &Failover, synced: DateTime<Utc>) -> RecoveryMeasurement {
+    let fired = f.fired_at();
+    let rto = seconds(fired, synced);
+    let detection = match f.cause {
+        Cause::Alarm { .. } => seconds(fired, f.received_at),
+        Cause::Operator { .. } => 0,
+    };
+    let aws = f
+        .targets
+        .iter()
+        .map(|t| {
+            let promotion = match (t.promote_issued_at, t.promoted_at) {
+                (Some(a), Some(b)) => seconds(a, b),
+                _ => 0,
+            };
+            let dns = match (t.dns_submitted_at, t.dns_synced_at) {
+                (Some(a), Some(b)) => seconds(a, b),
+                _ => 0,
+            };
+            promotion + dns
+        })
+        .max()
+        .unwrap_or(0);
+    // From entering approval to the step after it (approve, or force back to readiness).
+    let approval = f
+        .marks
+        .iter()
+        .position(|m| m.step == Step::AwaitingApproval)
+        .and_then(|i| Some(seconds(f.marks[i].at, f.marks.get(i + 1)?.at)))
+        .unwrap_or(0);
+    let lifeboat = (rto - detection - aws - approval).max(0);
+    let resources: Vec<&crate::plan::ProtectedResource> = f
+        .targets
+        .iter()
+        .filter_map(|t| plan.resource(&t.resource))
+        .collect();
+    RecoveryMeasurement {
+        rto_seconds: rto,
+        rto_target_seconds: resources
+            .iter()
+            .map(|r| i64::from(r.rto_minutes) * 60)
+            .min()
+            .unwrap_or(0),
+        detection_seconds: detection,
+        aws_seconds: aws,
+        approval_seconds: approval,
+        lifeboat_seconds: lifeboat,
+        data_loss_seconds: f
+            .targets
+            .iter()
+            .map(|t| t.lag_at_promotion)
+            .try_fold(0.0f64, |acc, l| l.map(|l| acc.max(l))),
+        rpo_target_seconds: resources
+            .iter()
+            .map(|r| i64::from(r.rpo_minutes) * 60)
+            .min()
+            .unwrap_or(0),
+    }
+}
+
+/// Fold what the actions produced into the state.
+pub fn absorb(state: &DrState, results: &[ActionResult], now: DateTime<Utc>) -> DrState {
+    if let DrState::FailedOver(done) = state {
+        let mut done = done.clone();
+        for r in results {
+            if let ActionResult::Fenced { resource, outcome } = r
+                && let Some(t) = done.targets.iter_mut().find(|t| &t.resource == resource)
+            {
+                t.fence = Some(outcome.clone());
+            }
+        }
+        return DrState::FailedOver(done);
+    }
+    let DrState::FailingOver(f) = state else {
+        return state.clone();
+    };
+    let mut f = f.clone();
+    for r in results {
+        match r {
+            ActionResult::Promoted { .. } | ActionResult::Failed { .. } => {}
+            ActionResult::Fenced { resource, outcome } => {
+                if let Some(t) = f.target(resource) {
+                    t.fence = Some(outcome.clone());
+                }
+            }
+            ActionResult::Switched {
+                resource,
+                endpoint,
+                change,
+            } => {
+                if let Some(t) = f.target(resource) {
+                    t.switched_to = Some(endpoint.clone());
+                    t.dns_change = Some(change.clone());
+                    t.dns_submitted_at.get_or_insert(now);
+                    t.dns_synced_at = None;
+                }
+            }
+        }
+    }
+    DrState::FailingOver(f)
+}
+
+/// Whether a resource's primary is an instance Lifeboat can stop (Aurora global
+/// databases demote the old primary themselves).
+pub fn fenceable(kind: ResourceKind) -> bool {
+    kind == ResourceKind::RdsInstance
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,388 @@
+//! The failover executor against in-memory fakes: persistence, leases, concurrency,
+//! crashes, polling within the deadline. (The AWS adapter is tested against the emulator
+//! in `tests/integration/failover.rs`.)
+
+use super::*;
+use crate::error::AwsFailure;
+use crate::failover::{AlarmValue, ChangeState};
+use crate::notify::RecordingNotifier;
+use crate::plan::parse_plan;
+use crate::posture::{Observed, StoreFacts};
+use crate::report::MemoryReports;
+use crate::state::memory::MemoryStateStore;
+use chrono::TimeZone;
+use serde_json::json;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A world with one replicated resource, whose promotion takes a few looks.
+#[derive(Default)]
+struct FakeWorld {
+    promotions: AtomicU32,
+    looks_since_promotion: AtomicU32,
+    stopped: Mutex<bool>,
+    record: Mutex<String>,
+    fail_switches: AtomicU32,
+    lag: Mutex<Option<f64>>,
+}
+
+impl FakeWorld {
+    fn new() -> Self {
+        let w = FakeWorld::default();
+        *w.record.lock().unwrap() = "primary.example".into();
+        *w.lag.lock().unwrap() = Some(1.0);
+        w
+    }
+}
+
+#[async_trait]
+impl FailoverPort for FakeWorld {
+    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading> {
+        plan.failover
+            .health_alarms
+            .iter()
+            .map(|a| AlarmReading {
+                name: a.name.clone(),
+                value: Some(AlarmValue::Alarm),
+            })
+            .collect()
+    }
+    async fn read_target(
+        &self,
+        _plan: &Plan,
+        r: &ProtectedResource,
+        change: Option<&str>,
+    ) -> TargetFacts {
+        let promoted = self.promotions.load(Ordering::SeqCst) > 0;
+        let ready = promoted && self.looks_since_promotion.fetch_add(1, Ordering::SeqCst) >= 2;
+        let db = |id: &str, endpoint: &str, status: &str, from: Option<&str>| StoreFacts {
+            identifier: id.into(),
+            region: "r".into(),
+            status: status.into(),
+            engine: None,
+            endpoint: Some(endpoint.into()),
+            encrypted: true,
+            replicates_from: from.map(str::to_string),
+            replicas: vec![],
+            point_in_time_recovery: None,
+        };
+        TargetFacts {
+            resource: r.id.clone(),
+            primary: Observed::Present(db(
+                "orders-db",
+                "primary.example",
+                if *self.stopped.lock().unwrap() {
+                    "stopped"
+                } else {
+                    "available"
+                },
+                None,
+            )),
+            replica: Observed::Present(match (promoted, ready) {
+                (false, _) => db("orders-db-dr", "dr.example", "available", Some("orders-db")),
+                (true, false) => db("orders-db-dr", "dr.example", "modifying", Some("orders-db")),
+                (true, true) => db("orders-db-dr", "dr.example", "available", None),
+            }),
+            lag_seconds: *self.lag.lock().unwrap(),
+            record: Some(Observed::Present(vec![self.record.lock().unwrap().clone()])),
+            change: change.map(|_| ChangeState::InSync),
+        }
+    }
+    async fn promote(&self, _plan: &Plan, _r: &ProtectedResource) -> Result<(), AwsError> {
+        self.promotions.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn fence(&self, _plan: &Plan, _r: &ProtectedResource) -> Result<FenceOutcome, AwsError> {
+        *self.stopped.lock().unwrap() = true;
+        Ok(FenceOutcome::Stopped)
+    }
+    async fn switch_record(
+        &self,
+        _plan: &Plan,
+        _r: &ProtectedResource,
+        endpoint: &str,
+    ) -> Result<String, AwsError> {
+        if self.fail_switches.load(Ordering::SeqCst) > 0 {
+            self.fail_switches.fetch_sub(1, Ordering::SeqCst);
+            return Err(AwsError {
+                service: "route53",
+                operation: "ChangeResourceRecordSets",
+                resource: "x".into(),
+                failure: AwsFailure::Unreachable,
+                code: None,
+                message: "connection reset".into(),
+            });
+        }
+        *self.record.lock().unwrap() = endpoint.to_string();
+        Ok("C1".into())
+    }
+}
+
+/// A clock that moves only when slept on.
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+#[async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+    async fn sleep(&self, d: std::time::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += Duration::from_std(d).unwrap();
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+}
+
+struct Fixture {
+    plan: Plan,
+    world: FakeWorld,
+    state: MemoryStateStore,
+    notifier: RecordingNotifier,
+    reports: MemoryReports,
+    clock: ManualClock,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            plan: parse_plan(include_str!("../../../../infra/plans/local.json")).unwrap(),
+            world: FakeWorld::new(),
+            state: MemoryStateStore::default(),
+            notifier: RecordingNotifier::default(),
+            reports: MemoryReports::default(),
+            clock: ManualClock(Mutex::new(t0())),
+        }
+    }
+    fn run(&self) -> FailoverRun<'_> {
+        FailoverRun {
+            plan: &self.plan,
+            port: &self.world,
+            state: &self.state,
+            notifier: &self.notifier,
+            reports: &self.reports,
+            clock: &self.clock,
+        }
+    }
+    fn invocation(&self, id: &str, minutes: i64) -> Invocation {
+        let now = self.clock.now();
+        Invocation {
+            request_id: id.into(),
+            now,
+            deadline: now + Duration::minutes(minutes),
+        }
+    }
+    async fn doc(&self) -> DrDocument {
+        state::load::<DrDocument>(&self.state, &dr_key(&self.plan))
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+    }
+}
+
+fn alarm_event() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../../../events/failover-alarm.json")).unwrap()
+}
+
+#[tokio::test]
+async fn an_alarm_runs_the_whole_failover_in_one_invocation_polling_the_waits() {
+    let f = Fixture::new();
+    let reply = f
+        .run()
+        .handle(&alarm_event(), &f.invocation("req-1", 15))
+        .await
+        .unwrap();
+    assert_eq!(reply.phase, "FailedOver", "{:#?}", reply.steps);
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 1);
+    assert_eq!(*f.world.record.lock().unwrap(), "dr.example");
+    assert!(*f.world.stopped.lock().unwrap());
+    assert!(
+        reply
+            .report
+            .as_deref()
+            .unwrap()
+            .starts_with("memory://lifeboat-local/failover/")
+    );
+    let doc = f.doc().await;
+    assert_eq!(doc.lease, None);
+    let timeline = f.state.entries("lifeboat-local");
+    let actions: Vec<&str> = timeline.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"failover.promote") && actions.contains(&"failover.complete"),
+        "{actions:?}"
+    );
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|e| e.action == "failover.promote" && e.resource.is_some())
+            .count(),
+        1
+    );
+    assert!(
+        f.notifier
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.subject == "failed over to the DR region")
+    );
+    // The same alarm delivered again changes nothing.
+    let again = f
+        .run()
+        .handle(&alarm_event(), &f.invocation("req-2", 15))
+        .await
+        .unwrap();
+    assert_eq!(again.phase, "FailedOver");
+    assert!(
+        again.steps[0].contains("cooldown") || again.steps[0].contains("already failed over"),
+        "{:?}",
+        again.steps
+    );
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_invocations_promote_once_and_the_others_say_why() {
+    let f = Fixture::new();
+    let runs: Vec<_> = (0..20)
+        .map(|i| {
+            let f = &f;
+            async move {
+                f.run()
+                    .handle(&alarm_event(), &f.invocation(&format!("req-{i}"), 15))
+                    .await
+            }
+        })
+        .collect();
+    let replies = futures::future::join_all(runs).await;
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 1);
+    for r in &replies {
+        let r = r.as_ref().unwrap();
+        assert!(!r.steps.is_empty());
+    }
+    assert!(matches!(f.doc().await.state, DrState::FailedOver(_)));
+}
+
+#[tokio::test]
+async fn a_crash_after_promotion_and_before_dns_resumes_on_the_next_tick() {
+    let f = Fixture::new();
+    f.world.fail_switches.store(1, Ordering::SeqCst);
+    // The first invocation promotes and fences, then the DNS call fails.
+    let first = f
+        .run()
+        .handle(&alarm_event(), &f.invocation("req-1", 15))
+        .await
+        .unwrap();
+    assert!(
+        first.steps.iter().any(|s| s.contains("action failed")),
+        "{:?}",
+        first.steps
+    );
+    // The executor kept going: the next look retried the switch.
+    assert_eq!(first.phase, "FailedOver", "{:?}", first.steps);
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 1);
+
+    // A crash proper: the invocation stops while holding the lease (its deadline is
+    // short); the next tick after the deadline takes over and finishes.
+    let f = Fixture::new();
+    let held = DrDocument {
+        state: DrState::default(),
+        lease: Some(Lease {
+            holder: "crashed".into(),
+            until: t0() + Duration::seconds(20),
+        }),
+    };
+    state::save(&f.state, &dr_key(&f.plan), &held, None, t0())
+        .await
+        .unwrap();
+    let blocked = f
+        .run()
+        .handle(&alarm_event(), &f.invocation("req-2", 15))
+        .await
+        .unwrap();
+    assert!(
+        blocked.steps[0].contains("another invocation (crashed) is acting"),
+        "{:?}",
+        blocked.steps
+    );
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 0);
+    f.clock.sleep(std::time::Duration::from_secs(30)).await;
+    let resumed = f
+        .run()
+        .handle(&alarm_event(), &f.invocation("req-3", 15))
+        .await
+        .unwrap();
+    assert_eq!(resumed.phase, "FailedOver", "{:?}", resumed.steps);
+}
+
+#[tokio::test]
+async fn polling_stops_before_the_deadline_and_a_tick_resumes() {
+    let f = Fixture::new();
+    // A deadline 35 s away leaves room for a few seconds of polling only (30 s margin).
+    let short = Invocation {
+        deadline: f.clock.now() + Duration::seconds(35),
+        ..f.invocation("req-1", 1)
+    };
+    let first = f.run().handle(&alarm_event(), &short).await.unwrap();
+    assert!(first.phase.starts_with("FailingOver/"), "{}", first.phase);
+    assert!(first.steps.last().unwrap().contains("deadline is near"));
+    let tick: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../events/failover-tick.json")).unwrap();
+    let done = f
+        .run()
+        .handle(&tick, &f.invocation("req-2", 15))
+        .await
+        .unwrap();
+    assert_eq!(done.phase, "FailedOver", "{:?}", done.steps);
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn refusals_are_errors_that_change_nothing() {
+    let f = Fixture::new();
+    *f.world.lag.lock().unwrap() = Some(900.0);
+    let err = f
+        .run()
+        .handle(&alarm_event(), &f.invocation("req-1", 15))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FailoverError::Refused(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("more than the plan's maximum of 30 s"),
+        "{err}"
+    );
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 0);
+    let err = f
+        .run()
+        .handle(&json!({"action": "approve"}), &f.invocation("req-2", 15))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing awaits approval"), "{err}");
+    let err = f
+        .run()
+        .handle(&json!({"action": "force"}), &f.invocation("req-3", 15))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FailoverError::BadInput(_)));
+    assert_eq!(err.retry(), Retry::NonRetryable);
+    // Force overrides the guard, on the record.
+    let reply = f
+        .run()
+        .handle(
+            &json!({"action": "force", "reason": "INC-7"}),
+            &f.invocation("req-4", 15),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.phase, "FailedOver");
+    assert!(
+        f.state
+            .entries("lifeboat-local")
+            .iter()
+            .any(|e| e.action == "failover.force" && e.detail.contains("INC-7"))
+    );
+}
