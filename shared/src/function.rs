@@ -109,17 +109,48 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// From Lambda's context, at `now`.
+    /// From Lambda's context, at `now`. A deadline that is not in the future is not a
+    /// real one (`cargo lambda watch` sends a constant instead of a timestamp): Lambda's
+    /// longest run, 15 minutes, is assumed then.
     pub fn from_context(context: &lambda_runtime::Context, now: DateTime<Utc>) -> Self {
         let deadline = i64::try_from(context.deadline)
             .ok()
             .and_then(DateTime::from_timestamp_millis)
-            .unwrap_or(now + chrono::Duration::minutes(15));
+            .filter(|d| *d > now)
+            .unwrap_or_else(|| {
+                tracing::debug!(
+                    deadline_ms = context.deadline,
+                    "no usable deadline from the runtime; assuming 15 minutes"
+                );
+                now + chrono::Duration::minutes(15)
+            });
         Invocation {
             request_id: context.request_id.clone(),
             now,
             deadline,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_is_not_taken_for_one() {
+        let now = Utc::now();
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = "r".into();
+        context.deadline = 600_000;
+        let i = Invocation::from_context(&context, now);
+        assert_eq!(i.deadline, now + chrono::Duration::minutes(15));
+        context.deadline = (now.timestamp_millis() + 30_000) as u64;
+        let i = Invocation::from_context(&context, now);
+        assert_eq!(
+            i.deadline.timestamp_millis(),
+            now.timestamp_millis() + 30_000
+        );
+        assert_eq!(i.request_id, "r");
     }
 }
 

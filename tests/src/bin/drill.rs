@@ -44,10 +44,12 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-const STAGES: usize = 3;
+static STAGE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn stage(n: usize, name: &str) -> Instant {
-    println!("\n[{n}/{STAGES}] {name}");
+/// Start the next stage: its number, its name, and its clock.
+fn stage(name: &str) -> Instant {
+    let n = STAGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    println!("\n[stage {n}] {name}");
     Instant::now()
 }
 
@@ -92,10 +94,7 @@ async fn run() -> Result<(), String> {
         plan.name, args.plan, args.endpoint
     );
 
-    let t = stage(
-        1,
-        "Demo world: what the plan protects, created in the local AWS",
-    );
+    let t = stage("Demo world: what the plan protects, created in the local AWS");
     if args.reset {
         local.reset().await?;
     }
@@ -124,7 +123,7 @@ async fn run() -> Result<(), String> {
     ));
     done(t);
 
-    let t = stage(2, "DR posture, as the plan and the emulator show it");
+    let t = stage("DR posture, as the plan and the emulator show it");
     let store = DynamoStateStore::new(
         world.clients.home.dynamodb.clone(),
         &world.control.state_table,
@@ -144,7 +143,10 @@ async fn run() -> Result<(), String> {
     let env = world.function_env(&args.plan, &args.endpoint);
     say("\nstarting the functions with `cargo lambda watch`...");
     let host = FunctionHost::start(&root, &env)?;
-    let result = backups(&plan, &world, &host, &root).await;
+    let mut result = backups(&plan, &world, &host, &root).await;
+    if result.is_ok() {
+        result = failover(&plan, &world, &host, &root).await;
+    }
     if result.is_err() {
         eprintln!("function logs: {}", host.log().display());
     }
@@ -236,10 +238,7 @@ async fn backups(
     host: &FunctionHost,
     root: &std::path::Path,
 ) -> Result<(), String> {
-    let t = stage(
-        3,
-        "Backups: snapshots, copies to the DR region, measured RPO (snapshot function)",
-    );
+    let t = stage("Backups: snapshots, copies to the DR region, measured RPO (snapshot function)");
     let tick = sample(root, "snapshot-schedule.json", "drill-tick-1")?;
     let first = host
         .invoke("snapshot", &tick)
@@ -356,5 +355,133 @@ async fn backups(
             "the RPO is breached at {breaches} location(s) after the backup stage"
         ));
     }
+    Ok(())
+}
+
+/// Stage: the primary region fails (its health alarm goes to ALARM); the failover function
+/// promotes the DR replica, fences the old primary and switches DNS, and the drill prints
+/// the failover timeline with the measured RTO and data-loss window.
+async fn failover(
+    plan: &Plan,
+    world: &World,
+    host: &FunctionHost,
+    root: &std::path::Path,
+) -> Result<(), String> {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
+    let t = stage("Regional failure and failover (failover function)");
+    let alarm = plan
+        .failover
+        .health_alarms
+        .first()
+        .ok_or("the plan has no health alarm")?;
+    let cw = &world
+        .clients
+        .region(plan.alarm_region(alarm))
+        .ok_or("no clients for the alarm's region")?
+        .cloudwatch;
+    // The emulator publishes no ReplicaLag: the drill stands in for RDS.
+    for r in plan.resources.iter().filter_map(|r| r.replica.as_ref()) {
+        world
+            .clients
+            .dr
+            .cloudwatch
+            .put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("ReplicaLag")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(&r.identifier)
+                            .build(),
+                    )
+                    .value(2.0)
+                    .timestamp(aws_smithy_types::DateTime::from_secs(
+                        chrono::Utc::now().timestamp(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("putting ReplicaLag: {e:?}"))?;
+    }
+    let failed_at = chrono::Utc::now();
+    cw.set_alarm_state()
+        .alarm_name(&alarm.name)
+        .state_value(StateValue::Alarm)
+        .state_reason("drill: the primary region stopped answering")
+        .send()
+        .await
+        .map_err(|e| format!("setting the alarm: {e:?}"))?;
+    say(format!(
+        "{} is in ALARM at {} (the primary region is down)",
+        alarm.name,
+        failed_at.format("%H:%M:%S")
+    ));
+    let mut event = sample(root, "failover-alarm.json", "drill-alarm-1")?;
+    event["detail"]["alarmName"] = json!(alarm.name);
+    event["detail"]["state"]["timestamp"] = json!(failed_at.to_rfc3339());
+    let reply = host
+        .invoke("failover", &event)
+        .map_err(|e| format!("failover: {e}"))?;
+    say(format!(
+        "failover (events/failover-alarm.json): {}",
+        reply["phase"].as_str().unwrap_or("?")
+    ));
+    let store = DynamoStateStore::new(
+        world.clients.home.dynamodb.clone(),
+        &world.control.state_table,
+    );
+    let timeline = lifeboat::state::StateStore::timeline(
+        &store,
+        &plan.name,
+        Some(failed_at - chrono::Duration::seconds(5)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for e in timeline.iter().filter(|e| e.function == "failover") {
+        say(format!(
+            "{}  {:<22} {}",
+            e.at.format("%H:%M:%S%.3f"),
+            e.action,
+            e.detail.chars().take(150).collect::<String>()
+        ));
+    }
+    let state = &reply["state"];
+    let m = &state["measurement"];
+    if reply["phase"] != "FailedOver" {
+        return Err(format!("the failover did not complete: {}", reply["steps"]));
+    }
+    say(format!(
+        "measured RTO {} s (target {} s): detection {} s, AWS {} s, Lifeboat {} s; data-loss window {} s (RPO {} s)",
+        m["rto_seconds"],
+        m["rto_target_seconds"],
+        m["detection_seconds"],
+        m["aws_seconds"],
+        m["lifeboat_seconds"],
+        m["data_loss_seconds"],
+        m["rpo_target_seconds"]
+    ));
+    let facts = gather_posture(plan, &world.clients, &store).await;
+    for r in &facts.resources {
+        if let Some(target) = lifeboat::posture::record_target(r) {
+            say(format!(
+                "{}: writer record now points at the {:?} side",
+                r.id, target
+            ));
+            if target != lifeboat::posture::RecordTarget::Dr {
+                return Err(format!(
+                    "{}: the writer record does not point at the DR replica",
+                    r.id
+                ));
+            }
+        }
+    }
+    say(format!(
+        "report: {}",
+        reply["report"].as_str().unwrap_or("none")
+    ));
+    done(t);
     Ok(())
 }
