@@ -132,28 +132,6 @@ impl Invocation {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_deadline_in_the_past_is_not_taken_for_one() {
-        let now = Utc::now();
-        let mut context = lambda_runtime::Context::default();
-        context.request_id = "r".into();
-        context.deadline = 600_000;
-        let i = Invocation::from_context(&context, now);
-        assert_eq!(i.deadline, now + chrono::Duration::minutes(15));
-        context.deadline = (now.timestamp_millis() + 30_000) as u64;
-        let i = Invocation::from_context(&context, now);
-        assert_eq!(
-            i.deadline.timestamp_millis(),
-            now.timestamp_millis() + 30_000
-        );
-        assert_eq!(i.request_id, "r");
-    }
-}
-
 /// Run the Lambda loop: each event goes to `handler` as JSON, with its invocation; the
 /// handler's error becomes a failed invocation typed `Retryable` or `NonRetryable`;
 /// metrics are flushed as EMF lines after every invocation.
@@ -188,4 +166,26 @@ where
         },
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_is_not_taken_for_one() {
+        let now = Utc::now();
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = "r".into();
+        context.deadline = 600_000;
+        let i = Invocation::from_context(&context, now);
+        assert_eq!(i.deadline, now + chrono::Duration::minutes(15));
+        context.deadline = (now.timestamp_millis() + 30_000) as u64;
+        let i = Invocation::from_context(&context, now);
+        assert_eq!(
+            i.deadline.timestamp_millis(),
+            now.timestamp_millis() + 30_000
+        );
+        assert_eq!(i.request_id, "r");
+    }
 }
