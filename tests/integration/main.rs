@@ -4,6 +4,10 @@
 mod clients;
 mod edges;
 mod emulator;
+mod realism_control;
+mod realism_faults;
+mod realism_limits;
+mod realism_states;
 mod state_store;
 mod support;
 mod world;
