@@ -158,6 +158,52 @@ async fn at_most_20_copies_are_in_progress_into_one_region() {
 }
 
 #[tokio::test]
+async fn cluster_snapshot_copies_have_their_own_slots() {
+    let account = frozen_account().await;
+    let primary = account.regional("us-east-1").await.rds;
+    let dr = account.regional("us-west-2").await.rds;
+    let key = kms_key(&account, "us-west-2").await;
+    account
+        .set_limits(Limits {
+            concurrent_copies_per_region: Some(1),
+            ..Limits::default()
+        })
+        .await
+        .unwrap();
+    available_cluster(&account, &primary, "billing-db").await;
+    for id in ["billing-1", "billing-2"] {
+        primary
+            .create_db_cluster_snapshot()
+            .db_cluster_identifier("billing-db")
+            .db_cluster_snapshot_identifier(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    account.settle().await.unwrap();
+    let copy = |id: &'static str| {
+        dr.copy_db_cluster_snapshot()
+            .source_db_cluster_snapshot_identifier(account.arn(
+                "rds",
+                "us-east-1",
+                &format!("cluster-snapshot:{id}"),
+            ))
+            .target_db_cluster_snapshot_identifier(format!("{id}-dr"))
+            .kms_key_id(&key)
+            .send()
+    };
+    copy("billing-1").await.unwrap();
+    let err = copy("billing-2").await.unwrap_err();
+    assert!(
+        err.as_service_error()
+            .unwrap()
+            .is_snapshot_quota_exceeded_fault()
+    );
+    account.settle().await.unwrap();
+    copy("billing-2").await.expect("the slot is free again");
+}
+
+#[tokio::test]
 async fn automated_snapshots_cannot_be_deleted() {
     let account = frozen_account().await;
     let rds = account.regional("us-east-1").await.rds;

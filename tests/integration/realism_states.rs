@@ -678,6 +678,13 @@ async fn deleted_instances_and_clusters_are_deleting_then_gone() {
         .await
         .unwrap_err();
     assert_eq!(code(&busy), "InvalidDBClusterStateFault");
+    let unsafe_cluster_delete = rds
+        .delete_db_cluster()
+        .db_cluster_identifier("billing-db")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&unsafe_cluster_delete), "InvalidParameterCombination");
     rds.delete_db_instance()
         .db_instance_identifier("billing-db-writer")
         .send()
