@@ -91,7 +91,12 @@ def _region(body, name="region"):
     return value
 
 
-def _query_account(query) -> str:
+def _query_account(query, body=None) -> str:
+    """The account of a GET: `?account=`, or `{"account": ...}` in a body."""
+    if body:
+        _fields(body, {"account"})
+        if "account" in body:
+            return _account(body["account"])
     return _account(query.get("account", [None])[0])
 
 
@@ -121,8 +126,8 @@ def config_view(account: str) -> dict:
         }
 
 
-def get_config(_body, query):
-    return config_view(_query_account(query))
+def get_config(body, query):
+    return config_view(_query_account(query, body))
 
 
 def post_config(body, _query):
@@ -211,14 +216,14 @@ def post_fault(body, _query):
     return {"id": fault.id, "account": account, "fault": fault.as_json()}
 
 
-def list_faults(_body, query):
-    account = _query_account(query)
+def list_faults(body, query):
+    account = _query_account(query, body)
     with LOCK:
         return {"account": account, "faults": [f.as_json() for f in REGISTRY.account(account).faults.values()]}
 
 
-def delete_faults(_body, query):
-    account = _query_account(query)
+def delete_faults(body, query):
+    account = _query_account(query, body)
     with LOCK:
         faults = REGISTRY.account(account).faults
         count = len(faults)
@@ -288,8 +293,8 @@ def post_health_check(body, _query):
     return {"account": account, "health_check_id": check_id, "healthy": healthy}
 
 
-def get_transitions(_body, query):
-    account = _query_account(query)
+def get_transitions(body, query):
+    account = _query_account(query, body)
     with LOCK:
         state = REGISTRY.account(account)
         state.settle()
@@ -330,17 +335,16 @@ def handle(environ) -> tuple:
         if any(p == path for _, p in ROUTES):
             return 405, {"error": f"{method} is not allowed on {path}"}
         return 404, {"error": f"unknown control path {path}", "known": known}
-    body = None
-    if method in ("POST", "PUT"):
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError as e:
-            return 400, {"error": f"the body is not JSON: {e}", "field": "(body)", "fix": "send a JSON object"}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    try:
+        # A GET may name its account in a body as well as in the query.
+        body = json.loads(raw) if raw.strip() else ({} if method in ("POST", "PUT") else None)
+    except ValueError as e:
+        return 400, {"error": f"the body is not JSON: {e}", "field": "(body)", "fix": "send a JSON object"}
     try:
         return 200, handler(body, query)
     except BadInput as e:

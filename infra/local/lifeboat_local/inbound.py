@@ -2,6 +2,7 @@
 operation, and the protocol its errors must be written in."""
 
 import functools
+import io
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -135,8 +136,6 @@ def parse(environ) -> AwsRequest:
 
 def read_body(environ) -> bytes:
     """Read the body once and put it back, so moto reads it as if nobody had."""
-    import io
-
     cached = environ.get("lifeboat.body")
     if cached is not None:
         return cached

@@ -333,15 +333,6 @@ class AccountState:
                 done = (now - t.started_at) / t.seconds if t.seconds > 0 else 1.0
                 t.step.progress(min(max(done, 0.0), 1.0))
 
-    def settle_time(self) -> Optional[float]:
-        """AWS seconds until nothing is in progress, as far as is known now (chains may add
-        more steps when a step completes)."""
-        now = self.now()
-        pending = [t for t in self.transitions if t.state == "in_progress"]
-        if not pending:
-            return None
-        return max(0.0, max(t.completes_at + sum(self.duration(s.duration) for s in t.rest) for t in pending) - now)
-
 
 class Registry:
     def __init__(self):
