@@ -21,12 +21,15 @@ async fn primary_with_replica(
         .send()
         .await
         .unwrap();
+    // Both take minutes to become available; a replica needs an available source.
+    account.settle().await.unwrap();
     dr.create_db_instance_read_replica()
         .db_instance_identifier("orders-db-dr")
         .source_db_instance_identifier(account.arn("rds", "us-east-1", "db:orders-db"))
         .send()
         .await
         .unwrap();
+    account.settle().await.unwrap();
     (primary, dr)
 }
 
@@ -52,9 +55,31 @@ async fn promotion_detaches_the_replica_from_its_source_as_aws_does() {
         vec![account.arn("rds", "us-west-2", "db:orders-db-dr")]
     );
 
-    dr.promote_read_replica()
+    // Promotion takes minutes and a reboot; the replica stays attached until it is done.
+    account.set_time_scale(1.0).await.unwrap();
+    let promoted = dr
+        .promote_read_replica()
         .db_instance_identifier("orders-db-dr")
         .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        promoted.db_instance().unwrap().db_instance_status(),
+        Some("modifying")
+    );
+    let durations = account.realism_config().await.unwrap().durations;
+    account
+        .advance_clock(durations["db_instance_promote"])
+        .await
+        .unwrap();
+    let rebooting = describe_instance(&dr, "us-west-2", "orders-db-dr")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rebooting.status, "rebooting");
+    assert!(rebooting.replicates_from.is_some());
+    account
+        .advance_clock(durations["db_instance_reboot"])
         .await
         .unwrap();
 
@@ -62,6 +87,7 @@ async fn promotion_detaches_the_replica_from_its_source_as_aws_does() {
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(after.status, "available");
     assert_eq!(
         after.replicates_from, None,
         "a promoted instance is standalone"
@@ -71,11 +97,17 @@ async fn promotion_detaches_the_replica_from_its_source_as_aws_does() {
         .unwrap()
         .unwrap();
     assert!(source.replicas.is_empty(), "the source no longer lists it");
+    let t = account.transitions().await.unwrap();
+    assert_eq!(
+        t.statuses("orders-db-dr")[2..],
+        ["modifying", "rebooting", "available"]
+    );
 }
 
 #[tokio::test]
 async fn promoting_an_instance_that_is_no_replica_is_refused() {
     let account = LocalAws::from_env().fresh_account();
+    account.set_time_scale(1.0).await.unwrap();
     let (primary, dr) = primary_with_replica(&account).await;
     let err = primary
         .promote_read_replica()
@@ -92,12 +124,26 @@ async fn promoting_an_instance_that_is_no_replica_is_refused() {
     let classified = AwsError::from_sdk("rds", "PromoteReadReplica", "orders-db", &err);
     assert_eq!(classified.code.as_deref(), Some("InvalidDBInstanceState"));
 
-    // Promoting twice: the second is refused the same way (the first already detached it).
+    // Promoting twice: the second is refused the same way, while the first is under way
+    // and once it has detached the replica.
     dr.promote_read_replica()
         .db_instance_identifier("orders-db-dr")
         .send()
         .await
         .unwrap();
+    let during = dr
+        .promote_read_replica()
+        .db_instance_identifier("orders-db-dr")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        during
+            .as_service_error()
+            .unwrap()
+            .is_invalid_db_instance_state_fault()
+    );
+    account.settle().await.unwrap();
     let again = dr
         .promote_read_replica()
         .db_instance_identifier("orders-db-dr")

@@ -430,17 +430,28 @@ async fn a_crash_after_promotion_and_before_dns_resumes_on_the_next_tick() {
         inner: &f.aws,
         crashes: AtomicU32::new(0),
     };
-    // An invocation whose deadline leaves no room to go on after the failed switch.
-    let now = Utc::now();
-    let short = Invocation {
-        request_id: "req-crash".into(),
-        now,
-        deadline: now + Duration::seconds(31),
+    // Invocations whose deadline leaves no room to poll: each does one step's worth.
+    let short = |id: &str| {
+        let now = Utc::now();
+        Invocation {
+            request_id: id.into(),
+            now,
+            deadline: now + Duration::seconds(31),
+        }
     };
+    let tick: Value =
+        serde_json::from_str(include_str!("../../events/failover-tick.json")).unwrap();
     let _ = f
         .run(&crashing)
-        .handle(&alarm_event("evt-1", now), &short)
+        .handle(&alarm_event("evt-1", Utc::now()), &short("req-1"))
         .await;
+    // AWS finishes the promotion; the next invocation fences, then dies switching DNS.
+    f.account.settle().await.unwrap();
+    let _ = f.run(&crashing).handle(&tick, &short("req-crash")).await;
+    assert!(
+        crashing.crashes.load(Ordering::SeqCst) >= 1,
+        "the switch was attempted"
+    );
     let replica = describe_instance(&f.world.clients.dr.rds, "us-west-2", "orders-db-dr")
         .await
         .unwrap()
@@ -465,4 +476,82 @@ async fn a_crash_after_promotion_and_before_dns_resumes_on_the_next_tick() {
     assert_eq!(f.record().await, vec![dr]);
     assert_eq!(f.promotions().await, 1, "not promoted twice");
     let _ = &f.account;
+}
+
+#[tokio::test]
+async fn with_the_primary_region_down_the_failover_completes_and_fencing_is_recorded_as_best_effort()
+ {
+    use harness::realism::Fault;
+    let f = Fixture::new().await;
+    f.replica_lag(1.0).await;
+    f.primary_down().await;
+    // Every call signed for us-east-1 fails as an unreachable endpoint would; Route 53 (a
+    // global service) still answers.
+    f.account
+        .inject(Fault::region_outage("us-east-1"))
+        .await
+        .unwrap();
+    let reply = f
+        .invoke(&alarm_event("evt-1", Utc::now()), "req-1")
+        .await
+        .unwrap();
+    assert_eq!(reply.phase, "FailedOver", "{:#?}", reply.steps);
+    let DrState::FailedOver(done) = f.dr_state().await else {
+        panic!()
+    };
+    assert!(
+        matches!(
+            done.targets[0].fence,
+            Some(FenceOutcome::Unreachable { .. })
+        ),
+        "{:?}",
+        done.targets[0].fence
+    );
+    let timeline = f.state.timeline(&f.plan.name, None).await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.action == "failover.fence" && e.detail.contains("unreachable")),
+        "{timeline:#?}"
+    );
+    // The region comes back with the old primary still a writer: the next tick stops it.
+    f.account.clear_faults().await.unwrap();
+    let tick: Value =
+        serde_json::from_str(include_str!("../../events/failover-tick.json")).unwrap();
+    let reply = f.invoke(&tick, "req-2").await.unwrap();
+    assert!(
+        reply.steps.iter().any(|s| s.contains("fencing it")),
+        "{:?}",
+        reply.steps
+    );
+    f.account.settle().await.unwrap();
+    let old = describe_instance(&f.world.clients.primary.rds, "us-east-1", "orders-db")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.status, "stopped");
+}
+
+#[tokio::test]
+async fn promotion_and_dns_take_aws_time_and_the_rto_measures_it() {
+    let f = Fixture::new().await;
+    f.replica_lag(1.0).await;
+    f.primary_down().await;
+    let reply = f
+        .invoke(&alarm_event("evt-1", Utc::now()), "req-1")
+        .await
+        .unwrap();
+    assert_eq!(reply.phase, "FailedOver", "{:#?}", reply.steps);
+    // The emulator took the promotion through modifying and rebooting, and the change
+    // through PENDING: the executor waited, and the time is AWS's in the measurement.
+    let promotion = f.account.transitions().await.unwrap();
+    let statuses = promotion.statuses("orders-db-dr");
+    assert!(statuses.iter().any(|s| s == "modifying"), "{statuses:?}");
+    let DrState::FailedOver(done) = f.dr_state().await else {
+        panic!()
+    };
+    let t = &done.targets[0];
+    assert!(t.promoted_at.unwrap() > t.promote_issued_at.unwrap());
+    assert!(t.dns_synced_at.unwrap() >= t.dns_submitted_at.unwrap());
+    assert!(done.measurement.aws_seconds >= 1, "{:?}", done.measurement);
 }

@@ -179,7 +179,19 @@ async fn a_tick_snapshots_every_kind_and_the_same_tick_again_creates_nothing() {
 async fn copies_appear_in_the_dr_region_re_encrypted_and_tagged() {
     let f = Fixture::new(plan_with_two_instances()).await;
     f.tick("tick-1", six_am()).await.unwrap();
-    // The next tick copies what is available (the emulator finishes snapshots at once).
+    // A tick while the snapshots are still creating copies nothing and waits.
+    let early = f
+        .tick("tick-early", six_am() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(
+        early.copies_started.is_empty(),
+        "{:?}",
+        early.copies_started
+    );
+    assert!(early.created.is_empty());
+    // Once they are available (the account's emulated clock moves on), a later tick copies.
+    f.account.settle().await.unwrap();
     let summary = f
         .tick("tick-2", six_am() + Duration::minutes(5))
         .await
@@ -226,7 +238,18 @@ async fn copies_appear_in_the_dr_region_re_encrypted_and_tagged() {
         "re-encrypted with the DR region's key: {kms}"
     );
 
-    // Copies are not started twice; the DR RPO is now measured from them.
+    // Copies in progress are not started twice.
+    let during = f
+        .tick("tick-during", six_am() + Duration::minutes(6))
+        .await
+        .unwrap();
+    assert!(
+        during.copies_started.is_empty(),
+        "{:?}",
+        during.copies_started
+    );
+    // Once the copies are available, the DR RPO is measured from them.
+    f.account.settle().await.unwrap();
     let later = f
         .tick("tick-3", six_am() + Duration::minutes(10))
         .await
@@ -248,6 +271,7 @@ async fn copies_appear_in_the_dr_region_re_encrypted_and_tagged() {
 async fn an_rds_event_copies_its_snapshot_at_once() {
     let f = Fixture::new(plan_with_two_instances()).await;
     f.tick("tick-1", six_am()).await.unwrap();
+    f.account.settle().await.unwrap();
     let mut event: Value = serde_json::from_str(include_str!(
         "../../events/snapshot-rds-snapshot-created.json"
     ))
@@ -322,6 +346,7 @@ async fn the_rpo_and_its_breach_are_measured_from_a_backdated_snapshot() {
         .send()
         .await
         .unwrap();
+    f.account.settle().await.unwrap();
     // Measured before this tick's own snapshot is available: an operator request for
     // another resource measures everything.
     let summary = f
@@ -533,6 +558,7 @@ async fn the_quota_is_refused_up_front_with_a_clear_error() {
         .send()
         .await
         .unwrap();
+    f.account.settle().await.unwrap();
     let err = f.tick("tick-1", six_am()).await.unwrap_err();
     let SnapshotError::Incomplete(summary) = &err else {
         panic!("{err}")
@@ -546,4 +572,99 @@ async fn the_quota_is_refused_up_front_with_a_clear_error() {
     );
     // orders-db took the last slot; the cluster and the table are not held back.
     assert_eq!(summary.created.len(), 3);
+}
+
+#[tokio::test]
+async fn the_twenty_first_copy_waits_for_a_free_slot() {
+    let f = Fixture::new(plan_with_two_instances()).await;
+    // Twenty-one available Lifeboat snapshots of orders-db, none copied yet.
+    let tag = |k: &str, v: &str| aws_sdk_rds::types::Tag::builder().key(k).value(v).build();
+    for i in 0..21 {
+        let at = six_am() - Duration::hours(i64::from(i) + 1);
+        f.world
+            .clients
+            .primary
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier("orders-db")
+            .db_snapshot_identifier(lifeboat::schedule::snapshot_name(
+                "lifeboat-local",
+                "orders-db",
+                at,
+            ))
+            .tags(tag("lifeboat:plan", "lifeboat-local"))
+            .tags(tag("lifeboat:resource", "orders-db"))
+            .tags(tag("lifeboat:created-at", &at.to_rfc3339()))
+            .send()
+            .await
+            .unwrap();
+        // One at a time, as AWS allows per instance.
+        f.account.settle().await.unwrap();
+    }
+    let event = |id: &str, at: DateTime<Utc>| json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events", "time": at.to_rfc3339(), "detail": {}});
+    // An operator request measures and copies without taking new snapshots of orders-db.
+    let summary = f
+        .run()
+        .handle(&json!({"resources": ["users-db"]}), &invocation(six_am()))
+        .await
+        .unwrap();
+    let to_dr: Vec<&str> = summary
+        .copies_started
+        .iter()
+        .filter(|c| c.destination == "us-west-2" && c.snapshot.contains("orders-db"))
+        .map(|c| c.snapshot.as_str())
+        .collect();
+    assert_eq!(
+        to_dr.len(),
+        20,
+        "AWS allows 20 copies in progress into a region"
+    );
+    let waiting: Vec<&str> = summary
+        .copies_waiting
+        .iter()
+        .map(|c| c.snapshot.as_str())
+        .collect();
+    assert_eq!(
+        waiting,
+        [lifeboat::schedule::snapshot_name(
+            "lifeboat-local",
+            "orders-db",
+            six_am() - Duration::hours(21)
+        )]
+    );
+    assert!(
+        summary.copies_waiting[0]
+            .reason
+            .contains("20 copies are already in progress into us-west-2")
+    );
+    // The newest went first; the oldest waits. While the slots are taken, nothing more starts.
+    let busy = f
+        .tick("tick-busy", six_am() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(
+        busy.copies_started
+            .iter()
+            .all(|c| !c.snapshot.contains("orders-db")),
+        "{:?}",
+        busy.copies_started
+    );
+    // Once the copies are done, the twenty-first goes.
+    f.account.settle().await.unwrap();
+    let later = f
+        .run()
+        .handle(
+            &event("tick-later", six_am() + Duration::minutes(30)),
+            &invocation(six_am() + Duration::minutes(30)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        later
+            .copies_started
+            .iter()
+            .any(|c| c.snapshot == waiting[0]),
+        "{:?}",
+        later.copies_started
+    );
 }

@@ -26,3 +26,76 @@ pub fn state_store(world: &World) -> DynamoStateStore {
         &world.control.state_table,
     )
 }
+
+/// A fresh account whose clock moves only when the test moves it (time scale 1: real
+/// time, and no step lasts less than a minute), so what a test sees never depends on how
+/// fast the machine runs it.
+pub async fn frozen_account() -> Account {
+    let account = LocalAws::from_env().fresh_account();
+    account
+        .set_time_scale(1.0)
+        .await
+        .expect("the control API answers");
+    account
+}
+
+/// Create an RDS PostgreSQL instance and move the clock until it is available.
+pub async fn available_instance(account: &Account, rds: &aws_sdk_rds::Client, id: &str) {
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .engine("postgres")
+        .db_instance_class("db.t4g.micro")
+        .allocated_storage(20)
+        .master_username("admin_user")
+        .master_user_password("emulated-only-pw")
+        .storage_encrypted(true)
+        .send()
+        .await
+        .unwrap();
+    account.settle().await.unwrap();
+}
+
+/// Create an Aurora PostgreSQL cluster and move the clock until it is available.
+pub async fn available_cluster(account: &Account, rds: &aws_sdk_rds::Client, id: &str) {
+    rds.create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine("aurora-postgresql")
+        .master_username("admin_user")
+        .master_user_password("emulated-only-pw")
+        .storage_encrypted(true)
+        .send()
+        .await
+        .unwrap();
+    account.settle().await.unwrap();
+}
+
+/// A KMS key in `region`: cross-region copies of encrypted snapshots need one there.
+pub async fn kms_key(account: &Account, region: &str) -> String {
+    let config = account.settings().sdk_config(region).await;
+    aws_sdk_kms::Client::new(&config)
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
+
+/// The AWS error code of a failed call.
+pub fn code<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("(no service error)")
+        .to_string()
+}
+
+/// The duration (AWS seconds) the account uses for `name`.
+pub async fn duration(account: &Account, name: &str) -> f64 {
+    account.realism_config().await.unwrap().durations[name]
+}

@@ -89,7 +89,7 @@ async fn creating_the_world_twice_changes_nothing() {
 
 #[tokio::test]
 async fn posture_reports_a_promoted_replica_and_a_missing_one() {
-    let (_, plan, world) = world().await;
+    let (account, plan, world) = world().await;
     let store = state_store(&world);
     world
         .clients
@@ -100,6 +100,8 @@ async fn posture_reports_a_promoted_replica_and_a_missing_one() {
         .send()
         .await
         .unwrap();
+    // Promotion takes minutes; the posture sees it once it is done.
+    account.settle().await.unwrap();
     let facts = gather_posture(&plan, &world.clients, &store).await;
     let findings = assess(&plan, &facts);
     assert!(
@@ -119,6 +121,8 @@ async fn posture_reports_a_promoted_replica_and_a_missing_one() {
         .send()
         .await
         .unwrap();
+    // `deleting` for minutes, then gone.
+    account.settle().await.unwrap();
     let facts = gather_posture(&plan, &world.clients, &store).await;
     let findings = assess(&plan, &facts);
     assert_eq!(findings[0].concern, Concern::Critical);

@@ -1,11 +1,14 @@
 //! The local-stack harness shared by the integration tests and the drill: how to reach
-//! the local AWS emulator, a fresh isolated account per test, and the demo world the DR
-//! plan describes.
+//! the local AWS emulator, a fresh isolated account per test, the realism layer's control
+//! API (clock, faults, limits), the demo world the DR plan describes, and the timing of
+//! waits.
 
 pub mod functions;
 pub mod http_sink;
 pub mod local;
+pub mod realism;
+pub mod timing;
 pub mod world;
 
-pub use local::{Account, LocalAws};
-pub use world::{ControlPlane, World, create_world, plan_in_account};
+pub use local::{Account, LocalAws, PrivateEmulator};
+pub use world::{ControlPlane, Settle, World, create_world, create_world_with, plan_in_account};

@@ -113,6 +113,21 @@ impl Account {
 
 /// A bare HTTP/1.1 POST over TCP (the emulator's control paths need nothing more).
 pub async fn http_post(endpoint: &str, path: &str, body: &str) -> Result<String, String> {
+    let (status, body) = http_request(endpoint, "POST", path, body).await?;
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(format!("POST {path} answered {status}: {body}"))
+    }
+}
+
+/// A bare HTTP/1.1 request over TCP: the status code and the body.
+pub async fn http_request(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = endpoint
         .trim_start_matches("http://")
@@ -122,7 +137,7 @@ pub async fn http_post(endpoint: &str, path: &str, body: &str) -> Result<String,
         .await
         .map_err(|e| format!("cannot reach the local AWS at {endpoint}: {e}"))?;
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream
@@ -134,17 +149,69 @@ pub async fn http_post(endpoint: &str, path: &str, body: &str) -> Result<String,
         .read_to_string(&mut response)
         .await
         .map_err(|e| e.to_string())?;
-    let status_ok = response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("{method} {path}: no HTTP status in the answer {response:?}"))?;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    if status_ok {
-        Ok(body)
-    } else {
-        Err(format!(
-            "POST {path} answered {}: {body}",
-            response.lines().next().unwrap_or("")
-        ))
+    Ok((status, body))
+}
+
+/// An emulator of its own, for a test that resets the whole emulator (moto's reset wipes
+/// every account, so it must not touch the one the other tests share). It is stopped, by
+/// its PID, when dropped, and exits by itself should the test process die first.
+#[derive(Debug)]
+pub struct PrivateEmulator {
+    /// How to reach it.
+    pub local: LocalAws,
+    child: std::process::Child,
+}
+
+impl PrivateEmulator {
+    /// Start the launcher of this checkout on a free loopback port and wait until it
+    /// answers (the virtualenv must exist: `make test` creates it).
+    pub async fn start() -> Result<Self, String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or("the tests crate has no parent directory")?
+            .to_path_buf();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let child = std::process::Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("infra/local/launcher.py"))
+            .args(["--port", &port.to_string()])
+            .args(["--exit-with-pid", &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the launcher (run `make venv` first): {e}"))?;
+        let emulator = PrivateEmulator {
+            local: LocalAws {
+                endpoint: format!("http://127.0.0.1:{port}"),
+            },
+            child,
+        };
+        for _ in 0..200 {
+            if let Ok((200, _)) =
+                http_request(&emulator.local.endpoint, "GET", "/_lifeboat/health", "").await
+            {
+                return Ok(emulator);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err("the private emulator did not answer within 20 s".into())
+    }
+}
+
+impl Drop for PrivateEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

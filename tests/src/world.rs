@@ -3,8 +3,15 @@
 //! health and gate alarms, the KMS keys copies are encrypted with, and Lifeboat's own
 //! control plane (state table, SNS topic, report bucket). Creating it twice changes
 //! nothing: every step first looks for what it would create.
+//!
+//! The local AWS takes time as AWS does (an instance is `creating` for minutes, a Route 53
+//! change `PENDING`), so the world is built in the order AWS allows: the primaries, then
+//! (once they are available) their replicas, then (once those have endpoints) the DNS
+//! records. How it waits is the caller's choice ([`Settle`]): tests move the account's
+//! emulated clock, the drill waits in real (compressed) time and measures each wait.
 
 use crate::local::Account;
+use crate::timing::{StepTiming, poll_until, wall_now};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StandardUnit, Statistic};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
@@ -22,6 +29,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use lifeboat::aws::{AwsClients, STATE_TABLE_TTL_ATTRIBUTE, resolve_hosted_zone};
 use lifeboat::error::AwsError;
 use lifeboat::plan::{Plan, ProtectedResource, ResourceKind};
+use std::time::Duration;
 
 /// Master password of the emulated databases. The emulator holds no data and this never
 /// reaches AWS; a real deployment's credentials live in Secrets Manager.
@@ -141,24 +149,231 @@ where
     }
 }
 
+/// How world creation waits for what it created to become available.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settle {
+    /// Move the account's emulated clock past every transition (tests: no sleeping).
+    AdvanceClock,
+    /// Poll the resources as Lifeboat would, in real (compressed) time, and measure each
+    /// wait (the drill).
+    Poll {
+        /// Between two polls.
+        interval: Duration,
+        /// Give up after this long.
+        timeout: Duration,
+    },
+}
+
 /// Create (or find) everything `plan` protects and everything Lifeboat itself needs, in
-/// `account`.
+/// `account`, and return once it is all available (the account's clock is advanced).
 pub async fn create_world(account: &Account, plan: &Plan) -> Result<World, WorldError> {
+    create_world_with(account, plan, &Settle::AdvanceClock)
+        .await
+        .map(|(world, _)| world)
+}
+
+/// [`create_world`], waiting as `settle` says; with [`Settle::Poll`], also how long each
+/// wait took, split into AWS's time and the polling gap.
+pub async fn create_world_with(
+    account: &Account,
+    plan: &Plan,
+    settle: &Settle,
+) -> Result<(World, Vec<StepTiming>), WorldError> {
     let clients = account.clients(plan).await;
     let control = ControlPlane::for_plan(plan, account);
+    let mut waits = Vec::new();
     create_kms_keys(&clients, plan).await?;
+
+    let began = wall_now();
+    let mut primaries = Vec::new();
     for r in &plan.resources {
-        create_protected(&clients, account, plan, r).await?;
+        primaries.extend(create_primary(&clients, plan, r).await?);
     }
-    let zone_id = create_zone_and_records(&clients, plan).await?;
+    waits.extend(wait_available(account, &clients, settle, &primaries, began).await?);
+
+    let began = wall_now();
+    let mut replicas = Vec::new();
+    for r in &plan.resources {
+        replicas.extend(create_replica(&clients, account, plan, r).await?);
+    }
+    waits.extend(wait_available(account, &clients, settle, &replicas, began).await?);
+
+    let (zone_id, change) = create_zone_and_records(&clients, plan).await?;
+    if let Some(change_id) = change {
+        waits.extend(wait_in_sync(account, &clients, settle, &change_id).await?);
+    }
     create_alarms(account, plan).await?;
     let topic_arn = create_control_plane(&clients, plan, &control).await?;
-    Ok(World {
+    let world = World {
         clients,
         control,
         topic_arn,
         zone_id,
-    })
+    };
+    Ok((world, waits))
+}
+
+/// Something created that must become `available` before the next step.
+#[derive(Debug, Clone)]
+struct Target {
+    region: String,
+    cluster: bool,
+    id: String,
+}
+
+async fn target_status(clients: &AwsClients, t: &Target) -> Result<Option<String>, WorldError> {
+    let rds = &clients
+        .region(&t.region)
+        .ok_or_else(|| format!("no clients for {}", t.region))?
+        .rds;
+    let facts = if t.cluster {
+        lifeboat::aws::describe_cluster(rds, &t.region, &t.id).await
+    } else {
+        lifeboat::aws::describe_instance(rds, &t.region, &t.id).await
+    };
+    Ok(facts.map_err(|e| e.to_string())?.map(|f| f.status))
+}
+
+async fn wait_available(
+    account: &Account,
+    clients: &AwsClients,
+    settle: &Settle,
+    targets: &[Target],
+    began: f64,
+) -> Result<Vec<StepTiming>, WorldError> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut noticed: Vec<Option<f64>> = vec![None; targets.len()];
+    match settle {
+        Settle::AdvanceClock => {
+            account.settle().await.map_err(|e| e.to_string())?;
+            for t in targets {
+                let status = target_status(clients, t).await?;
+                if status.as_deref() != Some("available") {
+                    return Err(format!(
+                        "{} in {} is {status:?} after the clock passed every transition",
+                        t.id, t.region
+                    ));
+                }
+            }
+            return Ok(Vec::new());
+        }
+        Settle::Poll { interval, timeout } => {
+            // Poll them together, noting when each was first seen available.
+            let started = std::time::Instant::now();
+            while noticed.iter().any(Option::is_none) {
+                for (i, t) in targets.iter().enumerate() {
+                    if noticed[i].is_none()
+                        && target_status(clients, t).await?.as_deref() == Some("available")
+                    {
+                        noticed[i] = Some(wall_now());
+                    }
+                }
+                if noticed.iter().all(Option::is_some) {
+                    break;
+                }
+                if started.elapsed() >= *timeout {
+                    let waiting: Vec<&str> = targets
+                        .iter()
+                        .zip(&noticed)
+                        .filter(|(_, n)| n.is_none())
+                        .map(|(t, _)| t.id.as_str())
+                        .collect();
+                    return Err(format!(
+                        "gave up after {:.0} s waiting for {} to become available",
+                        timeout.as_secs_f64(),
+                        waiting.join(", ")
+                    ));
+                }
+                tokio::time::sleep(*interval).await;
+            }
+        }
+    }
+    let transitions = account.transitions().await.map_err(|e| e.to_string())?;
+    Ok(targets
+        .iter()
+        .zip(noticed)
+        .map(|(t, seen)| {
+            let kind = if t.cluster {
+                "db-cluster"
+            } else {
+                "db-instance"
+            };
+            let steps: Vec<_> = transitions
+                .of(&t.id)
+                .into_iter()
+                .filter(|x| {
+                    x.region == t.region
+                        && x.resource_type == kind
+                        && x.started_at_wall >= began - 0.05
+                })
+                .collect();
+            StepTiming::from_transitions(
+                format!(
+                    "{} {} available",
+                    if t.cluster { "cluster" } else { "instance" },
+                    t.id
+                ),
+                &steps,
+                // The wait starts when AWS starts: the calls before it are not polling.
+                None,
+                seen.unwrap_or_else(wall_now),
+                transitions.time_scale,
+            )
+        })
+        .collect())
+}
+
+async fn wait_in_sync(
+    account: &Account,
+    clients: &AwsClients,
+    settle: &Settle,
+    change_id: &str,
+) -> Result<Vec<StepTiming>, WorldError> {
+    let in_sync = || async {
+        let change = clients
+            .route53
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map_err(aws("route53", "GetChange", change_id))?;
+        Ok::<_, WorldError>(
+            change
+                .change_info()
+                .is_some_and(|c| c.status() == &aws_sdk_route53::types::ChangeStatus::Insync),
+        )
+    };
+    let noticed = match settle {
+        Settle::AdvanceClock => {
+            account.settle().await.map_err(|e| e.to_string())?;
+            if !in_sync().await? {
+                return Err(format!(
+                    "Route 53 change {change_id} is not INSYNC after the clock passed it"
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        Settle::Poll { interval, timeout } => {
+            poll_until(
+                &format!("Route 53 change {change_id}"),
+                *interval,
+                *timeout,
+                in_sync,
+            )
+            .await?
+        }
+    };
+    let transitions = account.transitions().await.map_err(|e| e.to_string())?;
+    let id = change_id.trim_start_matches("/change/");
+    Ok(vec![StepTiming::from_transitions(
+        "Route 53 records INSYNC",
+        &transitions.of(id),
+        None,
+        noticed,
+        transitions.time_scale,
+    )])
 }
 
 async fn create_kms_keys(clients: &AwsClients, plan: &Plan) -> Result<(), WorldError> {
@@ -203,14 +418,19 @@ async fn create_kms_keys(clients: &AwsClients, plan: &Plan) -> Result<(), WorldE
     Ok(())
 }
 
-async fn create_protected(
+/// Create a protected resource in the primary region; returns what must become available.
+async fn create_primary(
     clients: &AwsClients,
-    account: &Account,
     plan: &Plan,
     r: &ProtectedResource,
-) -> Result<(), WorldError> {
+) -> Result<Vec<Target>, WorldError> {
     let ident = r.aws_identifier();
     let engine = r.engine.map(|e| e.as_str()).unwrap_or("postgres");
+    let instance = |id: &str| Target {
+        region: plan.regions.primary.clone(),
+        cluster: false,
+        id: id.to_string(),
+    };
     match r.kind {
         ResourceKind::RdsInstance => {
             tolerate_exists(
@@ -233,24 +453,7 @@ async fn create_protected(
                 ident,
                 &["DBInstanceAlreadyExists"],
             )?;
-            if let Some(replica) = &r.replica {
-                let source_arn = account.arn("rds", &plan.regions.primary, &format!("db:{ident}"));
-                tolerate_exists(
-                    clients
-                        .dr
-                        .rds
-                        .create_db_instance_read_replica()
-                        .db_instance_identifier(&replica.identifier)
-                        .source_db_instance_identifier(source_arn)
-                        .db_instance_class("db.t4g.micro")
-                        .send()
-                        .await,
-                    "rds",
-                    "CreateDBInstanceReadReplica",
-                    &replica.identifier,
-                    &["DBInstanceAlreadyExists"],
-                )?;
-            }
+            Ok(vec![instance(ident)])
         }
         ResourceKind::AuroraCluster => {
             // Looked up first: the emulator answers a second CreateDBCluster with a
@@ -292,6 +495,14 @@ async fn create_protected(
                 &writer,
                 &["DBInstanceAlreadyExists"],
             )?;
+            Ok(vec![
+                Target {
+                    region: plan.regions.primary.clone(),
+                    cluster: true,
+                    id: ident.to_string(),
+                },
+                instance(&writer),
+            ])
         }
         ResourceKind::DynamodbTable => {
             let created = clients
@@ -338,9 +549,48 @@ async fn create_protected(
                 .send()
                 .await
                 .map_err(aws("dynamodb", "UpdateContinuousBackups", ident))?;
+            // A new on-demand table is ACTIVE at once in the emulator (see README).
+            Ok(Vec::new())
         }
     }
-    Ok(())
+}
+
+/// Create a resource's DR replica (its source must be available by now); returns what
+/// must become available.
+async fn create_replica(
+    clients: &AwsClients,
+    account: &Account,
+    plan: &Plan,
+    r: &ProtectedResource,
+) -> Result<Vec<Target>, WorldError> {
+    let (ResourceKind::RdsInstance, Some(replica)) = (r.kind, &r.replica) else {
+        return Ok(Vec::new());
+    };
+    let source_arn = account.arn(
+        "rds",
+        &plan.regions.primary,
+        &format!("db:{}", r.aws_identifier()),
+    );
+    tolerate_exists(
+        clients
+            .dr
+            .rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier(&replica.identifier)
+            .source_db_instance_identifier(source_arn)
+            .db_instance_class("db.t4g.micro")
+            .send()
+            .await,
+        "rds",
+        "CreateDBInstanceReadReplica",
+        &replica.identifier,
+        &["DBInstanceAlreadyExists"],
+    )?;
+    Ok(vec![Target {
+        region: plan.regions.dr.clone(),
+        cluster: false,
+        id: replica.identifier.clone(),
+    }])
 }
 
 fn cname(
@@ -369,7 +619,11 @@ fn cname(
         .map_err(|e| e.to_string())
 }
 
-async fn create_zone_and_records(clients: &AwsClients, plan: &Plan) -> Result<String, WorldError> {
+/// The zone's id, and the id of the change that wrote the records (to wait for INSYNC).
+async fn create_zone_and_records(
+    clients: &AwsClients,
+    plan: &Plan,
+) -> Result<(String, Option<String>), WorldError> {
     let zone_id = match resolve_hosted_zone(&clients.route53, &plan.dns)
         .await
         .map_err(|e| e.to_string())?
@@ -433,23 +687,25 @@ async fn create_zone_and_records(clients: &AwsClients, plan: &Plan) -> Result<St
         )?);
         changes.push(cname(&t.name, &t.dr_target, ttl, Some(("dr", 0)))?);
     }
-    if !changes.is_empty() {
-        clients
-            .route53
-            .change_resource_record_sets()
-            .hosted_zone_id(&zone_id)
-            .change_batch(
-                ChangeBatch::builder()
-                    .comment("Lifeboat demo world")
-                    .set_changes(Some(changes))
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
-            .send()
-            .await
-            .map_err(aws("route53", "ChangeResourceRecordSets", &zone_id))?;
+    if changes.is_empty() {
+        return Ok((zone_id, None));
     }
-    Ok(zone_id)
+    let written = clients
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .comment("Lifeboat demo world")
+                .set_changes(Some(changes))
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .send()
+        .await
+        .map_err(aws("route53", "ChangeResourceRecordSets", &zone_id))?;
+    let change = written.change_info().map(|c| c.id().to_string());
+    Ok((zone_id, change))
 }
 
 async fn create_alarms(account: &Account, plan: &Plan) -> Result<(), WorldError> {

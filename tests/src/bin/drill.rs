@@ -6,7 +6,8 @@
 //! Exits non-zero when a stage fails.
 
 use harness::functions::FunctionHost;
-use harness::{LocalAws, World, create_world};
+use harness::timing::{self, StepTiming, human};
+use harness::{LocalAws, Settle, World, create_world_with};
 use lifeboat::aws::{DynamoStateStore, gather_posture};
 use lifeboat::plan::{Plan, PlanSource, load_plan_text, parse_plan};
 use lifeboat::posture::{Concern, assess, render};
@@ -14,6 +15,10 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+/// How often the drill polls what it waits for, in AWS seconds (scaled like every
+/// duration, so the gap it adds is comparable with AWS's own times).
+const POLL_EVERY_AWS_SECONDS: f64 = 10.0;
 
 struct Args {
     plan: String,
@@ -51,6 +56,22 @@ fn stage(name: &str) -> Instant {
     let n = STAGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     println!("\n[stage {n}] {name}");
     Instant::now()
+}
+
+/// The waits of a stage: what AWS took (simulated, from the emulator's transitions) and
+/// what came on top (polling gaps).
+fn print_waits(waits: &[StepTiming], scale: f64) {
+    if waits.is_empty() {
+        return;
+    }
+    println!(
+        "      waits (time scale {scale}: one AWS second is {:.1} ms here; polling every {})",
+        scale * 1000.0,
+        human(POLL_EVERY_AWS_SECONDS)
+    );
+    for line in timing::render(waits).lines() {
+        println!("        {line}");
+    }
 }
 
 fn done(started: Instant) {
@@ -99,7 +120,16 @@ async fn run() -> Result<(), String> {
         local.reset().await?;
     }
     let account = local.default_account();
-    let world = create_world(&account, &plan).await?;
+    let scale = account
+        .realism_config()
+        .await
+        .map_err(|e| e.to_string())?
+        .time_scale;
+    let settle = Settle::Poll {
+        interval: Duration::from_secs_f64((POLL_EVERY_AWS_SECONDS * scale).max(0.005)),
+        timeout: Duration::from_secs(120),
+    };
+    let (world, waits) = create_world_with(&account, &plan, &settle).await?;
     for r in &plan.resources {
         let replica = r
             .replica
@@ -121,6 +151,7 @@ async fn run() -> Result<(), String> {
         world.topic_arn,
         world.control.report_bucket
     ));
+    print_waits(&waits, scale);
     done(t);
 
     let t = stage("DR posture, as the plan and the emulator show it");
