@@ -4,6 +4,7 @@
 //! means, which periods a bucket reaches), independently of the planner's sort-and-walk.
 
 use super::*;
+use crate::plan::max_kept;
 use chrono::{Datelike, Duration, TimeZone};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -454,5 +455,93 @@ proptest! {
             let buckets = p.keep_daily + p.keep_weekly + p.keep_monthly + p.keep_yearly;
             prop_assert!(beyond <= u64::from(buckets));
         }
+    }
+}
+
+/// A listing of one resource as the snapshot function leaves it between two retention
+/// runs: this plan's snapshots, unique ids, at most one still in flight (being created,
+/// being copied from, or stamped after `now`), with foreign and automated snapshots and
+/// legal holds mixed in, which the quota bound leaves out.
+fn one_resource_between_runs() -> impl Strategy<Value = (Vec<SnapshotFacts>, DateTime<Utc>)> {
+    (
+        prop::collection::vec(
+            (
+                created_at(),
+                prop::option::weighted(0.2, created_at()),
+                prop::bool::weighted(0.08),
+                prop_oneof![20 => Just(0_u8), 1 => Just(1_u8), 1 => Just(2_u8)],
+            ),
+            0..120,
+        ),
+        prop::option::of((any::<Index>(), 0_u8..3)),
+        now(),
+    )
+        .prop_map(|(drafts, in_flight, now)| {
+            let mut snaps: Vec<SnapshotFacts> = drafts
+                .into_iter()
+                .enumerate()
+                .map(
+                    |(i, (created_at, validated_at, legal_hold, owner))| SnapshotFacts {
+                        id: format!("s-{i:03}"),
+                        resource: Some("orders-db".to_string()),
+                        plan: (owner != 1).then(|| PLAN.to_string()),
+                        // Available and in the past unless chosen as the one in flight.
+                        created_at: created_at.min(now),
+                        status: "available".to_string(),
+                        automated: owner == 2,
+                        validated_at,
+                        legal_hold,
+                        copy_in_progress: false,
+                    },
+                )
+                .collect();
+            if let Some((pick, how)) = in_flight
+                && !snaps.is_empty()
+            {
+                let n = snaps.len();
+                let s = &mut snaps[pick.index(n)];
+                match how {
+                    0 => s.status = "creating".to_string(),
+                    1 => s.copy_in_progress = true,
+                    _ => s.created_at = now + Duration::minutes(5),
+                }
+            }
+            (snaps, now)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// The plan-load quota check counts `max_kept` snapshots per resource and region; the
+    /// planner must never keep more of them (the manual snapshots Lifeboat owns, legal
+    /// holds aside).
+    #[test]
+    fn the_quota_bound_bounds_what_the_planner_keeps(
+        (snaps, now) in one_resource_between_runs(),
+        policy in policy(),
+        min_keep in prop::option::of(0_u32..10),
+    ) {
+        let rules = RetentionRules {
+            plan: PLAN.to_string(),
+            policy,
+            min_keep_by_resource: min_keep
+                .map(|m| ("orders-db".to_string(), m))
+                .into_iter()
+                .collect(),
+        };
+        let decisions = plan_retention(&rules, &snaps, now);
+        let counted = snaps
+            .iter()
+            .zip(&decisions)
+            .filter(|(s, d)| is_ours(s) && !s.automated && !s.legal_hold && kept(d))
+            .count() as u64;
+        let bound = max_kept(&policy, rules.min_keep("orders-db"));
+        prop_assert!(
+            counted <= u64::from(bound),
+            "kept {} of this plan's snapshots, over the bound {}",
+            counted,
+            bound
+        );
     }
 }
