@@ -1,9 +1,9 @@
 //! Lifeboat: disaster recovery for AWS databases, as Lambda functions.
 //!
 //! This crate holds everything but the functions' thin `main.rs` files:
-//! - the pure core: the DR [`plan`] and, as they land, the decisions and state machines
-//!   (retention, tiers, failover, failback), which take `now` as an argument and touch no
-//!   AWS type;
+//! - the pure core: the DR [`plan`], the [`retention`] planner and, as they land, the
+//!   other decisions and state machines (tiers, failover, failback), which take `now` as an
+//!   argument and touch no AWS type;
 //! - the ports ([`state::StateStore`], [`notify::Notifier`], [`report::ReportSink`]) and
 //!   their adapters on the AWS SDK in [`aws`];
 //! - the small edges every function needs: [`config`], [`metrics`] (EMF), [`telemetry`].
@@ -20,6 +20,7 @@ pub mod notify;
 pub mod plan;
 pub mod posture;
 pub mod report;
+pub mod retention;
 pub mod schedule;
 pub mod state;
 pub mod telemetry;

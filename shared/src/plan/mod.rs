@@ -13,6 +13,8 @@ mod tests;
 mod validate;
 
 pub use load::{PlanSource, load_plan_text, parse_plan};
+#[cfg(test)]
+pub(crate) use validate::max_kept;
 pub use validate::{QuotaUsage, is_sql_identifier, normalize_dns_name, quota_usage};
 
 use serde::{Deserialize, Serialize};

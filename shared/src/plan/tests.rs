@@ -1,4 +1,4 @@
-use super::validate::{is_sql_identifier, is_valid_interval, normalize_dns_name};
+use super::validate::{is_sql_identifier, is_valid_interval, max_kept, normalize_dns_name};
 use super::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -235,22 +235,60 @@ fn retention_that_keeps_nothing_or_absurd_counts_is_rejected() {
     let mut p = local();
     p["retention"]["max_deletes_per_run"] = json!(0);
     assert_issue(&p, "retention.max_deletes_per_run", "outside 1..=1000");
+    // Counts that would overflow a sum are reported, not a panic.
+    let mut p = local();
+    p["retention"]["dr"] =
+        json!({"keep_daily": u32::MAX, "keep_weekly": u32::MAX, "min_keep": u32::MAX});
+    assert_issue(
+        &p,
+        "retention.dr.keep_weekly",
+        "more than Lifeboat allows (520)",
+    );
+    assert_issue(
+        &p,
+        "quotas.manual_db_snapshots_per_region",
+        &format!("can keep up to {} manual DB snapshots", u32::MAX),
+    );
 }
 
 #[test]
 fn a_policy_that_cannot_fit_the_snapshot_quota_is_rejected() {
     let mut p = local();
     p["quotas"] = json!({"manual_db_snapshots_per_region": 20});
-    // DR keeps up to 7 + 4 + 12 + 1 + 2 = 26 snapshots of orders-db.
+    // DR keeps up to 7 + 4 + 12 + 1 by the buckets, 3 - 1 more by min_keep (the newest
+    // counts in both), plus 2 = 28 snapshots of orders-db.
     assert_issue(
         &p,
         "quotas.manual_db_snapshots_per_region",
-        "can keep up to 26 manual DB snapshots in us-west-2, over the quota of 20",
+        "can keep up to 28 manual DB snapshots in us-west-2, over the quota of 20",
     );
     let plan = parse_plan(LOCAL).unwrap();
     let usage = quota_usage(&plan);
-    assert_eq!(usage["us-east-1"].db_snapshots, 7 + 4 + 3 + 2);
-    assert_eq!(usage["us-west-2"].cluster_snapshots, 7 + 4 + 12 + 1 + 2);
+    assert_eq!(usage["us-east-1"].db_snapshots, 7 + 4 + 3 + (3 - 1) + 2);
+    assert_eq!(
+        usage["us-west-2"].cluster_snapshots,
+        7 + 4 + 12 + 1 + (3 - 1) + 2
+    );
+}
+
+#[test]
+fn the_quota_bound_adds_min_keep_to_the_buckets() {
+    let policy = |daily, monthly, min_keep| RetentionPolicy {
+        keep_daily: daily,
+        keep_weekly: 0,
+        keep_monthly: monthly,
+        keep_yearly: 0,
+        min_keep,
+    };
+    // Hourly snapshots: min_keep 3 keeps three of today's, the buckets six other days
+    // and a month; the newest is in both. Then the newest validated and one more taken
+    // before the next run.
+    assert_eq!(max_kept(&policy(7, 1, 3), 3), 8 + 3 - 1 + 2);
+    assert_eq!(max_kept(&policy(7, 0, 0), 0), 7 + 2);
+    assert_eq!(max_kept(&policy(0, 0, 5), 5), 5 + 2);
+    // Nothing asked for: the newest available is still kept.
+    assert_eq!(max_kept(&policy(0, 0, 0), 0), 1 + 2);
+    assert_eq!(max_kept(&policy(u32::MAX, u32::MAX, 0), u32::MAX), u32::MAX);
 }
 
 #[test]

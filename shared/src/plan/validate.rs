@@ -637,7 +637,17 @@ fn check_retention(plan: &Plan, issues: &mut Issues) {
                 );
             }
         }
-        if p.keep_daily + p.keep_weekly + p.keep_monthly + p.keep_yearly == 0 && p.min_keep == 0 {
+        // Compared one by one: a sum could overflow on out-of-range counts.
+        if [
+            p.keep_daily,
+            p.keep_weekly,
+            p.keep_monthly,
+            p.keep_yearly,
+            p.min_keep,
+        ]
+        .iter()
+        .all(|&count| count == 0)
+        {
             issues.add(
                 name,
                 "every count is zero, so retention would delete all but the newest snapshot",
@@ -688,13 +698,29 @@ pub struct QuotaUsage {
     pub cluster_snapshots: u32,
 }
 
-/// The most snapshots one resource can hold in a region under `policy`: every bucket
-/// filled by a distinct snapshot (or `min_keep`, if larger), plus the newest validated
-/// snapshot (kept even outside every bucket) and the snapshot of the current window
-/// taken before the next retention run.
+/// The most snapshots one resource can hold in a region under `policy`, as the retention
+/// planner (`crate::retention`) keeps them: what the buckets and `min_keep` keep, plus the
+/// newest validated snapshot (kept even outside every bucket) and the snapshot of the
+/// current window taken before the next retention run. Legal holds, snapshots without
+/// Lifeboat's tags and copies still in progress are outside this bound.
+///
+/// The buckets and `min_keep` add up rather than overlap: `min_keep` keeps the newest
+/// snapshots, which may all fall in one day, while the buckets reach back one per period.
+/// Both always share the newest snapshot, so together they keep at most
+/// `buckets + min_keep - 1`; with every count zero the newest is still kept.
 pub(crate) fn max_kept(policy: &RetentionPolicy, min_keep: u32) -> u32 {
-    let buckets = policy.keep_daily + policy.keep_weekly + policy.keep_monthly + policy.keep_yearly;
-    buckets.max(min_keep) + 2
+    // Saturating: the quota check runs even on a plan whose counts are out of range.
+    let buckets = policy
+        .keep_daily
+        .saturating_add(policy.keep_weekly)
+        .saturating_add(policy.keep_monthly)
+        .saturating_add(policy.keep_yearly);
+    let by_rules = match (buckets, min_keep) {
+        (0, m) => m.max(1),
+        (b, 0) => b,
+        (b, m) => b.saturating_add(m - 1),
+    };
+    by_rules.saturating_add(2)
 }
 
 /// Upper bound of manual snapshots the plan keeps in each region it writes to (the primary
@@ -725,8 +751,12 @@ pub fn quota_usage(plan: &Plan) -> BTreeMap<String, QuotaUsage> {
                 .unwrap_or(policy.min_keep);
             let bound = max_kept(policy, min_keep);
             match r.kind {
-                ResourceKind::RdsInstance => entry.db_snapshots += bound,
-                ResourceKind::AuroraCluster => entry.cluster_snapshots += bound,
+                ResourceKind::RdsInstance => {
+                    entry.db_snapshots = entry.db_snapshots.saturating_add(bound)
+                }
+                ResourceKind::AuroraCluster => {
+                    entry.cluster_snapshots = entry.cluster_snapshots.saturating_add(bound)
+                }
                 // DynamoDB backups have no per-region count quota.
                 ResourceKind::DynamodbTable => {}
             }
