@@ -196,3 +196,57 @@ async fn accounts_are_isolated_from_each_other() {
         in_a.replicas
     );
 }
+
+#[tokio::test]
+async fn another_account_copies_a_snapshot_only_once_it_is_shared_with_it() {
+    let local = LocalAws::from_env();
+    let (owner, vault) = (local.fresh_account(), local.fresh_account());
+    let (primary, _) = primary_with_replica(&owner).await;
+    owner.settle().await.unwrap();
+    primary
+        .create_db_snapshot()
+        .db_instance_identifier("orders-db")
+        .db_snapshot_identifier("nightly")
+        .send()
+        .await
+        .unwrap();
+    owner.settle().await.unwrap();
+    let arn = owner.arn("rds", "us-east-1", "snapshot:nightly");
+    let vault_rds = vault.regional("eu-west-1").await.rds;
+    let copy = || {
+        vault_rds
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(&arn)
+            .target_db_snapshot_identifier("nightly")
+            .send()
+    };
+    // Not shared: AWS answers as if it did not exist.
+    let err = copy().await.unwrap_err();
+    assert!(
+        err.as_service_error()
+            .unwrap()
+            .is_db_snapshot_not_found_fault(),
+        "{err:?}"
+    );
+    primary
+        .modify_db_snapshot_attribute()
+        .db_snapshot_identifier("nightly")
+        .attribute_name("restore")
+        .values_to_add(&vault.id)
+        .send()
+        .await
+        .unwrap();
+    copy().await.expect("shared: the vault account copies it");
+    let listed = vault_rds.describe_db_snapshots().send().await.unwrap();
+    assert_eq!(listed.db_snapshots().len(), 1);
+    // The owner's account has no copy of its own in eu-west-1.
+    let owners = owner
+        .regional("eu-west-1")
+        .await
+        .rds
+        .describe_db_snapshots()
+        .send()
+        .await
+        .unwrap();
+    assert!(owners.db_snapshots().is_empty());
+}

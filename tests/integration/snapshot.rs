@@ -668,3 +668,99 @@ async fn the_twenty_first_copy_waits_for_a_free_slot() {
         later.copies_started
     );
 }
+
+#[tokio::test]
+async fn copies_reach_another_account_through_its_role_and_stay_apart() {
+    let local = LocalAws::from_env();
+    let vault = local.fresh_account();
+    let mut plan: Value =
+        serde_json::from_str(include_str!("../../infra/plans/local.json")).unwrap();
+    plan["snapshots"]["copy_to"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "region": "eu-west-1",
+            "kms_key_id": "alias/lifeboat-vault",
+            "account_id": vault.id,
+            "role_arn": format!("arn:aws:iam::{}:role/lifeboat-vault-copier", vault.id),
+        }));
+    let f = Fixture::new(parse_plan(&plan.to_string()).unwrap()).await;
+    // The vault account's key for its copies.
+    let vault_eu = vault.regional("eu-west-1").await;
+    let kms = aws_sdk_kms::Client::new(&vault_eu.config);
+    let key = kms.create_key().send().await.unwrap();
+    kms.create_alias()
+        .alias_name("alias/lifeboat-vault")
+        .target_key_id(key.key_metadata().unwrap().key_id())
+        .send()
+        .await
+        .unwrap();
+
+    f.tick("tick-1", six_am()).await.unwrap();
+    f.account.settle().await.unwrap();
+    let summary = f
+        .tick("tick-2", six_am() + Duration::minutes(5))
+        .await
+        .unwrap();
+    let destination = format!("eu-west-1@{}", vault.id);
+    let to_vault: Vec<&str> = summary
+        .copies_started
+        .iter()
+        .filter(|c| c.destination == destination)
+        .map(|c| c.snapshot.as_str())
+        .collect();
+    assert_eq!(to_vault.len(), 2, "{:?}", summary.copies_started);
+
+    // The source snapshot was shared with the vault account...
+    let attrs = f
+        .world
+        .clients
+        .primary
+        .rds
+        .describe_db_snapshot_attributes()
+        .db_snapshot_identifier("lifeboat-lifeboat-local-orders-db-20261125t0600z")
+        .send()
+        .await
+        .unwrap();
+    let restore: Vec<String> = attrs
+        .db_snapshot_attributes_result()
+        .unwrap()
+        .db_snapshot_attributes()
+        .iter()
+        .filter(|a| a.attribute_name() == Some("restore"))
+        .flat_map(|a| a.attribute_values().to_vec())
+        .collect();
+    assert_eq!(restore, vec![vault.id.clone()]);
+    // ...and the copy lives in the vault account, tagged with its destination.
+    let in_vault = vault_eu
+        .rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier("lifeboat-lifeboat-local-orders-db-20261125t0600z")
+        .send()
+        .await
+        .expect("the copy is in the vault account");
+    let tags: Vec<(String, String)> = in_vault.db_snapshots()[0]
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect();
+    assert!(tags.contains(&("lifeboat:destination".to_string(), destination.clone())));
+    // The DR region's copies are the DR destination's own.
+    let dr_tags = f
+        .dr_snapshot_tags("lifeboat-lifeboat-local-orders-db-20261125t0600z")
+        .await
+        .unwrap();
+    assert!(dr_tags.contains(&("lifeboat:destination".to_string(), "us-west-2".to_string())));
+    // The RPO is measured per destination, once the copies are done.
+    vault.settle().await.unwrap();
+    f.account.settle().await.unwrap();
+    let vault_rpo = f
+        .tick("tick-3", six_am() + Duration::minutes(10))
+        .await
+        .unwrap()
+        .rpo
+        .into_iter()
+        .find(|m| m.resource == "orders-db" && m.location == destination)
+        .unwrap();
+    assert!(!vault_rpo.breached, "{vault_rpo:?}");
+}

@@ -45,6 +45,32 @@ def truthy(value) -> bool:
     return value is True or str(value).lower() == "true"
 
 
+# --- Snapshots shared with another account -------------------------------------------
+# AWS lets an account copy (or restore) a manual snapshot another account shared with it
+# (its `restore` attribute names the account, or `all`), given the snapshot's ARN. moto
+# looks an ARN up in the caller's own account only, so a copy into another account (a
+# vault) fails there. Look the ARN up in the account it names, and answer "not found"
+# unless it is shared with the caller, as AWS does.
+
+_own_get_snapshot = rds_models.RDSBackend.get_snapshot
+
+
+def _get_snapshot(self, identifier, resource_type, not_found_exception):
+    if identifier.startswith("arn:"):
+        region, account, _, name = split_arn(identifier)
+        if account != self.account_id:
+            owner = rds_models.rds_backends[account][region]
+            snapshot = owner.resource_map[resource_type].get(name)
+            shared_with = snapshot.attributes.get("restore", []) if snapshot is not None else []
+            if snapshot is None or not (self.account_id in shared_with or "all" in shared_with):
+                raise not_found_exception(identifier)
+            return snapshot
+    return _own_get_snapshot(self, identifier, resource_type, not_found_exception)
+
+
+rds_models.RDSBackend.get_snapshot = _get_snapshot
+
+
 # --- Error codes as AWS sends them ---------------------------------------------------
 # moto answers a missing snapshot with `DBSnapshotNotFoundFault` and some state errors
 # with `InvalidDBInstanceStateFault`; AWS (and the SDK's typed errors) use the names
