@@ -12,7 +12,9 @@
 pub mod aws;
 pub mod backup;
 pub mod config;
+pub mod dr;
 pub mod error;
+pub mod failback;
 pub mod failover;
 pub mod function;
 pub mod metrics;

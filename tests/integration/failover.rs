@@ -9,11 +9,12 @@ use harness::{Account, World};
 use lifeboat::aws::{
     AwsFailover, DynamoStateStore, S3Reports, SnsNotifier, describe_instance, read_cname,
 };
+use lifeboat::dr::{DrState, TrafficFacts};
 use lifeboat::error::{AwsError, AwsFailure};
 use lifeboat::failover::run::{
     DrDocument, FailoverError, FailoverPort, FailoverReply, FailoverRun, SystemClock, dr_key,
 };
-use lifeboat::failover::{AlarmReading, DrState, FenceOutcome, TargetFacts};
+use lifeboat::failover::{AlarmReading, FenceOutcome, TargetFacts};
 use lifeboat::function::Invocation;
 use lifeboat::plan::{Plan, ProtectedResource};
 use lifeboat::state::{self, StateStore};
@@ -194,6 +195,10 @@ async fn an_alarm_fails_over_to_the_promoted_replica_and_points_dns_at_it() {
         .unwrap()
         .unwrap();
     assert_eq!(old.status, "stopped");
+    // Application traffic follows the writer: the weighted records send it all to DR.
+    let traffic =
+        lifeboat::aws::traffic::read_traffic(&f.world.clients.route53, &f.plan, None).await;
+    assert_eq!(traffic.primary_percent, Some(0));
     let DrState::FailedOver(done) = f.dr_state().await else {
         panic!()
     };
@@ -392,6 +397,12 @@ impl FailoverPort for CrashBeforeDns<'_> {
         change: Option<&str>,
     ) -> TargetFacts {
         self.inner.read_target(plan, r, change).await
+    }
+    async fn read_traffic(&self, plan: &Plan, change: Option<&str>) -> TrafficFacts {
+        self.inner.read_traffic(plan, change).await
+    }
+    async fn set_traffic(&self, plan: &Plan, primary_percent: u32) -> Result<String, AwsError> {
+        self.inner.set_traffic(plan, primary_percent).await
     }
     async fn promote(&self, plan: &Plan, r: &ProtectedResource) -> Result<(), AwsError> {
         self.inner.promote(plan, r).await

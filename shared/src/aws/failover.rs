@@ -4,15 +4,16 @@ use super::{
     AwsClients, ClientSettings, RegionalClients, describe_cluster, describe_instance, read_cname,
     resolve_hosted_zone,
 };
+use crate::dr::TrafficFacts;
 use crate::error::{AwsError, AwsFailure};
 use crate::failover::run::FailoverPort;
-use crate::failover::{AlarmReading, AlarmValue, ChangeState, FenceOutcome, TargetFacts};
+use crate::failover::{AlarmReading, AlarmValue, FenceOutcome, TargetFacts};
 use crate::plan::{Plan, ProtectedResource, ResourceKind};
 use crate::posture::Observed;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 use std::collections::BTreeMap;
 use tokio::sync::OnceCell;
@@ -201,19 +202,7 @@ impl FailoverPort for AwsFailover {
             };
         let change = match change {
             None => None,
-            Some(id) => self
-                .clients
-                .route53
-                .get_change()
-                .id(id)
-                .send()
-                .await
-                .ok()
-                .and_then(|out| out.change_info)
-                .map(|c| match c.status {
-                    ChangeStatus::Insync => ChangeState::InSync,
-                    _ => ChangeState::Pending,
-                }),
+            Some(id) => super::traffic::change_state(&self.clients.route53, id).await,
         };
         TargetFacts {
             resource: r.id.clone(),
@@ -223,6 +212,14 @@ impl FailoverPort for AwsFailover {
             record,
             change,
         }
+    }
+
+    async fn read_traffic(&self, plan: &Plan, change: Option<&str>) -> TrafficFacts {
+        super::traffic::read_traffic(&self.clients.route53, plan, change).await
+    }
+
+    async fn set_traffic(&self, plan: &Plan, primary_percent: u32) -> Result<String, AwsError> {
+        super::traffic::set_traffic(&self.clients.route53, plan, primary_percent).await
     }
 
     async fn promote(&self, _plan: &Plan, r: &ProtectedResource) -> Result<(), AwsError> {

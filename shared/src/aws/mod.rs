@@ -11,6 +11,7 @@ mod posture;
 mod s3_reports;
 mod snapshots;
 mod sns_notifier;
+pub mod traffic;
 
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};

@@ -19,7 +19,11 @@
 pub mod event;
 pub mod run;
 
+use crate::dr::{DrState, Next, TrafficFacts, TrafficProgress};
 use crate::notify::Severity;
+
+/// A failover step's decision.
+pub type Decision = crate::dr::Decision<Action>;
 use crate::plan::{FailoverMode, Plan, ResourceKind, normalize_dns_name};
 use crate::posture::{Observed, StoreFacts};
 use chrono::{DateTime, Duration, Utc};
@@ -27,54 +31,6 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub use event::{AlarmSignal, AlarmValue, Command, FailoverInput, parse_input};
-
-/// The plan's DR state: the persisted state machine shared by failover and failback.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "phase")]
-pub enum DrState {
-    /// The primary region serves; the DR replicas replicate.
-    Normal {
-        /// Until when alarms only notify (after a failover or failback).
-        #[serde(default)]
-        cooldown_until: Option<DateTime<Utc>>,
-        /// The last incident, for status.
-        #[serde(default)]
-        last: Option<String>,
-    },
-    /// A failover is under way.
-    FailingOver(Failover),
-    /// The DR region serves.
-    FailedOver(FailedOver),
-}
-
-impl Default for DrState {
-    fn default() -> Self {
-        DrState::Normal {
-            cooldown_until: None,
-            last: None,
-        }
-    }
-}
-
-impl DrState {
-    /// The phase in a word, for status and metrics.
-    pub fn phase(&self) -> String {
-        match self {
-            DrState::Normal { .. } => "Normal".into(),
-            DrState::FailingOver(f) => format!("FailingOver/{}", f.step),
-            DrState::FailedOver(_) => "FailedOver".into(),
-        }
-    }
-
-    /// Until when alarms only notify.
-    pub fn cooldown_until(&self) -> Option<DateTime<Utc>> {
-        match self {
-            DrState::Normal { cooldown_until, .. } => *cooldown_until,
-            DrState::FailedOver(f) => f.cooldown_until,
-            DrState::FailingOver(_) => None,
-        }
-    }
-}
 
 /// The step a failover is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -228,6 +184,9 @@ pub struct Failover {
     /// Why readiness is not met, while it is not (the failover waits and is notified).
     #[serde(default)]
     pub blocked: Option<String>,
+    /// The application traffic moved to the DR region, when the plan has traffic records.
+    #[serde(default)]
+    pub traffic: Option<TrafficProgress>,
 }
 
 impl Failover {
@@ -370,6 +329,9 @@ pub struct FailoverFacts {
     pub alarms: Vec<AlarmReading>,
     /// Per replicated resource.
     pub targets: Vec<TargetFacts>,
+    /// The application traffic records (default when the plan has none).
+    #[serde(default)]
+    pub traffic: TrafficFacts,
 }
 
 impl FailoverFacts {
@@ -414,6 +376,12 @@ pub enum Action {
         /// The promoted replica's endpoint.
         endpoint: String,
     },
+    /// Weigh the application traffic records: this percent to the primary region, the
+    /// rest to the DR region.
+    SetTraffic {
+        /// Percent to the primary region.
+        primary_percent: u32,
+    },
 }
 
 /// What an action produced.
@@ -440,6 +408,13 @@ pub enum ActionResult {
         /// The Route 53 change id.
         change: String,
     },
+    /// The traffic weights were submitted.
+    TrafficSet {
+        /// Percent to the primary region.
+        primary_percent: u32,
+        /// The Route 53 change id.
+        change: String,
+    },
     /// The action failed; the next look re-derives what to do.
     Failed {
         /// The resource.
@@ -449,84 +424,6 @@ pub enum ActionResult {
         /// Why.
         error: String,
     },
-}
-
-/// A message for operators and the timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Note {
-    /// How urgent (also whether it is sent: `Info` notes are only audited).
-    pub severity: Severity,
-    /// The audited action, e.g. `failover.promote`.
-    pub action: String,
-    /// One line.
-    pub subject: String,
-    /// Sentences.
-    pub detail: String,
-}
-
-/// How the executor should go on after a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Next {
-    /// Decide again at once (a step completed; the next can start).
-    Continue,
-    /// Look again after a short wait (promotion, DNS sync): polled inside the invocation
-    /// while its deadline allows, every second of it is RTO.
-    Poll,
-    /// Nothing more until the next event (a tick, an approval, an alarm).
-    Stop,
-}
-
-/// The outcome of one step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
-    /// The next state.
-    pub state: DrState,
-    /// What to do in AWS.
-    pub actions: Vec<Action>,
-    /// What to tell people and record.
-    pub notes: Vec<Note>,
-    /// How to go on.
-    pub next: Next,
-    /// The answer to the caller, in a sentence.
-    pub reply: String,
-    /// Whether the input was refused (a command that cannot apply now).
-    pub refused: bool,
-}
-
-impl Decision {
-    fn keep(state: &DrState, reply: impl Into<String>) -> Self {
-        Decision {
-            state: state.clone(),
-            actions: vec![],
-            notes: vec![],
-            next: Next::Stop,
-            reply: reply.into(),
-            refused: false,
-        }
-    }
-
-    fn refuse(state: &DrState, reply: impl Into<String>) -> Self {
-        Decision {
-            refused: true,
-            ..Decision::keep(state, reply)
-        }
-    }
-
-    fn note(
-        mut self,
-        severity: Severity,
-        action: &str,
-        subject: impl Into<String>,
-        detail: impl Into<String>,
-    ) -> Self {
-        self.notes.push(Note {
-            severity,
-            action: action.into(),
-            subject: subject.into(),
-            detail: detail.into(),
-        });
-        self
-    }
 }
 
 /// The resources a failover moves: those with a replica.
@@ -605,6 +502,10 @@ fn status_line(state: &DrState) -> String {
                 .as_ref()
                 .map(|b| format!(", waiting: {b}"))
                 .unwrap_or_default()
+        ),
+        DrState::FailingBack(f) => format!(
+            "failing back (failback {}, step {}; writer on the {} side, {} % of traffic on the primary side)",
+            f.id, f.step, f.writer, f.traffic_primary_percent
         ),
         DrState::FailedOver(f) => format!(
             "failed over since {} (incident {}, RTO {} s){}",
@@ -698,6 +599,7 @@ fn start(
             .map(|r| TargetProgress::new(&r.id))
             .collect(),
         blocked: None,
+        traffic: None,
     };
     f.goto(first, now);
     f
@@ -744,6 +646,15 @@ fn force(
         }
         DrState::FailedOver(_) => {
             return Decision::refuse(state, "already failed over; nothing to force");
+        }
+        DrState::FailingBack(f) => {
+            return Decision::refuse(
+                state,
+                format!(
+                    "failback {} is in progress (step {}); abort it first",
+                    f.id, f.step
+                ),
+            );
         }
     };
     let decision = advance(plan, &DrState::FailingOver(next), facts, now);
@@ -827,6 +738,21 @@ fn alarm(plan: &Plan, state: &DrState, signal: &AlarmSignal, now: DateTime<Utc>)
             format!(
                 "already failed over (incident {}); the alarm is recorded only",
                 f.incident
+            ),
+        ),
+        // The DR state is the lock: a failback in progress holds it, so no failover can
+        // start. Operators decide: pause (and roll back) or abort the failback.
+        DrState::FailingBack(f) => Decision::keep(
+            state,
+            format!("failback {} is in progress; no failover is started", f.id),
+        )
+        .note(
+            Severity::Critical,
+            "failover.alarm-during-failback",
+            format!("alarm {} during failback", signal.name),
+            format!(
+                "Health alarm {} went to ALARM at {} while failback {} is at {} (writer on the {} side, {} % of traffic on the primary side). No failover is started while a failback holds the DR state: pause the failback ({{\"action\": \"pause\"}}) to hold it, or abort it ({{\"action\": \"abort\"}}).",
+                signal.name, signal.at, f.id, f.step, f.writer, f.traffic_primary_percent
             ),
         ),
     }
@@ -1149,6 +1075,12 @@ fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Ut
                     });
                 }
             }
+            // Application traffic follows the writer: all of it to the DR region.
+            if !plan.failback.traffic.is_empty()
+                && (f.traffic.is_none() || facts.traffic.primary_percent != Some(0))
+            {
+                actions.push(Action::SetTraffic { primary_percent: 0 });
+            }
             if actions.is_empty() {
                 f.goto(Step::AwaitDnsSync, now);
                 Decision {
@@ -1180,6 +1112,13 @@ fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Ut
                         t.dns_synced_at.get_or_insert(now);
                     }
                     _ => all_synced = false,
+                }
+            }
+            if let Some(traffic) = f.traffic.as_mut() {
+                if facts.traffic.change == Some(ChangeState::InSync) {
+                    traffic.synced_at.get_or_insert(now);
+                } else {
+                    all_synced = false;
                 }
             }
             if all_synced {
@@ -1337,12 +1276,17 @@ fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc
             ));
         }
     }
+    if !plan.failback.traffic.is_empty() && facts.traffic.primary_percent != Some(0) {
+        problems
+            .push("the application traffic records do not send everything to the DR region".into());
+    }
     if !problems.is_empty() {
         // Something changed under us: go back and switch again.
         f.goto(Step::SwitchDns, now);
         for t in f.targets.iter_mut() {
             t.dns_change = None;
         }
+        f.traffic = None;
         return Decision {
             next: Next::Continue,
             ..Decision::keep(
@@ -1418,6 +1362,11 @@ pub fn measure(plan: &Plan, f: &Failover, synced: DateTime<Utc>) -> RecoveryMeas
         Cause::Alarm { .. } => seconds(fired, f.received_at),
         Cause::Operator { .. } => 0,
     };
+    let traffic_dns = f
+        .traffic
+        .as_ref()
+        .and_then(|t| Some(seconds(t.submitted_at, t.synced_at?)))
+        .unwrap_or(0);
     let aws = f
         .targets
         .iter()
@@ -1430,10 +1379,10 @@ pub fn measure(plan: &Plan, f: &Failover, synced: DateTime<Utc>) -> RecoveryMeas
                 (Some(a), Some(b)) => seconds(a, b),
                 _ => 0,
             };
-            promotion + dns
+            promotion + dns.max(traffic_dns)
         })
         .max()
-        .unwrap_or(0);
+        .unwrap_or(traffic_dns);
     // From entering approval to the step after it (approve, or force back to readiness).
     let approval = f
         .marks
@@ -1495,6 +1444,17 @@ pub fn absorb(state: &DrState, results: &[ActionResult], now: DateTime<Utc>) -> 
                 if let Some(t) = f.target(resource) {
                     t.fence = Some(outcome.clone());
                 }
+            }
+            ActionResult::TrafficSet {
+                primary_percent,
+                change,
+            } => {
+                f.traffic = Some(TrafficProgress {
+                    primary_percent: *primary_percent,
+                    change: change.clone(),
+                    submitted_at: now,
+                    synced_at: None,
+                });
             }
             ActionResult::Switched {
                 resource,

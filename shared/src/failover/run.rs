@@ -1,59 +1,26 @@
-//! The failover executor: load the state, read the facts, decide ([`super::step`]),
-//! persist, act, persist again — until the failover waits for something.
-//!
-//! Exactly once: every transition is a conditional write on the state's version, and the
-//! write that precedes an action also takes a short lease on the document (until the
-//! action is done, at most until the invocation's deadline), so of any number of
-//! concurrent invocations exactly one acts; the others see the new state (or the lease)
-//! and exit saying why. A crash leaves at most an expired lease: the next event re-reads
-//! AWS and goes on from the step stored, never promoting twice.
+//! The failover function's side of the DR executor ([`crate::dr::run`]): its inputs,
+//! the facts it reads, and the actions it takes, through the [`FailoverPort`].
 
 use super::{
-    Action, ActionResult, AlarmReading, DrState, FailoverFacts, FailoverInput, FenceOutcome, Next,
-    Note, TargetFacts, absorb, event::parse_input, replicated, step,
+    Action, ActionResult, AlarmReading, FailoverFacts, FailoverInput, FenceOutcome, TargetFacts,
+    absorb, event::parse_input, replicated, step,
 };
-use crate::error::{AwsError, Classify, Retry};
+use crate::dr::run::{Edges, Machine, OutcomeRecord, drive};
+use crate::dr::{Decision, DrState, TrafficFacts};
+use crate::error::AwsError;
 use crate::function::Invocation;
 use crate::metrics::observe;
-use crate::notify::{Notification, Notifier};
+use crate::notify::Notifier;
 use crate::plan::{Plan, ProtectedResource};
 use crate::report::{ReportSink, report_key};
-use crate::state::{self, AuditEntry, MachineKey, Outcome, StateError, StateStore};
+use crate::state::{Outcome, StateStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
-/// How long before the invocation's deadline the executor stops polling.
-const SAFETY_MARGIN_SECONDS: i64 = 30;
-/// Longest a lease is held for one action.
-const LEASE_SECONDS: i64 = 120;
-/// Polling backoff bounds, in milliseconds.
-const POLL_FIRST_MS: u64 = 1_000;
-const POLL_MAX_MS: u64 = 10_000;
-
-/// The persisted document: the state machine and the lease of the invocation acting on it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct DrDocument {
-    /// The state.
-    pub state: DrState,
-    /// Who is acting on it, until when.
-    #[serde(default)]
-    pub lease: Option<Lease>,
-}
-
-/// An invocation's right to perform the actions of the current step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// The invocation (request id).
-    pub holder: String,
-    /// When it lapses.
-    pub until: DateTime<Utc>,
-}
-
-/// The state item of a plan's DR state machine.
-pub fn dr_key(plan: &Plan) -> MachineKey {
-    MachineKey::new(&plan.name, "dr")
-}
+pub use crate::dr::run::{
+    Clock, DrDocument, DrError as FailoverError, DrReply as FailoverReply, Lease, SystemClock,
+    dr_key,
+};
 
 /// The failover port: reads and actions in RDS, Route 53 and CloudWatch.
 #[async_trait]
@@ -68,6 +35,8 @@ pub trait FailoverPort: Send + Sync {
         resource: &ProtectedResource,
         change: Option<&str>,
     ) -> TargetFacts;
+    /// The application traffic records' weights, and the state of a change when given.
+    async fn read_traffic(&self, plan: &Plan, change: Option<&str>) -> TrafficFacts;
     /// Promote the resource's DR replica.
     async fn promote(&self, plan: &Plan, resource: &ProtectedResource) -> Result<(), AwsError>;
     /// Stop the old primary where it is reachable. An unreachable region, or nothing to
@@ -85,78 +54,11 @@ pub trait FailoverPort: Send + Sync {
         resource: &ProtectedResource,
         endpoint: &str,
     ) -> Result<String, AwsError>;
+    /// Weigh the application traffic records; returns the Route 53 change id.
+    async fn set_traffic(&self, plan: &Plan, primary_percent: u32) -> Result<String, AwsError>;
 }
 
-/// Time, for the executor: the real clock in Lambda, a manual one in tests.
-#[async_trait]
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> DateTime<Utc>;
-    /// Wait.
-    async fn sleep(&self, d: std::time::Duration);
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-#[async_trait]
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-    async fn sleep(&self, d: std::time::Duration) {
-        tokio::time::sleep(d).await;
-    }
-}
-
-/// The answer to an invocation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailoverReply {
-    /// The plan.
-    pub plan: String,
-    /// The phase after this invocation.
-    pub phase: String,
-    /// What each step of this invocation said.
-    pub steps: Vec<String>,
-    /// The state after this invocation.
-    pub state: DrState,
-    /// The report of a completed failover.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<String>,
-}
-
-/// Why a failover invocation failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum FailoverError {
-    /// The input is not one the function accepts; nothing was done.
-    #[error("bad input: {0}; nothing was done")]
-    BadInput(String),
-    /// The command cannot apply now, or the DR side refused; nothing was changed in AWS.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The state table failed.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// Another invocation took over this invocation's lease while it acted (it ran past
-    /// its lease); the other one continues.
-    #[error(
-        "lost the lease on the DR state while acting; another invocation continues the failover"
-    )]
-    LeaseLost,
-}
-
-impl Classify for FailoverError {
-    fn retry(&self) -> Retry {
-        match self {
-            FailoverError::BadInput(_) | FailoverError::Refused(_) => Retry::NonRetryable,
-            FailoverError::State(e) => e.retry(),
-            FailoverError::LeaseLost => Retry::NonRetryable,
-        }
-    }
-}
-
-/// Everything the executor needs.
+/// Everything the failover function needs.
 pub struct FailoverRun<'a> {
     /// The plan.
     pub plan: &'a Plan,
@@ -198,7 +100,39 @@ impl FailoverRun<'_> {
         {
             tracing::info!(alarm = %a.name, "not one of the plan's health alarms; ignored");
         }
-        self.drive(input, invocation).await
+        let edges = Edges {
+            state: self.state,
+            notifier: self.notifier,
+            clock: self.clock,
+        };
+        let trigger = trigger_of(&input);
+        drive(self, &edges, input, &trigger, invocation).await
+    }
+}
+
+#[async_trait]
+impl Machine for FailoverRun<'_> {
+    type Input = FailoverInput;
+    type Facts = FailoverFacts;
+    type Action = Action;
+    type Outcome = ActionResult;
+
+    fn function(&self) -> &'static str {
+        "failover"
+    }
+
+    fn plan(&self) -> &Plan {
+        self.plan
+    }
+
+    fn tick(&self) -> FailoverInput {
+        FailoverInput::Tick
+    }
+
+    fn needs_facts(&self, state: &DrState, input: &FailoverInput) -> bool {
+        matches!(state, DrState::FailingOver(_))
+            || (matches!(state, DrState::FailedOver(_)) && matches!(input, FailoverInput::Tick))
+            || matches!(input, FailoverInput::Command(super::Command::Force { .. }))
     }
 
     async fn gather(&self, state: &DrState) -> FailoverFacts {
@@ -215,309 +149,194 @@ impl FailoverRun<'_> {
             };
             targets.push(self.port.read_target(self.plan, r, change.as_deref()).await);
         }
-        FailoverFacts { alarms, targets }
+        let traffic = if self.plan.failback.traffic.is_empty() {
+            TrafficFacts::default()
+        } else {
+            let change = match state {
+                DrState::FailingOver(f) => f.traffic.as_ref().map(|t| t.change.clone()),
+                _ => None,
+            };
+            self.port.read_traffic(self.plan, change.as_deref()).await
+        };
+        FailoverFacts {
+            alarms,
+            targets,
+            traffic,
+        }
     }
 
-    async fn drive(
+    fn decide(
         &self,
-        first: FailoverInput,
-        invocation: &Invocation,
-    ) -> Result<FailoverReply, FailoverError> {
-        let key = dr_key(self.plan);
-        let trigger = trigger_of(&first);
-        let mut input = first;
-        let mut steps = Vec::new();
-        let mut poll_ms = POLL_FIRST_MS;
-        let mut report = None;
-        loop {
-            let now = self.clock.now();
-            let stored = state::load::<DrDocument>(self.state, &key).await?;
-            let (version, doc) = match stored {
-                Some(v) => (Some(v.version), v.value),
-                None => (None, DrDocument::default()),
-            };
-            if let Some(lease) = &doc.lease
-                && lease.until > now
-                && lease.holder != invocation.request_id
-            {
-                steps.push(format!(
-                    "another invocation ({}) is acting on the failover until {}; this one does nothing",
-                    lease.holder, lease.until
-                ));
-                return Ok(self.reply(&doc.state, steps, report));
-            }
-            let needs_facts = matches!(doc.state, DrState::FailingOver(_) | DrState::FailedOver(_))
-                || matches!(input, FailoverInput::Command(super::Command::Force { .. }));
-            let facts = if needs_facts {
-                self.gather(&doc.state).await
-            } else {
-                FailoverFacts::default()
-            };
-            let decision = step(self.plan, &doc.state, &input, &facts, now);
-            let lease = (!decision.actions.is_empty()).then(|| Lease {
-                holder: invocation.request_id.clone(),
-                until: (now + Duration::seconds(LEASE_SECONDS)).min(invocation.deadline),
-            });
-            let next_doc = DrDocument {
-                state: decision.state.clone(),
-                lease,
-            };
-            let mut version = version;
-            if next_doc != doc {
-                match state::save(self.state, &key, &next_doc, version, now).await {
-                    Ok(v) => version = Some(v),
-                    // Someone else moved first: decide again from what they wrote.
-                    Err(StateError::Conflict { .. }) => {
-                        steps.push(
-                            "the DR state changed under this invocation; reading it again".into(),
-                        );
-                        if matches!(input, FailoverInput::Alarm(_)) {
-                            // The alarm was taken into account by whoever won.
-                            input = FailoverInput::Tick;
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            self.record(&decision.notes, &trigger, now).await;
-            steps.push(decision.reply.clone());
-            let mut next = decision.next;
-            if !decision.actions.is_empty() {
-                let results = self.perform(&decision.actions).await;
-                let done = absorb(&decision.state, &results, self.clock.now());
-                let failures: Vec<String> = results
-                    .iter()
-                    .filter_map(|r| match r {
-                        ActionResult::Failed {
-                            resource,
-                            action,
-                            error,
-                        } => Some(format!("{action} {resource}: {error}")),
-                        _ => None,
-                    })
-                    .collect();
-                for f in &failures {
-                    steps.push(format!("action failed (the next look retries it): {f}"));
-                }
-                if !failures.is_empty() {
-                    // Back off before retrying a failed call (throttling, an unreachable
-                    // endpoint), within the deadline; the next tick retries otherwise.
-                    next = Next::Poll;
-                }
-                self.audit_actions(&results, &trigger).await;
-                let after = DrDocument {
-                    state: done,
-                    lease: None,
-                };
-                match state::save(self.state, &key, &after, version, self.clock.now()).await {
-                    Ok(_) => {}
-                    Err(StateError::Conflict { .. }) => return Err(FailoverError::LeaseLost),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if let DrState::FailedOver(f) = &decision.state
-                && !matches!(doc.state, DrState::FailedOver(_))
-            {
-                report = self.completed(f, now, &invocation.request_id).await;
-            }
-            observe(
-                "FailoverPhase",
-                metrics::Unit::Count,
-                match &decision.state {
-                    DrState::Normal { .. } => 0.0,
-                    DrState::FailingOver(_) => 1.0,
-                    DrState::FailedOver(_) => 2.0,
-                },
-                &[],
-            );
-            if decision.refused {
-                if matches!(input, FailoverInput::Command(_))
-                    || decision
-                        .notes
-                        .iter()
-                        .any(|n| n.action == "failover.readiness")
-                {
-                    return Err(FailoverError::Refused(decision.reply));
-                }
-                return Ok(self.reply(&decision.state, steps, report));
-            }
-            match next {
-                Next::Stop => return Ok(self.reply(&decision.state, steps, report)),
-                Next::Continue => {
-                    input = FailoverInput::Tick;
-                    poll_ms = POLL_FIRST_MS;
-                }
-                Next::Poll => {
-                    let wake = self.clock.now() + Duration::milliseconds(poll_ms as i64);
-                    if wake + Duration::seconds(SAFETY_MARGIN_SECONDS) >= invocation.deadline {
-                        steps.push(
-                            "the invocation's deadline is near; the next tick resumes".into(),
-                        );
-                        return Ok(self.reply(&decision.state, steps, report));
-                    }
-                    self.clock
-                        .sleep(std::time::Duration::from_millis(poll_ms))
-                        .await;
-                    poll_ms = (poll_ms * 2).min(POLL_MAX_MS);
-                    input = FailoverInput::Tick;
-                }
-            }
-        }
+        state: &DrState,
+        input: &FailoverInput,
+        facts: &FailoverFacts,
+        now: DateTime<Utc>,
+    ) -> Decision<Action> {
+        step(self.plan, state, input, facts, now)
     }
 
-    fn reply(&self, state: &DrState, steps: Vec<String>, report: Option<String>) -> FailoverReply {
-        FailoverReply {
-            plan: self.plan.name.clone(),
-            phase: state.phase(),
-            steps,
-            state: state.clone(),
-            report,
-        }
-    }
-
-    async fn perform(&self, actions: &[Action]) -> Vec<ActionResult> {
-        let mut results = Vec::new();
-        for action in actions {
-            let (resource_id, kind) = match action {
-                Action::Promote { resource } => (resource, "promote"),
-                Action::Fence { resource } => (resource, "fence"),
-                Action::SwitchRecord { resource, .. } => (resource, "switch-dns"),
-            };
-            let Some(resource) = self.plan.resource(resource_id) else {
-                continue;
-            };
-            let result = match action {
-                Action::Promote { .. } => match self.port.promote(self.plan, resource).await {
+    async fn perform(&self, action: &Action) -> ActionResult {
+        let failed = |resource: &str, action: &str, e: AwsError| ActionResult::Failed {
+            resource: resource.to_string(),
+            action: action.into(),
+            error: e.to_string(),
+        };
+        let resource = |id: &str| self.plan.resource(id);
+        match action {
+            Action::Promote { resource: id } => match resource(id) {
+                Some(r) => match self.port.promote(self.plan, r).await {
                     Ok(()) => ActionResult::Promoted {
-                        resource: resource_id.clone(),
+                        resource: id.clone(),
                     },
-                    Err(e) => ActionResult::Failed {
-                        resource: resource_id.clone(),
-                        action: kind.into(),
-                        error: e.to_string(),
-                    },
+                    Err(e) => failed(id, "promote", e),
                 },
-                Action::Fence { .. } => match self.port.fence(self.plan, resource).await {
+                None => failed(
+                    id,
+                    "promote",
+                    AwsError::bad_request("rds", "PromoteReadReplica", id, "not in the plan"),
+                ),
+            },
+            Action::Fence { resource: id } => match resource(id) {
+                Some(r) => match self.port.fence(self.plan, r).await {
                     Ok(outcome) => ActionResult::Fenced {
-                        resource: resource_id.clone(),
+                        resource: id.clone(),
                         outcome,
                     },
-                    Err(e) => ActionResult::Failed {
-                        resource: resource_id.clone(),
-                        action: kind.into(),
-                        error: e.to_string(),
-                    },
+                    Err(e) => failed(id, "fence", e),
                 },
-                Action::SwitchRecord { endpoint, .. } => {
-                    match self.port.switch_record(self.plan, resource, endpoint).await {
-                        Ok(change) => ActionResult::Switched {
-                            resource: resource_id.clone(),
-                            endpoint: endpoint.clone(),
-                            change,
-                        },
-                        Err(e) => ActionResult::Failed {
-                            resource: resource_id.clone(),
-                            action: kind.into(),
-                            error: e.to_string(),
-                        },
-                    }
-                }
-            };
-            results.push(result);
-        }
-        results
-    }
-
-    async fn record(&self, notes: &[Note], trigger: &str, now: DateTime<Utc>) {
-        for note in notes {
-            let entry = AuditEntry {
-                at: now,
-                function: "failover".into(),
-                trigger: trigger.to_string(),
-                action: note.action.clone(),
-                resource: None,
-                outcome: Outcome::Succeeded,
-                detail: format!("{}: {}", note.subject, note.detail),
-                data: serde_json::Value::Null,
-            };
-            if let Err(e) = self.state.append(&self.plan.name, &entry).await {
-                tracing::warn!(error = %e, "audit entry not written");
-            }
-            let notification = Notification {
-                plan: self.plan.name.clone(),
-                severity: note.severity,
-                subject: note.subject.clone(),
-                body: note.detail.clone(),
-                details: serde_json::json!({"action": note.action, "trigger": trigger, "at": now}),
-            };
-            if let Err(e) = self.notifier.notify(&notification).await {
-                tracing::warn!(error = %e, "notification not sent");
-            }
-        }
-    }
-
-    async fn audit_actions(&self, results: &[ActionResult], trigger: &str) {
-        for r in results {
-            let (action, resource, outcome, detail) = match r {
-                ActionResult::Promoted { resource } => (
-                    "failover.promote",
-                    resource,
-                    Outcome::Started,
-                    "promotion issued".to_string(),
+                None => failed(
+                    id,
+                    "fence",
+                    AwsError::bad_request("rds", "StopDBInstance", id, "not in the plan"),
                 ),
-                ActionResult::Fenced { resource, outcome } => (
-                    "failover.fence",
-                    resource,
-                    match outcome {
-                        FenceOutcome::Stopped => Outcome::Succeeded,
-                        _ => Outcome::Skipped,
+            },
+            Action::SwitchRecord {
+                resource: id,
+                endpoint,
+            } => match resource(id) {
+                Some(r) => match self.port.switch_record(self.plan, r, endpoint).await {
+                    Ok(change) => ActionResult::Switched {
+                        resource: id.clone(),
+                        endpoint: endpoint.clone(),
+                        change,
                     },
-                    serde_json::to_string(outcome).unwrap_or_default(),
+                    Err(e) => failed(id, "switch-dns", e),
+                },
+                None => failed(
+                    id,
+                    "switch-dns",
+                    AwsError::bad_request(
+                        "route53",
+                        "ChangeResourceRecordSets",
+                        id,
+                        "not in the plan",
+                    ),
                 ),
-                ActionResult::Switched {
-                    resource,
-                    endpoint,
-                    change,
-                } => (
-                    "failover.switch-dns",
-                    resource,
-                    Outcome::Started,
-                    format!("record now points at {endpoint} (change {change})"),
-                ),
-                ActionResult::Failed {
-                    resource,
-                    action,
-                    error,
-                } => (
-                    "failover.action",
-                    resource,
-                    Outcome::Failed,
-                    format!("{action}: {error}"),
-                ),
-            };
-            let entry = AuditEntry {
-                at: self.clock.now(),
-                function: "failover".into(),
-                trigger: trigger.to_string(),
-                action: action.into(),
-                resource: Some(resource.clone()),
-                outcome,
-                detail,
-                data: serde_json::Value::Null,
-            };
-            if let Err(e) = self.state.append(&self.plan.name, &entry).await {
-                tracing::warn!(error = %e, "audit entry not written");
+            },
+            Action::SetTraffic { primary_percent } => {
+                match self.port.set_traffic(self.plan, *primary_percent).await {
+                    Ok(change) => ActionResult::TrafficSet {
+                        primary_percent: *primary_percent,
+                        change,
+                    },
+                    Err(e) => failed("traffic", "set-traffic", e),
+                }
             }
         }
     }
 
-    async fn completed(
+    fn absorb(&self, state: &DrState, outcomes: &[ActionResult], now: DateTime<Utc>) -> DrState {
+        absorb(state, outcomes, now)
+    }
+
+    fn describe(&self, outcome: &ActionResult) -> OutcomeRecord {
+        let (action, resource, outcome_kind, detail, failed) = match outcome {
+            ActionResult::Promoted { resource } => (
+                "failover.promote",
+                resource.clone(),
+                Outcome::Started,
+                "promotion issued".to_string(),
+                false,
+            ),
+            ActionResult::Fenced { resource, outcome } => (
+                "failover.fence",
+                resource.clone(),
+                match outcome {
+                    FenceOutcome::Stopped => Outcome::Succeeded,
+                    _ => Outcome::Skipped,
+                },
+                match outcome {
+                    FenceOutcome::Stopped => "the old primary was stopped".to_string(),
+                    FenceOutcome::Unreachable { reason } => format!(
+                        "the old primary is unreachable, fenced through the DNS switch only: {reason}"
+                    ),
+                    FenceOutcome::NotNeeded { reason } => format!("nothing to stop: {reason}"),
+                },
+                false,
+            ),
+            ActionResult::Switched {
+                resource,
+                endpoint,
+                change,
+            } => (
+                "failover.switch-dns",
+                resource.clone(),
+                Outcome::Started,
+                format!("record now points at {endpoint} (change {change})"),
+                false,
+            ),
+            ActionResult::TrafficSet {
+                primary_percent,
+                change,
+            } => (
+                "failover.traffic",
+                "traffic".to_string(),
+                Outcome::Started,
+                format!(
+                    "{primary_percent} % of application traffic to the primary region (change {change})"
+                ),
+                false,
+            ),
+            ActionResult::Failed {
+                resource,
+                action,
+                error,
+            } => (
+                "failover.action",
+                resource.clone(),
+                Outcome::Failed,
+                format!("{action}: {error}"),
+                true,
+            ),
+        };
+        OutcomeRecord {
+            action: action.into(),
+            resource,
+            outcome: outcome_kind,
+            detail,
+            failed,
+        }
+    }
+
+    fn refusal_is_error(&self, input: &FailoverInput, decision: &Decision<Action>) -> bool {
+        matches!(input, FailoverInput::Command(_))
+            || decision
+                .notes
+                .iter()
+                .any(|n| n.action == "failover.readiness")
+    }
+
+    async fn reached(
         &self,
-        f: &super::FailedOver,
+        before: &DrState,
+        after: &DrState,
         now: DateTime<Utc>,
         run: &str,
     ) -> Option<String> {
+        let (DrState::FailedOver(f), false) = (after, matches!(before, DrState::FailedOver(_)))
+        else {
+            return None;
+        };
         let m = &f.measurement;
         observe(
             "FailoverRtoSeconds",

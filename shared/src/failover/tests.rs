@@ -41,6 +41,8 @@ struct Sim {
     change_pending: u8,
     promotions: u32,
     double_promotions: u32,
+    traffic_primary: u32,
+    traffic_pending: u8,
 }
 
 impl Sim {
@@ -58,6 +60,8 @@ impl Sim {
             change_pending: 0,
             promotions: 0,
             double_promotions: 0,
+            traffic_primary: 100,
+            traffic_pending: 0,
         }
     }
 
@@ -131,6 +135,14 @@ impl Sim {
                     ChangeState::Pending
                 }),
             }],
+            traffic: crate::dr::TrafficFacts {
+                primary_percent: Some(self.traffic_primary),
+                change: Some(if self.traffic_pending == 0 {
+                    ChangeState::InSync
+                } else {
+                    ChangeState::Pending
+                }),
+            },
         }
     }
 
@@ -165,6 +177,14 @@ impl Sim {
                     outcome,
                 }
             }
+            Action::SetTraffic { primary_percent } => {
+                self.traffic_primary = *primary_percent;
+                self.traffic_pending = 1;
+                ActionResult::TrafficSet {
+                    primary_percent: *primary_percent,
+                    change: "T1".into(),
+                }
+            }
             Action::SwitchRecord { resource, endpoint } => {
                 self.record_dr = endpoint == DR_ENDPOINT;
                 self.change_pending = 2;
@@ -188,6 +208,7 @@ impl Sim {
             };
         }
         self.change_pending = self.change_pending.saturating_sub(1);
+        self.traffic_pending = self.traffic_pending.saturating_sub(1);
     }
 }
 
@@ -251,6 +272,10 @@ fn an_automatic_failover_goes_from_alarm_to_failed_over_with_its_rto_split() {
     assert_eq!(sim.promotions, 1);
     assert!(sim.primary_stopped, "the reachable old primary is fenced");
     assert!(sim.record_dr);
+    assert_eq!(
+        sim.traffic_primary, 0,
+        "application traffic follows the writer to the DR region"
+    );
     assert_eq!(done.targets[0].fence, Some(FenceOutcome::Stopped));
     let m = &done.measurement;
     assert_eq!(m.detection_seconds, 30);
@@ -694,6 +719,8 @@ fn allowed(before: &DrState, after: &DrState, input: &FailoverInput) -> bool {
         | (Normal { .. }, Normal { .. }) => true,
         (FailedOver(_), FailedOver(_)) => true,
         (FailedOver(_), _) => false,
+        // Failover never enters or leaves a failback.
+        (FailingBack(_), _) | (_, FailingBack(_)) => false,
     }
 }
 

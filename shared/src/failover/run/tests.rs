@@ -3,12 +3,15 @@
 //! in `tests/integration/failover.rs`.)
 
 use super::*;
+use crate::dr::TrafficFacts;
 use crate::error::AwsFailure;
+use crate::error::{Classify, Retry};
 use crate::failover::{AlarmValue, ChangeState};
 use crate::notify::RecordingNotifier;
 use crate::plan::parse_plan;
 use crate::posture::{Observed, StoreFacts};
 use crate::report::MemoryReports;
+use crate::state;
 use crate::state::memory::MemoryStateStore;
 use chrono::TimeZone;
 use serde_json::json;
@@ -24,6 +27,7 @@ struct FakeWorld {
     record: Mutex<String>,
     fail_switches: AtomicU32,
     lag: Mutex<Option<f64>>,
+    traffic: Mutex<u32>,
 }
 
 impl FakeWorld {
@@ -31,6 +35,7 @@ impl FakeWorld {
         let w = FakeWorld::default();
         *w.record.lock().unwrap() = "primary.example".into();
         *w.lag.lock().unwrap() = Some(1.0);
+        *w.traffic.lock().unwrap() = 100;
         w
     }
 }
@@ -87,6 +92,16 @@ impl FailoverPort for FakeWorld {
             record: Some(Observed::Present(vec![self.record.lock().unwrap().clone()])),
             change: change.map(|_| ChangeState::InSync),
         }
+    }
+    async fn read_traffic(&self, _plan: &Plan, change: Option<&str>) -> TrafficFacts {
+        TrafficFacts {
+            primary_percent: Some(*self.traffic.lock().unwrap()),
+            change: change.map(|_| ChangeState::InSync),
+        }
+    }
+    async fn set_traffic(&self, _plan: &Plan, primary_percent: u32) -> Result<String, AwsError> {
+        *self.traffic.lock().unwrap() = primary_percent;
+        Ok("T1".into())
     }
     async fn promote(&self, _plan: &Plan, _r: &ProtectedResource) -> Result<(), AwsError> {
         self.promotions.fetch_add(1, Ordering::SeqCst);

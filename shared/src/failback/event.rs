@@ -1,0 +1,109 @@
+//! The failback function's inputs: operator commands, and the ticks and RDS events that
+//! advance a failback in progress.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+
+/// What the failback function was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailbackInput {
+    /// Start a failback (from FailedOver, the primary region healthy, no cooldown).
+    Start,
+    /// Report the state.
+    Status,
+    /// Hold where it is.
+    Pause,
+    /// Go on after a pause (an operator's, or a gate alarm's).
+    Resume,
+    /// Stop: before the writer moved, back to the DR side; after, forward to the primary.
+    Abort,
+    /// Look again: a schedule tick or an RDS event.
+    Tick,
+}
+
+/// An input the failback function does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+const EXPECTED: &str = "expected {\"action\": \"start\" | \"status\" | \"pause\" | \"resume\" | \"abort\"}, a \"Scheduled Event\", or an RDS event";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorRequest {
+    action: String,
+}
+
+/// Parse an invocation payload.
+pub fn parse_input(payload: &serde_json::Value) -> Result<FailbackInput, InputError> {
+    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
+        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+            .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
+        return match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.events" | "aws.scheduler", "Scheduled Event") => Ok(FailbackInput::Tick),
+            ("aws.rds", kind) if kind.starts_with("RDS DB") => Ok(FailbackInput::Tick),
+            (source, kind) => Err(InputError(format!(
+                "the failback function does not handle {kind:?} events from {source}; {EXPECTED}"
+            ))),
+        };
+    }
+    let request: OperatorRequest = serde_json::from_value(payload.clone())
+        .map_err(|e| InputError(format!("unrecognised request ({e}); {EXPECTED}")))?;
+    match request.action.as_str() {
+        "start" => Ok(FailbackInput::Start),
+        "status" => Ok(FailbackInput::Status),
+        "pause" => Ok(FailbackInput::Pause),
+        "resume" => Ok(FailbackInput::Resume),
+        "abort" => Ok(FailbackInput::Abort),
+        other => Err(InputError(format!("unknown action {other:?}; {EXPECTED}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn commands_ticks_and_the_samples_parse() {
+        for (a, i) in [
+            ("start", FailbackInput::Start),
+            ("status", FailbackInput::Status),
+            ("pause", FailbackInput::Pause),
+            ("resume", FailbackInput::Resume),
+            ("abort", FailbackInput::Abort),
+        ] {
+            assert_eq!(parse_input(&json!({"action": a})).unwrap(), i);
+        }
+        for text in [
+            include_str!("../../../events/failback-start.json"),
+            include_str!("../../../events/failback-status.json"),
+            include_str!("../../../events/failback-pause.json"),
+            include_str!("../../../events/failback-resume.json"),
+            include_str!("../../../events/failback-abort.json"),
+            include_str!("../../../events/failback-tick.json"),
+        ] {
+            let payload: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert!(parse_input(&payload).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        for (payload, words) in [
+            (json!({"action": "rollback"}), "unknown action \"rollback\""),
+            (
+                json!({"action": "start", "now": true}),
+                "unknown field `now`",
+            ),
+            (
+                json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
+                "does not handle",
+            ),
+            (json!("start"), "expected"),
+        ] {
+            let err = parse_input(&payload).unwrap_err();
+            assert!(err.0.contains(words), "{payload}: {err}");
+        }
+    }
+}
