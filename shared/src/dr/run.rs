@@ -74,6 +74,22 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when slept on, for the executors' tests.
+#[cfg(test)]
+pub(crate) struct ManualClock(pub std::sync::Mutex<DateTime<Utc>>);
+
+#[cfg(test)]
+#[async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+    async fn sleep(&self, d: std::time::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += Duration::from_std(d).unwrap();
+    }
+}
+
 /// How an action's outcome is recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeRecord {

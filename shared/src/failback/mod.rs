@@ -1233,4 +1233,6 @@ pub fn absorb(state: &DrState, outcomes: &[FbOutcome], now: DateTime<Utc>) -> Dr
 }
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;

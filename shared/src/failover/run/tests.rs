@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::dr::TrafficFacts;
+use crate::dr::run::ManualClock;
 use crate::error::AwsFailure;
 use crate::error::{Classify, Retry};
 use crate::failover::{AlarmValue, ChangeState};
@@ -130,20 +131,6 @@ impl FailoverPort for FakeWorld {
         }
         *self.record.lock().unwrap() = endpoint.to_string();
         Ok("C1".into())
-    }
-}
-
-/// A clock that moves only when slept on.
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-#[async_trait]
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-    async fn sleep(&self, d: std::time::Duration) {
-        let mut now = self.0.lock().unwrap();
-        *now += Duration::from_std(d).unwrap();
     }
 }
 
