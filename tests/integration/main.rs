@@ -4,6 +4,7 @@
 mod clients;
 mod edges;
 mod emulator;
+mod failback;
 mod failover;
 mod realism_control;
 mod realism_faults;

@@ -5,7 +5,9 @@
 //! emulator as it does against AWS.
 
 mod clients;
+mod dr;
 mod dynamo_state;
+mod failback;
 mod failover;
 mod posture;
 mod s3_reports;
@@ -15,6 +17,7 @@ pub mod traffic;
 
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
+pub use failback::AwsFailback;
 pub use failover::AwsFailover;
 pub use posture::{
     describe_cluster, describe_instance, describe_table, gather_posture, read_cname,

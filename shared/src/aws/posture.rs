@@ -94,23 +94,41 @@ pub async fn describe_instance(
     region: &str,
     identifier: &str,
 ) -> Result<Option<StoreFacts>, AwsError> {
-    let out = match rds
+    Ok(fetch_instance(rds, identifier)
+        .await?
+        .map(|db| instance_facts(&db, region, identifier)))
+}
+
+/// The SDK's description of a DB instance; `None` when it does not exist.
+pub(crate) async fn fetch_instance(
+    rds: &aws_sdk_rds::Client,
+    identifier: &str,
+) -> Result<Option<aws_sdk_rds::types::DbInstance>, AwsError> {
+    match rds
         .describe_db_instances()
         .db_instance_identifier(identifier)
         .send()
         .await
     {
-        Ok(out) => out,
+        Ok(out) => Ok(out.db_instances.and_then(|v| v.into_iter().next())),
         Err(e) => {
             let err = AwsError::from_sdk("rds", "DescribeDBInstances", identifier, &e);
-            return if err.is_code("DBInstanceNotFound") {
+            if err.is_code("DBInstanceNotFound") {
                 Ok(None)
             } else {
                 Err(err)
-            };
+            }
         }
-    };
-    Ok(out.db_instances().first().map(|db| StoreFacts {
+    }
+}
+
+/// A DB instance's facts.
+pub(crate) fn instance_facts(
+    db: &aws_sdk_rds::types::DbInstance,
+    region: &str,
+    identifier: &str,
+) -> StoreFacts {
+    StoreFacts {
         identifier: db
             .db_instance_identifier()
             .unwrap_or(identifier)
@@ -125,7 +143,7 @@ pub async fn describe_instance(
             .map(str::to_string),
         replicas: db.read_replica_db_instance_identifiers().to_vec(),
         point_in_time_recovery: None,
-    }))
+    }
 }
 
 /// Describe an Aurora DB cluster; `None` when it does not exist.

@@ -74,6 +74,10 @@ pub struct FbTarget {
     /// The final snapshot the retired old primary left.
     #[serde(default)]
     pub retired_primary: Option<String>,
+    /// How the old primary was set up, captured before it was retired; its replacement
+    /// is created alike.
+    #[serde(default)]
+    pub primary_shape: Option<DatabaseShape>,
     /// When the primary-region replica was requested.
     #[serde(default)]
     pub replica_requested_at: Option<DateTime<Utc>>,
@@ -98,6 +102,9 @@ pub struct FbTarget {
     /// The final snapshot the retired old DR writer left.
     #[serde(default)]
     pub retired_dr: Option<String>,
+    /// How the old DR writer was set up, captured before it was retired.
+    #[serde(default)]
+    pub dr_shape: Option<DatabaseShape>,
     /// When the fresh DR replica was requested.
     #[serde(default)]
     pub dr_replica_requested_at: Option<DateTime<Utc>>,
@@ -180,6 +187,38 @@ impl Failback {
     }
 }
 
+/// How a database is set up: what a replacement needs to be created alike (in the same
+/// network, with the same parameters, size and encryption key).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DatabaseShape {
+    /// DB instance class.
+    pub instance_class: String,
+    /// DB subnet group.
+    #[serde(default)]
+    pub subnet_group: Option<String>,
+    /// VPC security group ids.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// DB parameter group.
+    #[serde(default)]
+    pub parameter_group: Option<String>,
+    /// Option group.
+    #[serde(default)]
+    pub option_group: Option<String>,
+    /// Multi-AZ.
+    #[serde(default)]
+    pub multi_az: bool,
+    /// Storage type (gp3, io2, ...).
+    #[serde(default)]
+    pub storage_type: Option<String>,
+    /// KMS key that encrypts its storage (a key of its own region).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// Whether deletion protection was on.
+    #[serde(default)]
+    pub deletion_protection: bool,
+}
+
 /// What is known about one replicated resource during failback.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FbTargetFacts {
@@ -189,6 +228,12 @@ pub struct FbTargetFacts {
     pub primary: Observed<StoreFacts>,
     /// The replica identifier in the DR region (the current writer, or its successor).
     pub dr: Observed<StoreFacts>,
+    /// How the primary-region database is set up (RDS instances, when it exists).
+    #[serde(default)]
+    pub primary_shape: Option<DatabaseShape>,
+    /// How the DR-region database is set up (RDS instances, when it exists).
+    #[serde(default)]
+    pub dr_shape: Option<DatabaseShape>,
     /// The lag of whichever side replicates, in seconds.
     pub lag_seconds: Option<f64>,
     /// The writer record's values.
@@ -261,6 +306,9 @@ pub enum FbAction {
         resource: String,
         /// Where the replica goes.
         side: Side,
+        /// Set up like the database it replaces, when that was captured.
+        #[serde(default)]
+        like: Option<DatabaseShape>,
     },
     /// Point the writer record at `endpoint`.
     SwitchRecord {
@@ -361,6 +409,7 @@ fn new_failback(plan: &Plan, from: &FailedOver, now: DateTime<Utc>) -> Failback 
                 resource: r.id.clone(),
                 kind: r.kind,
                 retired_primary: None,
+                primary_shape: None,
                 replica_requested_at: None,
                 fence_change: None,
                 fence_synced_at: None,
@@ -369,6 +418,7 @@ fn new_failback(plan: &Plan, from: &FailedOver, now: DateTime<Utc>) -> Failback 
                 promoted_at: None,
                 dr_fence: None,
                 retired_dr: None,
+                dr_shape: None,
                 dr_replica_requested_at: None,
             })
             .collect(),
@@ -624,6 +674,9 @@ fn advance(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Ut
                     Observed::Present(p) if p.replicates_from.is_some() => {}
                     Observed::Present(p) if p.status == "deleting" => waiting = true,
                     Observed::Present(_) => {
+                        if t.primary_shape.is_none() {
+                            t.primary_shape = tf.primary_shape.clone();
+                        }
                         let name = t
                             .retired_primary
                             .get_or_insert_with(|| {
@@ -677,6 +730,7 @@ fn advance(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Ut
                     actions.push(FbAction::CreateReplica {
                         resource: t.resource.clone(),
                         side: Side::Primary,
+                        like: t.primary_shape.clone(),
                     });
                     t.replica_requested_at.get_or_insert(now);
                 }
@@ -716,6 +770,7 @@ fn advance(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Ut
                         actions.push(FbAction::CreateReplica {
                             resource: t.resource.clone(),
                             side: Side::Primary,
+                            like: t.primary_shape.clone(),
                         });
                         waiting.push(format!("{}: replica requested again", t.resource));
                     }
@@ -962,6 +1017,7 @@ fn advance(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Ut
                             actions.push(FbAction::CreateReplica {
                                 resource: t.resource.clone(),
                                 side: Side::Dr,
+                                like: t.dr_shape.clone(),
                             });
                             t.dr_replica_requested_at = Some(now);
                         }
@@ -969,6 +1025,9 @@ fn advance(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Ut
                     Observed::Present(d) if d.replicates_from.is_some() => {}
                     Observed::Present(d) if d.status == "deleting" => waiting = true,
                     Observed::Present(_) => {
+                        if t.dr_shape.is_none() {
+                            t.dr_shape = tf.dr_shape.clone();
+                        }
                         let name = t
                             .retired_dr
                             .get_or_insert_with(|| {
@@ -1015,6 +1074,7 @@ fn advance(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Ut
                         actions.push(FbAction::CreateReplica {
                             resource: t.resource.clone(),
                             side: Side::Dr,
+                            like: t.dr_shape.clone(),
                         });
                     }
                 }

@@ -1,7 +1,8 @@
 //! The failback function's side of the DR executor ([`crate::dr::run`]).
 
 use super::{
-    FailbackFacts, FailbackInput, FbAction, FbOutcome, FbTargetFacts, absorb, parse_input, step,
+    DatabaseShape, FailbackFacts, FailbackInput, FbAction, FbOutcome, FbTargetFacts, absorb,
+    parse_input, step,
 };
 use crate::dr::run::{Clock, DrError, DrReply, Edges, Machine, OutcomeRecord, drive};
 use crate::dr::{Decision, DrState, Side, TrafficFacts};
@@ -39,12 +40,14 @@ pub trait FailbackPort: Send + Sync {
         side: Side,
         final_snapshot: &str,
     ) -> Result<(), AwsError>;
-    /// Create a cross-region read replica on `side` of the writer on the other side.
+    /// Create a cross-region read replica on `side` of the writer on the other side, set
+    /// up `like` the database it replaces when that is known (idempotent).
     async fn create_replica(
         &self,
         plan: &Plan,
         resource: &ProtectedResource,
         side: Side,
+        like: Option<&DatabaseShape>,
     ) -> Result<(), AwsError>;
     /// Promote the primary-region replica (Aurora: planned switchover to it).
     async fn promote_primary(
@@ -241,9 +244,11 @@ impl Machine for FailbackRun<'_> {
                 },
                 Some(r),
             ) => done(self.port.retire(self.plan, r, *side, final_snapshot).await),
-            (FbAction::CreateReplica { side, .. }, Some(r)) => {
-                done(self.port.create_replica(self.plan, r, *side).await)
-            }
+            (FbAction::CreateReplica { side, like, .. }, Some(r)) => done(
+                self.port
+                    .create_replica(self.plan, r, *side, like.as_ref())
+                    .await,
+            ),
             (FbAction::PromotePrimary { .. }, Some(r)) => {
                 done(self.port.promote_primary(self.plan, r).await)
             }

@@ -36,6 +36,8 @@ pub(crate) struct Sim {
     pub(crate) promotions: u32,
     pub(crate) bad_promotions: Vec<String>,
     pub(crate) retired: Vec<String>,
+    /// The shape each replica was created with, by side.
+    pub(crate) created_like: Vec<(Side, Option<DatabaseShape>)>,
 }
 
 impl Sim {
@@ -58,6 +60,7 @@ impl Sim {
             promotions: 0,
             bad_promotions: vec![],
             retired: vec![],
+            created_like: vec![],
         }
     }
 
@@ -106,6 +109,9 @@ impl Sim {
                     }
                 },
                 dr: Sim::store("orders-db-dr", D_ENDPOINT, self.d, "primary-writer"),
+                primary_shape: (self.primary_reachable && self.p != Db::Missing)
+                    .then(|| shape(Side::Primary)),
+                dr_shape: (self.d != Db::Missing).then(|| shape(Side::Dr)),
                 lag_seconds: Some(self.lag),
                 record: Some(Observed::Present(vec![
                     if self.record_p {
@@ -153,7 +159,8 @@ impl Sim {
                     action: action.clone(),
                 }
             }
-            FbAction::CreateReplica { side, .. } => {
+            FbAction::CreateReplica { side, like, .. } => {
+                self.created_like.push((*side, like.clone()));
                 match side {
                     Side::Primary if self.p == Db::Missing => {
                         self.p = Db::Creating(3);
@@ -281,4 +288,16 @@ pub(crate) fn failed_over(now: DateTime<Utc>) -> DrState {
         }],
         forced: None,
     })
+}
+
+/// How the simulated databases are set up on each side.
+pub(crate) fn shape(side: Side) -> DatabaseShape {
+    DatabaseShape {
+        instance_class: "db.r6g.large".into(),
+        subnet_group: Some(format!("{side}-subnets")),
+        security_groups: vec![format!("sg-{side}")],
+        kms_key_id: Some(format!("{side}-key")),
+        multi_az: side == Side::Primary,
+        ..DatabaseShape::default()
+    }
 }

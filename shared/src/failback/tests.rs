@@ -85,6 +85,14 @@ fn a_full_failback_returns_to_normal_protected_with_the_writer_moved_first() {
         ]
     );
     assert!(sim.retired[1].contains("-retired-dr-"));
+    // Each replacement is set up like the database it replaced, in its own region.
+    assert_eq!(
+        sim.created_like,
+        vec![
+            (Side::Primary, Some(shape(Side::Primary))),
+            (Side::Dr, Some(shape(Side::Dr)))
+        ]
+    );
     let actions: Vec<&str> = decisions
         .iter()
         .flat_map(|d| d.notes.iter().map(|n| n.action.as_str()))

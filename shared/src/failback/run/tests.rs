@@ -81,10 +81,12 @@ impl FailbackPort for SimulatedAws {
         _plan: &Plan,
         resource: &ProtectedResource,
         side: Side,
+        like: Option<&DatabaseShape>,
     ) -> Result<(), AwsError> {
         self.act(FbAction::CreateReplica {
             resource: resource.id.clone(),
             side,
+            like: like.cloned(),
         });
         Ok(())
     }
