@@ -340,14 +340,18 @@ async fn failback_moves_the_writer_then_traffic_in_baked_stages_and_leaves_the_p
         }
     }
     assert_eq!(f.dr_state().await.phase(), "Normal");
-    // 0 → 10 → 50 → 100, the first two held at least the plan's bake time (5 minutes).
+    // 0 → 10 → 50 → 100, the first two held at least the plan's bake time.
     let weights: Vec<u32> = weights_seen.iter().map(|(_, w)| *w).collect();
     assert_eq!(weights, [0, 10, 50, 100], "{weights_seen:?}");
     assert_eq!(
         held.iter().take(2).map(|(w, _)| *w).collect::<Vec<_>>(),
         [10, 50]
     );
-    assert!(held[..2].iter().all(|(_, secs)| *secs >= 300), "{held:?}");
+    let bake = 60 * i64::from(f.plan.failback.bake_minutes);
+    assert!(
+        bake > 0 && held[..2].iter().all(|(_, secs)| *secs >= bake),
+        "{held:?}"
+    );
     assert!(promoted_at.unwrap() <= weights_seen[1].0);
 
     // The writer is the plan's primary, the record names it, and a fresh DR replica
@@ -382,7 +386,7 @@ async fn failback_moves_the_writer_then_traffic_in_baked_stages_and_leaves_the_p
         .filter(|e| e.action == "failback.retire")
         .filter_map(|e| {
             e.detail
-                .split('"')
+                .split_whitespace()
                 .find(|p| p.contains("-retired-"))
                 .map(str::to_string)
         })
@@ -408,8 +412,15 @@ async fn the_writer_waits_for_catch_up_and_the_record_ttl_before_promotion() {
     let f = Fixture::failed_over().await;
     f.command("start").await.unwrap();
     f.tick_until("catch-up", at_step(Step::AwaitCatchUp)).await;
-    // The primary-region replica is 40 s behind: the writer does not move.
-    f.lag("us-east-1", "orders-db", &[(0, 40.0)]).await;
+    // The primary-region replica is 40 s behind (a datapoint of two minutes ago, so
+    // that the caught-up one published later is the newest): the writer does not move.
+    f.lag("us-east-1", "orders-db", &[(120, 40.0)]).await;
+    for _ in 0..60 {
+        if f.primary().await.is_some_and(|p| p.status == "available") {
+            break;
+        }
+        f.tick().await;
+    }
     for _ in 0..3 {
         let reply = f.tick().await;
         assert!(

@@ -144,6 +144,11 @@ pub trait Machine: Send + Sync {
     /// Whether a refusal of this input is an error for the caller (a command that cannot
     /// apply, a guard that stops a start) rather than a state that waits.
     fn refusal_is_error(&self, input: &Self::Input, decision: &Decision<Self::Action>) -> bool;
+    /// How long one invocation may poll the waits before leaving them to the next tick;
+    /// `None`: until the invocation's deadline nears.
+    fn poll_budget(&self) -> Option<Duration> {
+        None
+    }
     /// Called when the state reaches a new phase: reports and metrics. Returns where the
     /// report went.
     async fn reached(
@@ -232,6 +237,7 @@ pub async fn drive<M: Machine>(
     let mut steps = Vec::new();
     let mut poll_ms = POLL_FIRST_MS;
     let mut report = None;
+    let started = edges.clock.now();
     loop {
         let now = edges.clock.now();
         let stored = state::load::<DrDocument>(edges.state, &key).await?;
@@ -351,6 +357,15 @@ pub async fn drive<M: Machine>(
                 let wake = edges.clock.now() + Duration::milliseconds(poll_ms as i64);
                 if wake + Duration::seconds(SAFETY_MARGIN_SECONDS) >= invocation.deadline {
                     steps.push("the invocation's deadline is near; the next tick resumes".into());
+                    return Ok(reply(plan, &after, steps, report));
+                }
+                if let Some(budget) = machine.poll_budget()
+                    && wake > started + budget
+                {
+                    steps.push(format!(
+                        "waited {} s in this invocation; the next tick resumes",
+                        budget.num_seconds()
+                    ));
                     return Ok(reply(plan, &after, steps, report));
                 }
                 edges

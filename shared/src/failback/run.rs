@@ -17,6 +17,9 @@ use crate::state::{Outcome, StateStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+/// How long a failback invocation polls before leaving the wait to the next tick.
+const POLL_BUDGET_SECONDS: i64 = 90;
+
 /// The failback port: reads and actions in RDS, Route 53 and CloudWatch.
 #[async_trait]
 pub trait FailbackPort: Send + Sync {
@@ -118,6 +121,49 @@ fn action_word(a: &FbAction) -> (&'static str, &str) {
         FbAction::PromotePrimary { resource } => ("failback.promote", resource),
         FbAction::Stop { resource, .. } => ("failback.stop-dr-writer", resource),
         FbAction::SetTraffic { .. } => ("failback.traffic", "traffic"),
+    }
+}
+
+/// What an action does, in a sentence for the timeline.
+fn sentence(action: &FbAction) -> String {
+    match action {
+        FbAction::Retire {
+            resource,
+            side,
+            final_snapshot,
+        } => format!(
+            "delete {resource}'s old writer on the {side} side after a final snapshot {final_snapshot}"
+        ),
+        FbAction::CreateReplica {
+            resource,
+            side,
+            like,
+        } => match like {
+            Some(l) => format!(
+                "create {resource}'s replica on the {side} side, set up like the database it replaces ({}{}{})",
+                l.instance_class,
+                l.subnet_group
+                    .as_ref()
+                    .map(|g| format!(", subnet group {g}"))
+                    .unwrap_or_default(),
+                if l.multi_az { ", Multi-AZ" } else { "" }
+            ),
+            None => format!(
+                "create {resource}'s replica on the {side} side, sized like its source (the database it replaces was not seen)"
+            ),
+        },
+        FbAction::SwitchRecord { resource, endpoint } => {
+            format!("point {resource}'s writer record at {endpoint}")
+        }
+        FbAction::PromotePrimary { resource } => {
+            format!("promote {resource}'s primary-region replica to writer")
+        }
+        FbAction::Stop { resource, side } => {
+            format!("stop {resource}'s old writer on the {side} side")
+        }
+        FbAction::SetTraffic { primary_percent } => {
+            format!("send {primary_percent} % of application traffic to the primary region")
+        }
     }
 }
 
@@ -291,7 +337,7 @@ impl Machine for FailbackRun<'_> {
                     word,
                     id.to_string(),
                     Outcome::Started,
-                    format!("{action:?}"),
+                    sentence(action),
                     false,
                 )
             }
@@ -318,12 +364,18 @@ impl Machine for FailbackRun<'_> {
                 "failback.stop-dr-writer",
                 resource.clone(),
                 Outcome::Succeeded,
-                format!("{outcome:?}"),
+                format!("the old DR writer: {outcome}"),
                 false,
             ),
             FbOutcome::Failed { action, error } => {
                 let (word, id) = action_word(action);
-                (word, id.to_string(), Outcome::Failed, error.clone(), true)
+                (
+                    word,
+                    id.to_string(),
+                    Outcome::Failed,
+                    format!("{}: {error}", sentence(action)),
+                    true,
+                )
             }
         };
         OutcomeRecord {
@@ -333,6 +385,13 @@ impl Machine for FailbackRun<'_> {
             detail,
             failed,
         }
+    }
+
+    /// Failback's waits are long (replica creation, catch-up, bake) and the schedule
+    /// ticks every minute: an invocation polls the short ones only, so an operator's
+    /// command answers promptly and ticks do not pile up polling the same wait.
+    fn poll_budget(&self) -> Option<Duration> {
+        Some(Duration::seconds(POLL_BUDGET_SECONDS))
     }
 
     fn refusal_is_error(&self, input: &FailbackInput, _decision: &Decision<FbAction>) -> bool {

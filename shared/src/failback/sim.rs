@@ -38,6 +38,8 @@ pub(crate) struct Sim {
     pub(crate) retired: Vec<String>,
     /// The shape each replica was created with, by side.
     pub(crate) created_like: Vec<(Side, Option<DatabaseShape>)>,
+    /// A replica that never catches up below this lag.
+    pub(crate) stuck_lag: Option<f64>,
 }
 
 impl Sim {
@@ -61,6 +63,7 @@ impl Sim {
             bad_promotions: vec![],
             retired: vec![],
             created_like: vec![],
+            stuck_lag: None,
         }
     }
 
@@ -249,6 +252,9 @@ impl Sim {
         if self.p == Db::Replica {
             // Catches up; once the record is fenced no new writes arrive.
             self.lag = (self.lag - 20.0).max(if self.record_p { 0.0 } else { 1.0 });
+            if let Some(stuck) = self.stuck_lag {
+                self.lag = self.lag.max(stuck);
+            }
         }
         if self.record_pending > 0 {
             self.record_pending -= 1;

@@ -120,7 +120,8 @@ fn a_full_failback_returns_to_normal_protected_with_the_writer_moved_first() {
 
 #[test]
 fn each_stage_holds_for_the_bake_time_and_an_early_tick_does_not_advance() {
-    let p = plan();
+    let mut p = plan();
+    p.failback.bake_minutes = 15;
     let mut sim = Sim::after_failover();
     let mut state = failed_over(sim.now);
     feed(&p, &mut state, &mut sim, FailbackInput::Start, false);
@@ -142,8 +143,10 @@ fn each_stage_holds_for_the_bake_time_and_an_early_tick_does_not_advance() {
         .entered_at
         .unwrap();
     assert_eq!(sim.traffic, 10);
-    // Ticks inside the bake time (5 minutes) do not advance.
-    while sim.now + Duration::seconds(60) < entered + Duration::minutes(5) {
+    // Ticks inside the bake time (15 minutes) do not advance.
+    let mut early = 0;
+    while sim.now + Duration::seconds(60) < entered + Duration::minutes(15) {
+        early += 1;
         sim.advance(60);
         let d = feed(&p, &mut state, &mut sim, FailbackInput::Tick, false);
         assert!(d.reply.starts_with("baking at 10 %"), "{}", d.reply);
@@ -153,7 +156,8 @@ fn each_stage_holds_for_the_bake_time_and_an_early_tick_does_not_advance() {
     let before = state.clone();
     feed(&p, &mut state, &mut sim, FailbackInput::Tick, false);
     assert_eq!(state, before);
-    sim.now = entered + Duration::minutes(5);
+    assert!(early >= 10);
+    sim.now = entered + Duration::minutes(15);
     run_ticks(&p, &mut state, &mut sim, 1);
     assert_eq!(sim.traffic, 50, "the next stage after the bake");
 }
@@ -463,7 +467,7 @@ fn failback_reports_time_in_each_step() {
     let mut sim = Sim::after_failover();
     let mut state = failed_over(sim.now);
     feed(&p, &mut state, &mut sim, FailbackInput::Start, false);
-    run_ticks(&p, &mut state, &mut sim, 5);
+    run_ticks(&p, &mut state, &mut sim, 2);
     let f = failback_of(&state);
     let steps = f.time_in_steps(sim.now);
     assert_eq!(steps[0].0, Step::RetireOldPrimary);

@@ -107,6 +107,16 @@ pub enum FenceOutcome {
     },
 }
 
+impl std::fmt::Display for FenceOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FenceOutcome::Stopped => f.write_str("stopped"),
+            FenceOutcome::Unreachable { reason } => write!(f, "unreachable ({reason})"),
+            FenceOutcome::NotNeeded { reason } => write!(f, "nothing to stop ({reason})"),
+        }
+    }
+}
+
 /// One replicated resource's progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetProgress {

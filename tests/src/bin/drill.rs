@@ -178,6 +178,9 @@ async fn run() -> Result<(), String> {
     if result.is_ok() {
         result = failover(&plan, &world, &host, &root).await;
     }
+    if result.is_ok() {
+        result = failback(&plan, &world, &host, &root).await;
+    }
     if result.is_err() {
         eprintln!("function logs: {}", host.log().display());
     }
@@ -519,6 +522,184 @@ async fn failover(
         reply["report"].as_str().unwrap_or("none")
     ));
     done(t);
+    Ok(())
+}
+
+/// Stage: the primary region is healthy again. The failback function re-protects into
+/// it, moves the writer back (fenced through DNS, then promoted), shifts application
+/// traffic through the plan's stages with their bake times, and re-protects the DR side;
+/// the drill then checks the posture is back to normal.
+async fn failback(
+    plan: &Plan,
+    world: &World,
+    host: &FunctionHost,
+    root: &std::path::Path,
+) -> Result<(), String> {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let t = stage("Recovery of the primary region and staged failback (failback function)");
+    for alarm in &plan.failover.health_alarms {
+        world
+            .clients
+            .region(plan.alarm_region(alarm))
+            .ok_or("no clients for the alarm's region")?
+            .cloudwatch
+            .set_alarm_state()
+            .alarm_name(&alarm.name)
+            .state_value(StateValue::Ok)
+            .state_reason("drill: the primary region answers again")
+            .send()
+            .await
+            .map_err(|e| format!("setting the alarm: {e:?}"))?;
+        say(format!(
+            "{} is OK again (the primary region is back)",
+            alarm.name
+        ));
+    }
+    let ack = host
+        .invoke("failover", &sample(root, "failover-ack.json", "drill-ack")?)
+        .map_err(|e| format!("failover ack: {e}"))?;
+    say(format!(
+        "failover (events/failover-ack.json): incident acknowledged, cooldown ended ({})",
+        ack["phase"].as_str().unwrap_or("?")
+    ));
+    publish_primary_lag(plan, world).await?;
+    let started_at = chrono::Utc::now();
+    let start = host
+        .invoke(
+            "failback",
+            &sample(root, "failback-start.json", "drill-fb")?,
+        )
+        .map_err(|e| format!("failback start: {e}"))?;
+    say(format!(
+        "failback (events/failback-start.json): {}",
+        start["phase"].as_str().unwrap_or("?")
+    ));
+    let tick = sample(root, "failback-tick.json", "drill-fb-tick")?;
+    let bake = plan.failback.bake_minutes;
+    say(format!(
+        "ticking the failback function (events/failback-tick.json) as its schedule would; each traffic stage bakes {bake} min"
+    ));
+    let mut last_phase = String::new();
+    let mut reply = start;
+    let limit = Instant::now()
+        + Duration::from_secs(120 + 60 * u64::from(bake) * plan.failback.stages.len() as u64);
+    while reply["phase"] != "Normal" {
+        if Instant::now() > limit {
+            return Err(format!(
+                "the failback did not finish; it is at {}",
+                reply["phase"]
+            ));
+        }
+        publish_primary_lag(plan, world).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        reply = host
+            .invoke("failback", &tick)
+            .map_err(|e| format!("failback tick: {e}"))?;
+        let phase = reply["phase"].as_str().unwrap_or("?").to_string();
+        let traffic = reply["state"]["traffic_primary_percent"]
+            .as_u64()
+            .map(|p| format!(", {p} % of traffic on the primary region"))
+            .unwrap_or_default();
+        let now = format!("{phase}{traffic}");
+        if now != last_phase {
+            say(format!(
+                "+{:>5.1} s  {now}",
+                (chrono::Utc::now() - started_at).num_milliseconds() as f64 / 1000.0
+            ));
+            last_phase = now;
+        }
+    }
+    let store = DynamoStateStore::new(
+        world.clients.home.dynamodb.clone(),
+        &world.control.state_table,
+    );
+    let timeline = lifeboat::state::StateStore::timeline(
+        &store,
+        &plan.name,
+        Some(started_at - chrono::Duration::seconds(5)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    say("failback timeline (what Lifeboat did in AWS):");
+    for e in timeline
+        .iter()
+        .filter(|e| e.function == "failback" && e.resource.is_some())
+    {
+        say(format!(
+            "  {}  {:<26} {}",
+            e.at.format("%H:%M:%S%.3f"),
+            e.action,
+            e.detail.chars().take(120).collect::<String>()
+        ));
+    }
+    if let Some(summary) = reply["steps"].as_array().and_then(|s| s.last()) {
+        say(summary.as_str().unwrap_or_default());
+    }
+    let facts = gather_posture(plan, &world.clients, &store).await;
+    for r in &facts.resources {
+        if let Some(target) = lifeboat::posture::record_target(r) {
+            say(format!(
+                "{}: writer record points at the {:?} side again",
+                r.id, target
+            ));
+            if target != lifeboat::posture::RecordTarget::Primary {
+                return Err(format!(
+                    "{}: the writer record does not point at the primary",
+                    r.id
+                ));
+            }
+        }
+    }
+    let critical: Vec<String> = assess(plan, &facts)
+        .into_iter()
+        .filter(|f| f.concern == Concern::Critical)
+        .map(|f| format!("{f:?}"))
+        .collect();
+    if !critical.is_empty() {
+        return Err(format!(
+            "after failback the posture has critical findings: {}",
+            critical.join("; ")
+        ));
+    }
+    say("posture after failback: no critical finding (the DR replicas protect the primary again)");
+    say(format!(
+        "report: {}",
+        reply["report"].as_str().unwrap_or("none")
+    ));
+    done(t);
+    Ok(())
+}
+
+/// The emulator publishes no ReplicaLag: the drill stands in for RDS, which publishes
+/// the lag of the primary-region replicas (caught up here) every minute.
+async fn publish_primary_lag(plan: &Plan, world: &World) -> Result<(), String> {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    for r in plan.resources.iter().filter(|r| r.replica.is_some()) {
+        world
+            .clients
+            .primary
+            .cloudwatch
+            .put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("ReplicaLag")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(r.aws_identifier())
+                            .build(),
+                    )
+                    .value(0.0)
+                    .timestamp(aws_smithy_types::DateTime::from_secs(
+                        chrono::Utc::now().timestamp(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("putting ReplicaLag: {e:?}"))?;
+    }
     Ok(())
 }
 

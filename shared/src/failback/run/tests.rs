@@ -418,3 +418,35 @@ async fn a_gate_alarm_rolls_back_notifies_and_waits_for_resume() {
     f.tick_until(|r, _| r.phase == "Normal").await;
     assert_eq!(f.aws.sim.lock().unwrap().traffic, 100);
 }
+
+#[tokio::test]
+async fn a_long_wait_is_left_to_the_ticks_after_the_poll_budget() {
+    let f = Fixture::failed_over().await;
+    f.aws.sim.lock().unwrap().stuck_lag = Some(600.0);
+    let before = f.aws.clock.now();
+    let started = f.send("start", "req-start").await.unwrap();
+    let polled = f.aws.clock.now() - before;
+    assert!(
+        polled <= Duration::seconds(POLL_BUDGET_SECONDS + 10),
+        "the start polled {polled}"
+    );
+    assert!(
+        started
+            .steps
+            .last()
+            .is_some_and(|s| s.starts_with("waited 90 s in this invocation")),
+        "{:?}",
+        started.steps
+    );
+    assert!(started.phase.ends_with("AwaitCatchUp"), "{}", started.phase);
+    // A tick goes on waiting, within the same budget.
+    f.minute();
+    let before = f.aws.clock.now();
+    let tick = f.send("tick", "tick").await.unwrap();
+    assert!(f.aws.clock.now() - before <= Duration::seconds(POLL_BUDGET_SECONDS + 10));
+    assert!(
+        tick.steps.iter().any(|s| s.contains("600 s behind")),
+        "{:?}",
+        tick.steps
+    );
+}
