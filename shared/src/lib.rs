@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod posture;
+pub mod readiness;
 pub mod report;
 pub mod retention;
 pub mod schedule;

@@ -7,9 +7,10 @@ use crate::plan::{Plan, ResourceKind, normalize_dns_name};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
-/// What a look-up found.
+/// What a look-up found. Serialised as `{"found": "present", "value": ...}` (adjacent
+/// tagging, because a value may be a plain string).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "found", rename_all = "snake_case")]
+#[serde(tag = "found", content = "value", rename_all = "snake_case")]
 pub enum Observed<T> {
     /// It exists; here is what it looks like.
     Present(T),

@@ -10,6 +10,7 @@ mod dynamo_state;
 mod failback;
 mod failover;
 mod posture;
+mod readiness;
 mod s3_reports;
 mod snapshots;
 mod sns_notifier;
@@ -23,6 +24,7 @@ pub use posture::{
     describe_cluster, describe_instance, describe_table, gather_posture, read_cname,
     resolve_hosted_zone,
 };
+pub use readiness::{FailoverAnswer, ReadinessAnswer, answer_readiness, gather_readiness};
 pub use s3_reports::S3Reports;
 pub use snapshots::AwsSnapshots;
 pub use sns_notifier::SnsNotifier;

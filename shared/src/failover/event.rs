@@ -89,7 +89,7 @@ pub enum FailoverInput {
 #[error("{0}")]
 pub struct InputError(pub String);
 
-const EXPECTED: &str = "expected a \"CloudWatch Alarm State Change\" event (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or {\"action\": \"status\" | \"approve\" | \"force\" (with \"reason\") | \"cancel\" | \"ack\"}";
+const EXPECTED: &str = "expected a \"CloudWatch Alarm State Change\" event (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or {\"action\": \"status\" | \"readiness\" | \"approve\" | \"force\" (with \"reason\") | \"cancel\" | \"ack\"}";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -62,6 +62,24 @@ pub struct Plan {
     /// How to return to the primary region.
     #[serde(default)]
     pub failback: FailbackSettings,
+    /// Who owns the plan and where its runbook is (the readiness report checks them).
+    #[serde(default)]
+    pub documentation: Documentation,
+}
+
+/// Who owns the plan and where its runbook is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Documentation {
+    /// The team or person paged during a disaster, who decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Where the team's runbook lives (`https://...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
+    /// When the plan was last reviewed with its owner (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reviewed: Option<chrono::NaiveDate>,
 }
 
 /// The two regions of the plan.

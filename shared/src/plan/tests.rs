@@ -502,3 +502,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn documentation_is_optional_but_must_make_sense() {
+    let mut p = local();
+    p.as_object_mut().unwrap().remove("documentation");
+    let plan = parse_plan(&p.to_string()).unwrap();
+    assert_eq!(plan.documentation, Documentation::default());
+
+    let mut p = local();
+    p["documentation"]["runbook_url"] = json!("wiki/dr");
+    assert_issue(&p, "documentation.runbook_url", "not an http(s) URL");
+    let mut p = local();
+    p["documentation"]["owner"] = json!("  ");
+    assert_issue(&p, "documentation.owner", "is empty");
+    let mut p = local();
+    p["documentation"]["last_reviewed"] = json!("last tuesday");
+    assert!(
+        matches!(parse_plan(&p.to_string()), Err(PlanError::Malformed { .. })),
+        "an unparsable date is refused"
+    );
+}

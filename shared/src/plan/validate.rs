@@ -42,6 +42,7 @@ pub(super) fn validate(plan: &Plan) -> Result<(), PlanError> {
     check_dns(plan, &mut issues);
     check_failover(plan, &mut issues);
     check_failback(plan, &mut issues);
+    check_documentation(plan, &mut issues);
     if issues.0.is_empty() {
         Ok(())
     } else {
@@ -1085,5 +1086,27 @@ fn check_failback(plan: &Plan, issues: &mut Issues) {
                 "use separate records for the writer and for application traffic",
             );
         }
+    }
+}
+
+fn check_documentation(plan: &Plan, issues: &mut Issues) {
+    let d = &plan.documentation;
+    if let Some(owner) = &d.owner
+        && owner.trim().is_empty()
+    {
+        issues.add(
+            "documentation.owner",
+            "is empty",
+            "name the team or person who owns the plan, or leave the field out",
+        );
+    }
+    if let Some(url) = &d.runbook_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        issues.add(
+            "documentation.runbook_url",
+            format!("{url:?} is not an http(s) URL"),
+            "give the runbook's address, e.g. https://wiki.example.com/dr/orders",
+        );
     }
 }

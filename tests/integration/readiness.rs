@@ -1,0 +1,196 @@
+//! The DR readiness report computed from the emulator's real state: a fresh world fails
+//! the checks it should (no backup, no lag datapoint, nothing validated, never
+//! exercised), and passes them once the state says otherwise; the report lands in S3.
+
+use crate::support::{state_store, world};
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+use chrono::{Duration, Utc};
+use lifeboat::aws::{S3Reports, answer_readiness, gather_readiness};
+use lifeboat::plan::{CREATED_TAG, PLAN_TAG, RESOURCE_TAG, VALIDATED_TAG};
+use lifeboat::readiness::{Readiness, assess};
+use lifeboat::state::{AuditEntry, Outcome, StateStore};
+
+fn status(r: &Readiness, subject: &str, item: &str) -> Option<bool> {
+    r.checks
+        .iter()
+        .find(|c| c.subject == subject && c.item.starts_with(item))
+        .map(|c| c.passed)
+}
+
+#[tokio::test]
+async fn readiness_follows_the_real_state() {
+    let (account, plan, world) = world().await;
+    let settings = account.settings();
+    let store = state_store(&world);
+    let now = Utc::now();
+
+    let facts = gather_readiness(&plan, &world.clients, &settings, &store, now).await;
+    let before = assess(&plan, &facts, now);
+    for (subject, item) in [
+        ("orders-db", "recent backup in us-east-1"),
+        ("orders-db", "recent backup in us-west-2"),
+        ("orders-db", "replica lag within the failover guard"),
+        ("orders-db", "backups proven by restore"),
+        ("plan", "failover and failback exercised"),
+    ] {
+        assert_eq!(
+            status(&before, subject, item),
+            Some(false),
+            "{subject}: {item} should fail in a fresh world:\n{}",
+            lifeboat::readiness::render(&before)
+        );
+    }
+    for (subject, item) in [
+        (
+            "plan",
+            "health alarm (starts failovers) orders-db-primary-unhealthy",
+        ),
+        ("plan", "DR state Normal"),
+        ("orders-db", "DNS failover configured"),
+        (
+            "orders-db",
+            "DR replica exists, replicates and is available",
+        ),
+    ] {
+        assert_eq!(
+            status(&before, subject, item),
+            Some(true),
+            "{subject}: {item} should pass:\n{}",
+            lifeboat::readiness::render(&before)
+        );
+    }
+
+    // Backups in both regions, the DR copy validated; RDS's lag datapoint (the emulator
+    // publishes none); a completed failback in the timeline.
+    let tag = |k: &str, v: &str| aws_sdk_rds::types::Tag::builder().key(k).value(v).build();
+    let taken = now - Duration::minutes(10);
+    for (rds, source, id, validated) in [
+        (
+            &world.clients.primary.rds,
+            "orders-db",
+            "lifeboat-local-orders-db-a",
+            false,
+        ),
+        (
+            &world.clients.dr.rds,
+            "orders-db-dr",
+            "lifeboat-local-orders-db-b",
+            true,
+        ),
+    ] {
+        let mut create = rds
+            .create_db_snapshot()
+            .db_instance_identifier(source)
+            .db_snapshot_identifier(id)
+            .tags(tag(PLAN_TAG, &plan.name))
+            .tags(tag(RESOURCE_TAG, "orders-db"))
+            .tags(tag(CREATED_TAG, &taken.to_rfc3339()));
+        if validated {
+            create = create.tags(tag(VALIDATED_TAG, &(now - Duration::hours(1)).to_rfc3339()));
+        }
+        create.send().await.expect("snapshot");
+    }
+    account.settle().await.expect("snapshots available");
+    world
+        .clients
+        .dr
+        .cloudwatch
+        .put_metric_data()
+        .namespace("AWS/RDS")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("ReplicaLag")
+                .dimensions(
+                    Dimension::builder()
+                        .name("DBInstanceIdentifier")
+                        .value("orders-db-dr")
+                        .build(),
+                )
+                .value(4.0)
+                .timestamp(aws_smithy_types::DateTime::from_secs(now.timestamp()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("lag datapoint");
+    store
+        .append(
+            &plan.name,
+            &AuditEntry {
+                at: now - Duration::days(3),
+                function: "failback".into(),
+                trigger: "tick".into(),
+                action: "failback.complete".into(),
+                resource: None,
+                outcome: Outcome::Succeeded,
+                detail: "failback complete (test)".into(),
+                data: serde_json::Value::Null,
+            },
+        )
+        .await
+        .expect("audit entry");
+
+    let now = Utc::now();
+    let facts = gather_readiness(&plan, &world.clients, &settings, &store, now).await;
+    let after = assess(&plan, &facts, now);
+    for (subject, item) in [
+        ("orders-db", "recent backup in us-east-1"),
+        ("orders-db", "recent backup in us-west-2"),
+        ("orders-db", "replica lag within the failover guard"),
+        ("orders-db", "backups proven by restore"),
+        ("plan", "failover and failback exercised"),
+    ] {
+        assert_eq!(
+            status(&after, subject, item),
+            Some(true),
+            "{subject}: {item} should pass now:\n{}",
+            lifeboat::readiness::render(&after)
+        );
+    }
+    assert!(
+        after.score > before.score,
+        "{} then {}",
+        before.score,
+        after.score
+    );
+
+    // The answer the failover function gives: the report is stored in the bucket.
+    let reports = S3Reports::new(
+        world.clients.home.s3.clone(),
+        &world.control.report_bucket,
+        None,
+    );
+    let answer = answer_readiness(
+        &plan,
+        &world.clients,
+        &settings,
+        &store,
+        &reports,
+        now,
+        "readiness-test",
+    )
+    .await;
+    assert_eq!(answer.readiness.score, after.score);
+    let key = answer
+        .stored
+        .strip_prefix(&format!("s3://{}/", world.control.report_bucket))
+        .unwrap_or_else(|| panic!("not stored: {}", answer.stored));
+    let body = world
+        .clients
+        .home
+        .s3
+        .get_object()
+        .bucket(&world.control.report_bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("the stored report")
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let stored: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(stored["readiness"]["score"], after.score);
+    assert!(answer.text.contains(&format!("{}/100", after.score)));
+}

@@ -1,0 +1,305 @@
+//! The CloudFormation templates under `infra/`, read as data: no statement allows a
+//! wildcard action, every `Resource: "*"` an Allow statement grants is explained by a
+//! comment, and every function has the schedule (and, where it reacts to AWS events,
+//! the EventBridge rule) that drives it. `cfn-lint` checks the templates against the
+//! CloudFormation schema; this checks Lifeboat's own rules, which no linter knows.
+
+use serde_norway::{Mapping, Value};
+use std::path::{Path, PathBuf};
+
+/// Functions that react to AWS events as well as to their schedule, with why.
+const EVENT_DRIVEN: &[(&str, &str)] = &[
+    (
+        "SnapshotFunction",
+        "copies a snapshot as soon as RDS reports it",
+    ),
+    ("FailoverFunction", "starts on the plan's alarms"),
+    ("RestoreValidatorFunction", "resumes on RDS instance events"),
+];
+
+fn infra() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
+}
+
+fn templates() -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir(infra())
+        .expect("infra/ is readable")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("template is readable");
+            (p.file_name().unwrap().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    found.sort();
+    assert!(
+        found.iter().any(|(name, _)| name == "template.yaml"),
+        "infra/template.yaml is missing"
+    );
+    found
+}
+
+fn parse(name: &str, text: &str) -> Value {
+    serde_norway::from_str(text).unwrap_or_else(|e| panic!("{name} is not YAML: {e}"))
+}
+
+/// Strip CloudFormation's short-form tags (`!Sub`, `!Ref`...) so that what they hold
+/// is walked like any other value.
+fn untag(value: &Value) -> &Value {
+    match value {
+        Value::Tagged(tagged) => untag(&tagged.value),
+        other => other,
+    }
+}
+
+fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    untag(map).as_mapping().and_then(|m| m.get(key)).map(untag)
+}
+
+/// Every policy statement anywhere in a document: anything that is a mapping holding
+/// `Effect` and `Action`/`NotAction`, under any `Statement` list.
+fn statements<'a>(value: &'a Value, found: &mut Vec<&'a Mapping>) {
+    match untag(value) {
+        Value::Mapping(map) => {
+            if let Some(list) = map.get("Statement").map(untag).and_then(Value::as_sequence) {
+                for s in list {
+                    if let Some(m) = untag(s).as_mapping() {
+                        found.push(m);
+                    }
+                }
+            }
+            for (_, v) in map {
+                statements(v, found);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| statements(v, found)),
+        _ => {}
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match untag(value) {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The wildcard actions Allow statements of `doc` grant, as "Sid: action" lines.
+fn wildcard_actions(doc: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    statements(doc, &mut all);
+    let mut bad = Vec::new();
+    for s in all {
+        let effect = s.get("Effect").map(strings).unwrap_or_default();
+        if effect != ["Allow"] {
+            continue; // a Deny with a wildcard narrows access; it grants nothing
+        }
+        let sid = s
+            .get("Sid")
+            .map(strings)
+            .and_then(|v| v.into_iter().next())
+            .unwrap_or_else(|| "(no Sid)".into());
+        if s.contains_key("NotAction") {
+            bad.push(format!(
+                "{sid}: NotAction in an Allow grants everything else"
+            ));
+        }
+        for action in s.get("Action").map(strings).unwrap_or_default() {
+            if action.contains('*') {
+                bad.push(format!("{sid}: {action}"));
+            }
+        }
+    }
+    bad
+}
+
+/// Allow statements of `text` granting `Resource: "*"` without a comment saying why.
+/// Comments do not survive parsing, so this reads the text: a statement starts at a
+/// list item whose first key is `Sid` or `Effect`, and runs while lines are indented
+/// deeper than its dash; comment lines right above it belong to it.
+fn unexplained_star_resources(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut bad = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if !(trimmed.starts_with("- Sid:") || trimmed.starts_with("- Effect:")) {
+            i += 1;
+            continue;
+        }
+        let mut end = i + 1;
+        while end < lines.len() {
+            let l = lines[end];
+            let t = l.trim_start();
+            if !t.is_empty() && l.len() - t.len() <= indent {
+                break;
+            }
+            end += 1;
+        }
+        let body = &lines[i..end];
+        let allows = body
+            .iter()
+            .any(|l| l.trim() == "Effect: Allow" || l.trim() == "- Effect: Allow");
+        let star = body.iter().any(|l| {
+            let t = l.trim();
+            t == "Resource: \"*\""
+                || t == "Resource: '*'"
+                || t == "- \"*\"" && body.iter().any(|b| b.trim() == "Resource:")
+        });
+        // A comment inside the statement, or right above it, explains it.
+        let above = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .count();
+        let explained = above > 0 || body.iter().any(|l| l.trim_start().starts_with('#'));
+        if allows && star && !explained {
+            bad.push(format!("line {}: {}", i + 1, trimmed));
+        }
+        i = end;
+    }
+    bad
+}
+
+/// The event types of each `AWS::Serverless::Function` in `doc`, by logical id.
+fn function_triggers(doc: &Value) -> Vec<(String, Vec<String>)> {
+    let Some(resources) = get(doc, "Resources").and_then(Value::as_mapping) else {
+        return Vec::new();
+    };
+    resources
+        .iter()
+        .filter(|(_, r)| {
+            get(r, "Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
+        })
+        .map(|(id, r)| {
+            let kinds = get(r, "Properties")
+                .and_then(|p| get(p, "Events"))
+                .and_then(Value::as_mapping)
+                .map(|events| {
+                    events
+                        .values()
+                        .filter_map(|e| get(e, "Type").and_then(Value::as_str).map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (id.as_str().unwrap_or_default().to_owned(), kinds)
+        })
+        .collect()
+}
+
+/// What is missing from the triggers of each function: a schedule for all (each one
+/// runs or resumes on a clock), an EventBridge rule for those in [`EVENT_DRIVEN`].
+fn missing_triggers(doc: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (id, kinds) in function_triggers(doc) {
+        if !kinds.iter().any(|k| k == "Schedule" || k == "ScheduleV2") {
+            bad.push(format!("{id} has no schedule"));
+        }
+        if let Some((_, why)) = EVENT_DRIVEN.iter().find(|(name, _)| *name == id)
+            && !kinds.iter().any(|k| k == "EventBridgeRule")
+        {
+            bad.push(format!("{id} has no EventBridge rule, but it {why}"));
+        }
+    }
+    bad
+}
+
+#[test]
+fn no_statement_in_any_template_allows_a_wildcard_action() {
+    for (name, text) in templates() {
+        let bad = wildcard_actions(&parse(&name, &text));
+        assert!(
+            bad.is_empty(),
+            "{name} allows wildcard actions:\n{}",
+            bad.join("\n")
+        );
+    }
+}
+
+#[test]
+fn every_resource_star_grant_says_why() {
+    for (name, text) in templates() {
+        let bad = unexplained_star_resources(&text);
+        assert!(
+            bad.is_empty(),
+            "{name}: Resource \"*\" without a comment explaining why:\n{}",
+            bad.join("\n")
+        );
+    }
+}
+
+#[test]
+fn every_function_has_its_schedule_and_rules() {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    let functions = function_triggers(&doc);
+    assert!(
+        functions.len() >= 3,
+        "template.yaml declares too few functions: {functions:?}"
+    );
+    let bad = missing_triggers(&doc);
+    assert!(bad.is_empty(), "template.yaml:\n{}", bad.join("\n"));
+}
+
+// The checks themselves, on templates that break each rule.
+
+const BAD: &str = r#"
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      Policies:
+        - PolicyDocument:
+            Statement:
+              - Sid: TooBroad
+                Effect: Allow
+                Action: [rds:Describe*, s3:GetObject]
+                Resource: "*"
+              - Sid: Narrowing
+                Effect: Deny
+                Action: s3:*
+                Resource: !Sub arn:${AWS::Partition}:s3:::b/*
+              - Sid: Inverted
+                Effect: Allow
+                NotAction: iam:PassRole
+                # explained, but NotAction is still refused
+                Resource: "*"
+  Quiet:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Rule:
+          Type: EventBridgeRule
+  FailoverFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Tick:
+          Type: Schedule
+"#;
+
+#[test]
+fn the_checks_catch_what_they_are_for() {
+    let doc = parse("bad", BAD);
+    assert_eq!(
+        wildcard_actions(&doc),
+        [
+            "TooBroad: rds:Describe*",
+            "Inverted: NotAction in an Allow grants everything else"
+        ]
+    );
+    let stars = unexplained_star_resources(BAD);
+    assert_eq!(stars.len(), 1, "{stars:?}");
+    assert!(stars[0].contains("TooBroad"), "{stars:?}");
+    assert_eq!(
+        missing_triggers(&doc),
+        [
+            "Quiet has no schedule",
+            "FailoverFunction has no EventBridge rule, but it starts on the plan's alarms"
+        ]
+    );
+}
