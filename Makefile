@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/lifeboat/target
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: drill test lint venv stack-up stack-down
+.PHONY: drill test lint venv stack-up stack-down coldstart sam-build
 
 drill: venv
 	infra/local/drill.sh
@@ -17,6 +17,7 @@ drill: venv
 test: lint venv
 	infra/local/with-stack cargo test --workspace --locked
 	.venv/bin/cfn-lint infra/*.yaml
+	infra/local/sam.sh validate
 
 lint:
 	cargo fmt --all -- --check
@@ -24,6 +25,15 @@ lint:
 
 venv:
 	infra/local/venv.sh
+
+# Whole-process cold start, first invocation and peak memory of each function (release
+# build; figures recorded in the README).
+coldstart: venv
+	infra/local/coldstart.sh
+
+# `sam validate --lint`, then `sam build` of every function (arm64 release builds).
+sam-build:
+	infra/local/sam.sh build
 
 stack-up:
 	infra/local/stack.sh up

@@ -52,6 +52,15 @@ impl Fixture {
         }
     }
 
+    /// From now on the account's clock moves only when the test settles it, so a
+    /// snapshot still creating stays so however slowly a busy machine runs the test.
+    async fn freeze_clock(&self) {
+        self.account
+            .set_time_scale(1.0)
+            .await
+            .expect("the control API answers");
+    }
+
     fn run(&self) -> SnapshotRun<'_> {
         SnapshotRun {
             plan: &self.plan,
@@ -178,6 +187,7 @@ async fn a_tick_snapshots_every_kind_and_the_same_tick_again_creates_nothing() {
 #[tokio::test]
 async fn copies_appear_in_the_dr_region_re_encrypted_and_tagged() {
     let f = Fixture::new(plan_with_two_instances()).await;
+    f.freeze_clock().await;
     f.tick("tick-1", six_am()).await.unwrap();
     // A tick while the snapshots are still creating copies nothing and waits.
     let early = f
@@ -577,6 +587,7 @@ async fn the_quota_is_refused_up_front_with_a_clear_error() {
 #[tokio::test]
 async fn the_twenty_first_copy_waits_for_a_free_slot() {
     let f = Fixture::new(plan_with_two_instances()).await;
+    f.freeze_clock().await;
     // Twenty-one available Lifeboat snapshots of orders-db, none copied yet.
     let tag = |k: &str, v: &str| aws_sdk_rds::types::Tag::builder().key(k).value(v).build();
     for i in 0..21 {

@@ -303,3 +303,46 @@ fn the_checks_catch_what_they_are_for() {
         ]
     );
 }
+
+/// `!Sub` placeholders replaced by a plain word, as CloudFormation would by values.
+fn substituted(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str("value");
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn every_dashboard_body_is_json() {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    let resources = get(&doc, "Resources").and_then(Value::as_mapping).unwrap();
+    let mut seen = 0;
+    for (id, r) in resources {
+        if get(r, "Type").and_then(Value::as_str) != Some("AWS::CloudWatch::Dashboard") {
+            continue;
+        }
+        let body = get(r, "Properties")
+            .and_then(|p| get(p, "DashboardBody"))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{id:?} has no DashboardBody string"));
+        let json: serde_json::Value = serde_json::from_str(&substituted(body))
+            .unwrap_or_else(|e| panic!("{id:?}: the dashboard body is not JSON: {e}"));
+        assert!(json["widgets"].as_array().is_some_and(|w| !w.is_empty()));
+        seen += 1;
+    }
+    assert!(seen > 0, "template.yaml has no dashboard");
+}

@@ -673,12 +673,20 @@ async fn failback(
 /// The emulator publishes no ReplicaLag: the drill stands in for RDS, which publishes
 /// the lag of the primary-region replicas (caught up here) every minute.
 async fn publish_primary_lag(plan: &Plan, world: &World) -> Result<(), String> {
+    let replicated = plan.resources.iter().filter(|r| r.replica.is_some());
+    let ids: Vec<String> = replicated.map(|r| r.aws_identifier().to_string()).collect();
+    publish_caught_up_lag(&world.clients.primary.cloudwatch, &ids).await
+}
+
+/// A `ReplicaLag` datapoint of 0 s, now, for each of these instances: what RDS publishes
+/// every minute for a replica that is caught up (the emulator publishes none).
+async fn publish_caught_up_lag(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    instances: &[String],
+) -> Result<(), String> {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
-    for r in plan.resources.iter().filter(|r| r.replica.is_some()) {
-        world
-            .clients
-            .primary
-            .cloudwatch
+    for id in instances {
+        cloudwatch
             .put_metric_data()
             .namespace("AWS/RDS")
             .metric_data(
@@ -687,7 +695,7 @@ async fn publish_primary_lag(plan: &Plan, world: &World) -> Result<(), String> {
                     .dimensions(
                         Dimension::builder()
                             .name("DBInstanceIdentifier")
-                            .value(r.aws_identifier())
+                            .value(id)
                             .build(),
                     )
                     .value(0.0)
