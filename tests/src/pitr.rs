@@ -426,7 +426,8 @@ impl PitrCluster {
         let Some(pid) = postmaster_pid(&server.data) else {
             return Ok(()); // never started, or already down
         };
-        let stopped = self.pg(
+        // pg_ctl returns once postmaster.pid is gone, a moment before the process exits.
+        let _ = self.pg(
             "stopping a server (pg_ctl stop -m fast)",
             "pg_ctl",
             &[
@@ -438,15 +439,12 @@ impl PitrCluster {
                 "stop".as_ref(),
             ],
         );
-        if stopped.is_err() && process_alive(pid) {
+        if !wait_gone(pid, Duration::from_secs(10)) {
             // The clean stop failed: an immediate shutdown of this server only, by its pid.
             let _ = Command::new("kill")
                 .args(["-QUIT", &pid.to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while process_alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            wait_gone(pid, Duration::from_secs(10));
         }
         if process_alive(pid) {
             return Err(PitrError::Program {
@@ -676,6 +674,18 @@ fn postmaster_pid(data: &Path) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Wait until a process is gone; whether it is.
+fn wait_gone(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while process_alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// Whether a process runs: a zombie (exited, not yet reaped) counts as gone.
