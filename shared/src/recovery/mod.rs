@@ -151,9 +151,9 @@ pub enum CutStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase")]
 pub enum Phase {
-    /// Accepted, the restore not yet issued.
+    /// Accepted; the restore is issued, and AWS does not show the new resource yet.
     Requested,
-    /// The point-in-time restore is running.
+    /// AWS shows the new resource being restored.
     Restoring,
     /// Aurora: the restored cluster needs an instance to answer queries.
     CreatingInstance,
@@ -1091,7 +1091,8 @@ fn advance_one(
     loop {
         match r.phase.clone() {
             Phase::Requested | Phase::Restoring => match &f.resource {
-                Presence::Missing | Presence::Deleting => {
+                Presence::Missing if r.phase == Phase::Requested => {
+                    // Not issued yet, or lost to a crash before the call: issue it (again).
                     actions.push(RecoveryAction::Restore {
                         recovery: r.id.clone(),
                         kind: r.kind,
@@ -1100,7 +1101,20 @@ fn advance_one(
                         restore_time: (!r.latest).then_some(r.restore_time),
                         tags: recovery_tags(plan, r),
                     });
-                    r.phase = Phase::Restoring;
+                    return;
+                }
+                // A discarded namesake is still being deleted: its name is not free yet.
+                Presence::Deleting if r.phase == Phase::Requested => return,
+                Presence::Missing | Presence::Deleting => {
+                    let why = "the restored resource disappeared while restoring (deleted \
+                               outside Lifeboat?)";
+                    r.phase = Phase::Failed { why: why.into() };
+                    note(
+                        Severity::Critical,
+                        "recovery.failed",
+                        format!("recovery {} failed", r.id),
+                        format!("{why}. Discard it and recover again."),
+                    );
                     return;
                 }
                 Presence::Creating => {
@@ -1194,6 +1208,15 @@ fn advance_one(
                 match step {
                     CutStep::Fence if f.writer_fenced => {
                         c.fenced_at.get_or_insert(now);
+                        note(
+                            Severity::Warning,
+                            "recovery.fenced",
+                            format!("damaged writer {} fenced", c.fenced),
+                            format!(
+                                "{} accepts no more writes; {} is pointed at {} next.",
+                                c.fenced, c.record, r.id
+                            ),
+                        );
                         r.phase = Phase::CuttingOver {
                             step: CutStep::Repoint,
                         };

@@ -92,7 +92,7 @@ fn recover_names_tags_and_restores_to_the_instant() {
     );
     assert!(d.refused.is_none(), "{}", d.reply);
     let r = d.state.get(ID).expect("named <id>-pitr-<yyyymmddhhmm>");
-    assert_eq!(r.phase, Phase::Restoring);
+    assert_eq!(r.phase, Phase::Requested);
     assert_eq!(r.source, "orders-db");
     let [
         RecoveryAction::Restore {
@@ -243,7 +243,7 @@ fn a_second_recovery_to_the_same_minute_is_refused_until_discarded() {
     );
     assert!(d.refused.is_none(), "{}", d.reply);
     assert_eq!(d.state.recoveries.len(), 1);
-    assert_eq!(d.state.recoveries[0].phase, Phase::Restoring);
+    assert_eq!(d.state.recoveries[0].phase, Phase::Requested);
 }
 
 #[test]
@@ -372,6 +372,7 @@ fn cutover_fences_first_then_repoints_and_reports_the_lost_window() {
             target: ID.into()
         }]
     );
+    assert!(d.notes.iter().any(|n| n.action == "recovery.fenced"));
     f.recovered.get_mut(ID).unwrap().record_target = Some(ID.into());
     let d = step(&p, &d.state, &RecoveryInput::Tick, &f, later);
     let r = d.state.get(ID).unwrap();
@@ -471,11 +472,22 @@ fn a_lost_restore_is_issued_again_and_a_failed_one_reported() {
             ..Default::default()
         },
     );
+    let restoring = step(&p, &d.state, &RecoveryInput::Tick, &f, now());
+    assert!(restoring.actions.is_empty());
+    assert_eq!(restoring.state.get(ID).unwrap().phase, Phase::Restoring);
+    // Seen restoring, then gone: deleted behind Lifeboat's back, not restored again.
+    let mut gone = facts();
+    gone.recovered.insert(ID.into(), RecoveredFacts::default());
+    let vanished = step(&p, &restoring.state, &RecoveryInput::Tick, &gone, now());
+    assert!(vanished.actions.is_empty());
     assert!(
-        step(&p, &d.state, &RecoveryInput::Tick, &f, now())
-            .actions
-            .is_empty()
+        matches!(&vanished.state.get(ID).unwrap().phase, Phase::Failed { why } if why.contains("disappeared"))
     );
+    // A namesake still being deleted: wait for its name.
+    gone.recovered.get_mut(ID).unwrap().resource = Presence::Deleting;
+    let waiting = step(&p, &d.state, &RecoveryInput::Tick, &gone, now());
+    assert!(waiting.actions.is_empty());
+    assert_eq!(waiting.state, d.state);
     f.recovered.get_mut(ID).unwrap().resource = Presence::Failed("incompatible-parameters".into());
     let d = step(&p, &d.state, &RecoveryInput::Tick, &f, now());
     assert!(
@@ -855,4 +867,56 @@ proptest! {
             prop_assert!(d.actions.is_empty());
         }
     }
+}
+
+/// The property's world walks the whole path, so the property is not vacuous: recover,
+/// cut over, adopt, fail over and back, with one writer throughout.
+#[test]
+fn the_model_walks_recovery_cutover_adoption_failover_and_failback() {
+    let mut w = World::new();
+    let tick = Ev::Tick { crash: false };
+    let dr = Ev::DrStep { crash: false };
+    for e in [
+        Ev::Recover(0),
+        tick.clone(),
+        tick.clone(),
+        Ev::Cutover {
+            pick: 0,
+            force: false,
+        },
+        Ev::Alarm, // refused: the cutover holds the lock
+        tick.clone(),
+        tick.clone(),
+    ] {
+        w.event(&e);
+        assert!(w.writers().len() <= 1, "{e:?}: {w:?}");
+    }
+    assert_eq!(
+        w.dr,
+        DrPhase::Normal,
+        "the alarm was refused during the cutover"
+    );
+    let id = w.book.recoveries[0].id.clone();
+    assert_eq!(w.book.recoveries[0].phase, Phase::CutOver);
+    assert_eq!(w.record, id);
+    w.event(&Ev::Alarm);
+    assert_eq!(
+        w.dr,
+        DrPhase::Normal,
+        "refused until the plan names the recovered writer"
+    );
+    w.event(&Ev::Adopt);
+    w.event(&Ev::Alarm);
+    assert_eq!(w.dr, DrPhase::FailingOver);
+    for _ in 0..3 {
+        w.event(&dr);
+    }
+    assert_eq!(w.dr, DrPhase::FailedOver);
+    assert_eq!(w.writers(), vec!["orders-db-dr"]);
+    w.event(&Ev::Failback);
+    for _ in 0..3 {
+        w.event(&dr);
+    }
+    assert_eq!(w.dr, DrPhase::Normal);
+    assert_eq!(w.writers(), vec![&id]);
 }
