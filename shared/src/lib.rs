@@ -22,6 +22,7 @@ pub mod notify;
 pub mod plan;
 pub mod posture;
 pub mod readiness;
+pub mod recovery;
 pub mod report;
 pub mod retention;
 pub mod schedule;

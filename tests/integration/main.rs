@@ -6,6 +6,7 @@ mod edges;
 mod emulator;
 mod failback;
 mod failover;
+mod pitr;
 mod readiness;
 mod realism_control;
 mod realism_faults;

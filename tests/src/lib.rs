@@ -1,11 +1,12 @@
 //! The local-stack harness shared by the integration tests and the drill: how to reach
 //! the local AWS emulator, a fresh isolated account per test, the realism layer's control
-//! API (clock, faults, limits), the demo world the DR plan describes, and the timing of
-//! waits.
+//! API (clock, faults, limits), the demo world the DR plan describes, the timing of
+//! waits, and a real PostgreSQL point-in-time restore ([`pitr`]).
 
 pub mod functions;
 pub mod http_sink;
 pub mod local;
+pub mod pitr;
 pub mod realism;
 pub mod timing;
 pub mod world;

@@ -1,0 +1,1285 @@
+//! Point-in-time recovery from accidental damage (a `DELETE` without `WHERE`, a bad
+//! migration): the pure core; the AWS adapter and the commands in the failover function
+//! come next.
+//!
+//! Failing over would carry such damage to the DR region, so the answer is a restore of
+//! the resource as it was just before the damage, into a new, clearly named resource
+//! ([`recovery_name`], [`recovery_tags`]), checked, and made the writer only on an
+//! operator's `cutover`:
+//!
+//! `Requested → Restoring → (Aurora: CreatingInstance) → Validating → Ready{checks}
+//! → CuttingOver{fence the damaged writer → point the database record} → CutOver`,
+//! or at any point before cutover `Discarding → Discarded`. The recovered resource is
+//! never deleted automatically: only `discard` deletes it, and never once it has served
+//! as the writer.
+//!
+//! Cutover changes the writer, so it shares the single-writer lock of failover and
+//! failback ([`may_start`]): it starts only while the DR state is Normal and no other
+//! cutover runs, and failover and failback are refused while a cutover runs, or while
+//! the writer is a recovered database the plan does not name yet (failover would promote
+//! a replica of the fenced, damaged one). The caller must evaluate [`may_start`] and
+//! record the claim in one conditional write, as the DR executor does with its versioned
+//! state (`dr::run`); the property test in `tests.rs` checks the rule over random
+//! interleavings of failover, failback, recoveries and crashes.
+
+#[cfg(test)]
+mod tests;
+
+use crate::dr::{DrState, Note};
+use crate::notify::Severity;
+use crate::plan::{Plan, RESOURCE_TAG, ResourceKind};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Tag naming the recovery a restored resource belongs to.
+pub const RECOVERY_TAG: &str = "lifeboat:recovery";
+/// Tag holding the instant a restored resource was restored to (RFC 3339).
+pub const RESTORE_TIME_TAG: &str = "lifeboat:restore-time";
+/// Tag naming the resource a recovered one was restored from.
+pub const RESTORED_FROM_TAG: &str = "lifeboat:restored-from";
+
+/// The span of time a resource can be restored to, as AWS reports it (RDS
+/// `EarliestRestorableTime` / `LatestRestorableTime`, DynamoDB's
+/// `EarliestRestorableDateTime` / `LatestRestorableDateTime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorableWindow {
+    /// The earliest instant.
+    pub earliest: DateTime<Utc>,
+    /// The latest instant (AWS keeps it a few minutes behind now).
+    pub latest: DateTime<Utc>,
+}
+
+impl fmt::Display for RestorableWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} to {}", rfc3339(self.earliest), rfc3339(self.latest))
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An operator command, as the function's event carries it (`{"action": "recover", ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RecoveryCommand {
+    /// Restore a resource to an instant into a new resource.
+    Recover {
+        /// The plan's resource id.
+        resource: String,
+        /// An RFC 3339 instant, or `latest`.
+        restore_time: String,
+        /// Why, for the timeline.
+        reason: String,
+    },
+    /// Report one recovery, or all.
+    RecoveryStatus {
+        /// The recovery id; all when absent.
+        #[serde(default)]
+        recovery: Option<String>,
+    },
+    /// Make the recovered database the writer.
+    Cutover {
+        /// The recovery id.
+        recovery: String,
+        /// Cut over although checks failed.
+        #[serde(default)]
+        force: bool,
+        /// Why the force (required with it).
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Delete an unused recovery's resource.
+    Discard {
+        /// The recovery id.
+        recovery: String,
+    },
+}
+
+/// What drives the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryInput {
+    /// An operator command.
+    Command(RecoveryCommand),
+    /// A schedule tick or an RDS event: look again and go on.
+    Tick,
+}
+
+/// The DR state's phase, as the single-writer lock sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrPhase {
+    /// No failover or failback; the primary region serves.
+    Normal,
+    /// A failover is under way.
+    FailingOver,
+    /// The DR region serves.
+    FailedOver,
+    /// A failback is under way.
+    FailingBack,
+}
+
+impl DrPhase {
+    /// The phase of a DR state.
+    pub fn of(state: &DrState) -> DrPhase {
+        match state {
+            DrState::Normal { .. } => DrPhase::Normal,
+            DrState::FailingOver(_) => DrPhase::FailingOver,
+            DrState::FailedOver(_) => DrPhase::FailedOver,
+            DrState::FailingBack(_) => DrPhase::FailingBack,
+        }
+    }
+}
+
+impl fmt::Display for DrPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The cutover's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CutStep {
+    /// Stop the damaged writer accepting writes.
+    Fence,
+    /// Point the plan's database record at the recovered database.
+    Repoint,
+}
+
+/// Where a recovery is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase")]
+pub enum Phase {
+    /// Accepted; the restore is issued, and AWS does not show the new resource yet.
+    Requested,
+    /// AWS shows the new resource being restored.
+    Restoring,
+    /// Aurora: the restored cluster needs an instance to answer queries.
+    CreatingInstance,
+    /// The checks run against the recovered resource.
+    Validating,
+    /// Restored and checked; waits for `cutover` or `discard`.
+    Ready {
+        /// Whether every check passed.
+        checks_passed: bool,
+    },
+    /// Becoming the writer.
+    CuttingOver {
+        /// The step.
+        step: CutStep,
+    },
+    /// The recovered database is the writer.
+    CutOver,
+    /// The recovered resource is being deleted.
+    Discarding,
+    /// Deleted.
+    Discarded,
+    /// The restore failed; `discard` cleans up.
+    Failed {
+        /// What AWS said.
+        why: String,
+    },
+}
+
+impl Phase {
+    /// Whether the recovery still moves by itself (on ticks).
+    pub fn active(&self) -> bool {
+        matches!(
+            self,
+            Phase::Requested
+                | Phase::Restoring
+                | Phase::CreatingInstance
+                | Phase::Validating
+                | Phase::CuttingOver { .. }
+                | Phase::Discarding
+        )
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Ready { checks_passed } => write!(
+                f,
+                "Ready (checks {})",
+                if *checks_passed { "passed" } else { "failed" }
+            ),
+            Phase::CuttingOver { step } => write!(f, "CuttingOver/{step:?}"),
+            Phase::Failed { why } => write!(f, "Failed ({why})"),
+            other => fmt::Debug::fmt(other, f),
+        }
+    }
+}
+
+/// What the checks found on the recovered resource.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The checks that passed, each in a sentence.
+    pub passed: Vec<String>,
+    /// The checks that failed, each with what was found.
+    pub failed: Vec<String>,
+}
+
+/// The cutover's record: what was fenced, when the record moved, and the data lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cutover {
+    /// The damaged writer, fenced first.
+    pub fenced: String,
+    /// The database record repointed.
+    pub record: String,
+    /// When the cutover began.
+    pub started_at: DateTime<Utc>,
+    /// Why checks were overridden, when forced.
+    #[serde(default)]
+    pub forced: Option<String>,
+    /// When the damaged writer was seen fenced.
+    #[serde(default)]
+    pub fenced_at: Option<DateTime<Utc>>,
+    /// When the record was seen naming the recovered database.
+    #[serde(default)]
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+/// One recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Its id, also the recovered resource's name: `<resource>-pitr-<yyyymmddhhmm>`.
+    pub id: String,
+    /// The plan's resource id.
+    pub resource: String,
+    /// What kind of resource.
+    pub kind: ResourceKind,
+    /// The damaged resource's AWS identifier.
+    pub source: String,
+    /// Aurora: the instance created in the restored cluster.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The instant restored to.
+    pub restore_time: DateTime<Utc>,
+    /// Whether the operator asked for the latest restorable time.
+    pub latest: bool,
+    /// Why, as the operator said.
+    pub reason: String,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+    /// Where it is.
+    pub phase: Phase,
+    /// What the checks found.
+    #[serde(default)]
+    pub checks: Option<CheckReport>,
+    /// The cutover, once begun.
+    #[serde(default)]
+    pub cutover: Option<Cutover>,
+}
+
+impl Recovery {
+    /// The data lost by the cutover: from the restore time to the record's move (or
+    /// `now` while it is still under way), in seconds.
+    pub fn lost_window_seconds(&self, now: DateTime<Utc>) -> i64 {
+        let until = self.cutover.as_ref().and_then(|c| c.done_at).unwrap_or(now);
+        (until - self.restore_time).num_seconds().max(0)
+    }
+}
+
+/// Every recovery of a plan: the persisted state of this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecoveryBook {
+    /// Oldest first.
+    pub recoveries: Vec<Recovery>,
+}
+
+impl RecoveryBook {
+    /// A recovery by id.
+    pub fn get(&self, id: &str) -> Option<&Recovery> {
+        self.recoveries.iter().find(|r| r.id == id)
+    }
+
+    /// The cutover under way, if any.
+    pub fn cutting_over(&self) -> Option<&Recovery> {
+        self.recoveries
+            .iter()
+            .find(|r| matches!(r.phase, Phase::CuttingOver { .. }))
+    }
+
+    /// The resource's writer when a recovery of it was cut over: the latest cut over.
+    pub fn recovered_writer(&self, resource: &str) -> Option<&Recovery> {
+        self.recoveries
+            .iter()
+            .filter(|r| r.resource == resource && r.phase == Phase::CutOver)
+            .max_by_key(|r| r.cutover.as_ref().and_then(|c| c.done_at))
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.recoveries.iter().map(|r| r.id.clone()).collect()
+    }
+}
+
+/// A resource's state in AWS, as read before deciding.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Presence {
+    /// Not there (yet, or any more).
+    #[default]
+    Missing,
+    /// Being created or modified.
+    Creating,
+    /// Ready.
+    Available,
+    /// Being deleted.
+    Deleting,
+    /// AWS gave up on it.
+    Failed(String),
+}
+
+/// What AWS shows of one recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecoveredFacts {
+    /// The restored instance, cluster or table.
+    pub resource: Presence,
+    /// Aurora: the instance in the restored cluster.
+    pub instance: Presence,
+    /// The checks' results, once run.
+    pub checks: Option<CheckReport>,
+    /// Whether the damaged writer is fenced (no longer accepts writes).
+    pub writer_fenced: bool,
+    /// The identifier the database record names now, once INSYNC.
+    pub record_target: Option<String>,
+}
+
+/// What is read from AWS and the DR state before deciding.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecoveryFacts {
+    /// The plan's DR state phase (the lock shared with failover and failback).
+    pub dr: Option<DrPhase>,
+    /// The restorable window of the resource a `recover` names, when AWS reported one.
+    pub window: Option<RestorableWindow>,
+    /// By recovery id.
+    pub recovered: BTreeMap<String, RecoveredFacts>,
+}
+
+/// What to do in AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveryAction {
+    /// Point-in-time restore of `source` into `target`, with the plan's network and
+    /// encryption settings, never public.
+    Restore {
+        /// The recovery.
+        recovery: String,
+        /// What kind.
+        kind: ResourceKind,
+        /// The damaged resource's AWS identifier.
+        source: String,
+        /// The new resource's name.
+        target: String,
+        /// The instant (`None`: the latest restorable time, as AWS's `UseLatestRestorableTime`).
+        restore_time: Option<DateTime<Utc>>,
+        /// Tags for the new resource.
+        tags: Vec<(String, String)>,
+    },
+    /// Aurora: create the instance of the restored cluster.
+    CreateInstance {
+        /// The recovery.
+        recovery: String,
+        /// The restored cluster.
+        cluster: String,
+        /// The instance's name.
+        instance: String,
+        /// Its tags.
+        tags: Vec<(String, String)>,
+    },
+    /// Run the plan's validation checks for the resource against the recovered one.
+    RunChecks {
+        /// The recovery.
+        recovery: String,
+        /// The plan resource whose checks apply.
+        resource: String,
+        /// The recovered resource.
+        target: String,
+    },
+    /// Stop the damaged writer accepting writes.
+    Fence {
+        /// The recovery.
+        recovery: String,
+        /// The damaged writer.
+        writer: String,
+    },
+    /// Point the plan's database record at the recovered database.
+    PointRecord {
+        /// The recovery.
+        recovery: String,
+        /// The record.
+        record: String,
+        /// The recovered database.
+        target: String,
+    },
+    /// Delete the recovered resource (and its Aurora instance) without a final snapshot:
+    /// it is a copy of data the source's backups still hold.
+    Delete {
+        /// The recovery.
+        recovery: String,
+        /// The recovered resource.
+        target: String,
+        /// Aurora: its instance.
+        instance: Option<String>,
+    },
+}
+
+/// Why a command was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecoveryError {
+    /// The command names no plan resource.
+    #[error("unknown resource {resource:?}: the plan protects {known}")]
+    UnknownResource {
+        /// As given.
+        resource: String,
+        /// The plan's resource ids.
+        known: String,
+    },
+    /// A command needs a reason.
+    #[error("{command} needs a non-empty \"reason\" (it is recorded in the timeline)")]
+    MissingReason {
+        /// The command.
+        command: String,
+    },
+    /// The restore time could not be read.
+    #[error(
+        "restore_time {given:?} is not a time: give an RFC 3339 instant such as \
+         2026-11-20T14:29:00Z, or \"latest\""
+    )]
+    UnparsableTime {
+        /// As given.
+        given: String,
+    },
+    /// The restore time has not happened yet.
+    #[error(
+        "restore_time {requested} is in the future (now is {now}); {resource} can be restored \
+         to {window}"
+    )]
+    InFuture {
+        /// The resource.
+        resource: String,
+        /// As asked.
+        requested: String,
+        /// Now.
+        now: String,
+        /// The restorable window.
+        window: RestorableWindow,
+    },
+    /// The restore time is outside the restorable window.
+    #[error(
+        "restore_time {requested} is outside {resource}'s restorable window: choose a time \
+         from {window}"
+    )]
+    OutsideWindow {
+        /// The resource.
+        resource: String,
+        /// As asked.
+        requested: String,
+        /// The restorable window.
+        window: RestorableWindow,
+    },
+    /// AWS reported no restorable window.
+    #[error(
+        "{resource} has no restorable window: enable automated backups (RDS, Aurora) or \
+         point-in-time recovery (DynamoDB) on it"
+    )]
+    NoWindow {
+        /// The resource.
+        resource: String,
+    },
+    /// A recovery of the resource to that minute exists already.
+    #[error(
+        "recovery {id} exists already ({phase}): use it, or discard it first to restore to \
+         that minute again"
+    )]
+    Duplicate {
+        /// The recovery.
+        id: String,
+        /// Its phase.
+        phase: String,
+    },
+    /// The command names no recovery.
+    #[error("unknown recovery {id:?}: known recoveries are {known}")]
+    UnknownRecovery {
+        /// As given.
+        id: String,
+        /// The known ids.
+        known: String,
+    },
+    /// Cutover of a recovery not ready.
+    #[error("recovery {id} is {phase}: cutover needs it Ready (restored and checked)")]
+    NotReady {
+        /// The recovery.
+        id: String,
+        /// Its phase.
+        phase: String,
+    },
+    /// Cutover of a recovery whose checks failed.
+    #[error(
+        "recovery {id} failed its checks ({failed}): look at the recovered database; to cut \
+         over anyway, send \"force\": true with a \"reason\""
+    )]
+    ChecksFailed {
+        /// The recovery.
+        id: String,
+        /// What failed.
+        failed: String,
+    },
+    /// The resource has no database record to repoint.
+    #[error(
+        "{resource} has no dns_record in the plan, so Lifeboat cannot move its writer: point \
+         the applications at {target} yourself, or add the record to the plan"
+    )]
+    NoRecord {
+        /// The resource.
+        resource: String,
+        /// The recovered resource.
+        target: String,
+    },
+    /// The single-writer lock is held.
+    #[error("{task} refused: {why}")]
+    Locked {
+        /// What was refused.
+        task: String,
+        /// Who holds the lock, and what to do.
+        why: String,
+    },
+    /// Discard of a recovery that is or was the writer.
+    #[error(
+        "recovery {id} is {phase}: Lifeboat never deletes a database that serves or served \
+         as the writer; delete it yourself once you are sure"
+    )]
+    InUse {
+        /// The recovery.
+        id: String,
+        /// Its phase.
+        phase: String,
+    },
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryDecision {
+    /// The next state.
+    pub state: RecoveryBook,
+    /// What to do in AWS.
+    pub actions: Vec<RecoveryAction>,
+    /// What to tell people and record.
+    pub notes: Vec<Note>,
+    /// The answer to the caller.
+    pub reply: String,
+    /// Why the input was refused; then nothing changed.
+    pub refused: Option<RecoveryError>,
+}
+
+impl RecoveryDecision {
+    fn keep(state: &RecoveryBook, reply: impl Into<String>) -> Self {
+        RecoveryDecision {
+            state: state.clone(),
+            actions: vec![],
+            notes: vec![],
+            reply: reply.into(),
+            refused: None,
+        }
+    }
+
+    fn refuse(state: &RecoveryBook, error: RecoveryError) -> Self {
+        RecoveryDecision {
+            reply: error.to_string(),
+            refused: Some(error),
+            ..RecoveryDecision::keep(state, "")
+        }
+    }
+
+    fn note(mut self, severity: Severity, action: &str, subject: String, detail: String) -> Self {
+        self.notes.push(Note {
+            severity,
+            action: action.into(),
+            subject,
+            detail,
+        });
+        self
+    }
+}
+
+/// What wants the single-writer lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterTask<'a> {
+    /// A failover (alarm, forced or approved).
+    Failover,
+    /// A failback.
+    Failback,
+    /// The cutover of this recovery.
+    Cutover(&'a str),
+}
+
+/// Whether a task that changes the writer may start now. Failover and failback call it
+/// with the plan's recoveries; cutover with the DR phase. See the module documentation.
+pub fn may_start(
+    task: WriterTask<'_>,
+    dr: DrPhase,
+    book: &RecoveryBook,
+    plan: &Plan,
+) -> Result<(), RecoveryError> {
+    let locked = |task: &str, why: String| {
+        Err(RecoveryError::Locked {
+            task: task.into(),
+            why,
+        })
+    };
+    if let Some(r) = book.cutting_over() {
+        let what = match task {
+            WriterTask::Failover => "failover",
+            WriterTask::Failback => "failback",
+            WriterTask::Cutover(id) if id == r.id => return Ok(()),
+            WriterTask::Cutover(_) => "cutover",
+        };
+        return locked(
+            what,
+            format!(
+                "the cutover of recovery {} is under way; wait for it to finish \
+                 (recovery-status)",
+                r.id
+            ),
+        );
+    }
+    match task {
+        WriterTask::Cutover(_) if dr != DrPhase::Normal => locked(
+            "cutover",
+            format!(
+                "the DR state is {dr}: a recovery cuts over only while the primary region \
+                 serves and no failover or failback runs"
+            ),
+        ),
+        WriterTask::Failover => {
+            // After a cutover, the DR replica still follows the fenced, damaged database:
+            // promoting it would bring the damage back beside the recovered writer.
+            for resource in &plan.resources {
+                if let Some(r) = book.recovered_writer(&resource.id)
+                    && resource.replica.is_some()
+                    && resource.aws_identifier() != r.id
+                {
+                    return locked(
+                        "failover",
+                        format!(
+                            "{}'s writer is the recovered {}, which the plan does not name: \
+                             set the resource's identifier to {} and create its DR replica \
+                             first",
+                            resource.id, r.id, r.id
+                        ),
+                    );
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The recovered resource's name: `<resource id>-pitr-<yyyymmddhhmm>` of the restore time
+/// (at most 58 characters: plan ids have at most 40, RDS allows 63).
+pub fn recovery_name(resource: &str, restore_time: DateTime<Utc>) -> String {
+    format!("{resource}-pitr-{}", restore_time.format("%Y%m%d%H%M"))
+}
+
+/// The tags of a recovered resource.
+pub fn recovery_tags(plan: &Plan, r: &Recovery) -> Vec<(String, String)> {
+    vec![
+        (crate::plan::PLAN_TAG.into(), plan.name.clone()),
+        (RESOURCE_TAG.into(), r.resource.clone()),
+        (RECOVERY_TAG.into(), r.id.clone()),
+        (RESTORE_TIME_TAG.into(), rfc3339(r.restore_time)),
+        (RESTORED_FROM_TAG.into(), r.source.clone()),
+    ]
+}
+
+/// Check a requested restore time against the window: `latest`, or an RFC 3339 instant
+/// not in the future and inside the window.
+pub fn resolve_restore_time(
+    resource: &str,
+    given: &str,
+    window: Option<RestorableWindow>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, bool), RecoveryError> {
+    let given = given.trim();
+    let requested = if given.eq_ignore_ascii_case("latest") {
+        None
+    } else {
+        Some(
+            DateTime::parse_from_rfc3339(given)
+                .map_err(|_| RecoveryError::UnparsableTime {
+                    given: given.into(),
+                })?
+                .with_timezone(&Utc),
+        )
+    };
+    let window = window.ok_or_else(|| RecoveryError::NoWindow {
+        resource: resource.into(),
+    })?;
+    let Some(t) = requested else {
+        return Ok((window.latest, true));
+    };
+    if t > now {
+        return Err(RecoveryError::InFuture {
+            resource: resource.into(),
+            requested: rfc3339(t),
+            now: rfc3339(now),
+            window,
+        });
+    }
+    if t < window.earliest || t > window.latest {
+        return Err(RecoveryError::OutsideWindow {
+            resource: resource.into(),
+            requested: rfc3339(t),
+            window,
+        });
+    }
+    Ok((t, false))
+}
+
+/// Decide the next state and actions (pure: `now` and the facts are given).
+pub fn step(
+    plan: &Plan,
+    book: &RecoveryBook,
+    input: &RecoveryInput,
+    facts: &RecoveryFacts,
+    now: DateTime<Utc>,
+) -> RecoveryDecision {
+    let decided = match input {
+        RecoveryInput::Command(RecoveryCommand::Recover {
+            resource,
+            restore_time,
+            reason,
+        }) => recover(plan, book, resource, restore_time, reason, facts, now),
+        RecoveryInput::Command(RecoveryCommand::RecoveryStatus { recovery }) => {
+            status(book, recovery.as_deref(), now)
+        }
+        RecoveryInput::Command(RecoveryCommand::Cutover {
+            recovery,
+            force,
+            reason,
+        }) => cutover(plan, book, recovery, *force, reason.as_deref(), facts, now),
+        RecoveryInput::Command(RecoveryCommand::Discard { recovery }) => discard(book, recovery),
+        RecoveryInput::Tick => Ok(advance(plan, book, facts, now)),
+    };
+    decided.unwrap_or_else(|e| RecoveryDecision::refuse(book, e))
+}
+
+fn unknown_recovery(book: &RecoveryBook, id: &str) -> RecoveryError {
+    let known = book.ids();
+    RecoveryError::UnknownRecovery {
+        id: id.into(),
+        known: if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        },
+    }
+}
+
+fn recover(
+    plan: &Plan,
+    book: &RecoveryBook,
+    resource: &str,
+    restore_time: &str,
+    reason: &str,
+    facts: &RecoveryFacts,
+    now: DateTime<Utc>,
+) -> Result<RecoveryDecision, RecoveryError> {
+    let res = plan
+        .resource(resource)
+        .ok_or_else(|| RecoveryError::UnknownResource {
+            resource: resource.into(),
+            known: plan
+                .resources
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if reason.trim().is_empty() {
+        return Err(RecoveryError::MissingReason {
+            command: "recover".into(),
+        });
+    }
+    let (t, latest) = resolve_restore_time(resource, restore_time, facts.window, now)?;
+    let id = recovery_name(&res.id, t);
+    if let Some(existing) = book.get(&id).filter(|r| r.phase != Phase::Discarded) {
+        return Err(RecoveryError::Duplicate {
+            id,
+            phase: existing.phase.to_string(),
+        });
+    }
+    let recovery = Recovery {
+        id: id.clone(),
+        resource: res.id.clone(),
+        kind: res.kind,
+        // The damaged writer: the recovered database of an earlier cutover, if any.
+        source: book
+            .recovered_writer(&res.id)
+            .map(|r| r.id.clone())
+            .unwrap_or_else(|| res.aws_identifier().to_string()),
+        instance: (res.kind == ResourceKind::AuroraCluster).then(|| format!("{id}-1")),
+        restore_time: t,
+        latest,
+        reason: reason.trim().into(),
+        requested_at: now,
+        phase: Phase::Requested,
+        checks: None,
+        cutover: None,
+    };
+    let mut state = book.clone();
+    // A discarded recovery of the same minute gives its name back.
+    state.recoveries.retain(|r| r.id != id);
+    state.recoveries.push(recovery);
+    let detail = format!(
+        "Restoring {} ({}) to {}{} into {id}. Reason: {}",
+        res.id,
+        res.aws_identifier(),
+        rfc3339(t),
+        if latest {
+            " (the latest restorable time)"
+        } else {
+            ""
+        },
+        reason.trim()
+    );
+    let mut decided = advance(plan, &state, facts, now);
+    decided.reply = format!("recovery {id} requested: restoring to {}", rfc3339(t));
+    Ok(decided.note(
+        Severity::Warning,
+        "recovery.recover",
+        format!("point-in-time recovery of {} requested", res.id),
+        detail,
+    ))
+}
+
+fn status(
+    book: &RecoveryBook,
+    id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<RecoveryDecision, RecoveryError> {
+    let line = |r: &Recovery| {
+        let checks = r.checks.as_ref().map_or(String::new(), |c| {
+            format!(
+                "; checks: {} passed, {} failed{}",
+                c.passed.len(),
+                c.failed.len(),
+                if c.failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.failed.join("; "))
+                }
+            )
+        });
+        let cut = match (&r.phase, &r.cutover) {
+            (Phase::CutOver | Phase::CuttingOver { .. }, Some(c)) => format!(
+                "; damaged writer {} fenced{}; data lost: {} s (restore time to cutover)",
+                c.fenced,
+                c.forced
+                    .as_ref()
+                    .map(|f| format!("; forced: {f}"))
+                    .unwrap_or_default(),
+                r.lost_window_seconds(now)
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "{}: {} of {} to {}{}",
+            r.id,
+            r.phase,
+            r.resource,
+            rfc3339(r.restore_time),
+            checks + &cut
+        )
+    };
+    let reply = match id {
+        Some(id) => line(book.get(id).ok_or_else(|| unknown_recovery(book, id))?),
+        None if book.recoveries.is_empty() => "no recoveries".into(),
+        None => book
+            .recoveries
+            .iter()
+            .map(line)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    Ok(RecoveryDecision::keep(book, reply))
+}
+
+fn cutover(
+    plan: &Plan,
+    book: &RecoveryBook,
+    id: &str,
+    force: bool,
+    reason: Option<&str>,
+    facts: &RecoveryFacts,
+    now: DateTime<Utc>,
+) -> Result<RecoveryDecision, RecoveryError> {
+    let r = book.get(id).ok_or_else(|| unknown_recovery(book, id))?;
+    match (&r.phase, &r.checks) {
+        (Phase::CuttingOver { .. } | Phase::CutOver, _) => {
+            return Ok(RecoveryDecision::keep(
+                book,
+                format!("recovery {id} is {} already", r.phase),
+            ));
+        }
+        (Phase::Ready { checks_passed }, checks) => {
+            if !checks_passed && !force {
+                return Err(RecoveryError::ChecksFailed {
+                    id: id.into(),
+                    failed: checks
+                        .as_ref()
+                        .map(|c| c.failed.join("; "))
+                        .unwrap_or_else(|| "no results".into()),
+                });
+            }
+        }
+        (phase, _) => {
+            return Err(RecoveryError::NotReady {
+                id: id.into(),
+                phase: phase.to_string(),
+            });
+        }
+    }
+    let reason = reason.map(str::trim).filter(|s| !s.is_empty());
+    if force && reason.is_none() {
+        return Err(RecoveryError::MissingReason {
+            command: "cutover with force".into(),
+        });
+    }
+    let record = plan
+        .resource(&r.resource)
+        .and_then(|p| p.dns_record.clone())
+        .ok_or_else(|| RecoveryError::NoRecord {
+            resource: r.resource.clone(),
+            target: r.id.clone(),
+        })?;
+    // The lock needs the DR phase: without it, refuse rather than guess.
+    let dr = facts.dr.ok_or_else(|| RecoveryError::Locked {
+        task: "cutover".into(),
+        why: "the DR state could not be read; try again".into(),
+    })?;
+    may_start(WriterTask::Cutover(id), dr, book, plan)?;
+    let mut state = book.clone();
+    let forced = force.then(|| reason.unwrap_or_default().to_string());
+    let fenced = book
+        .recovered_writer(&r.resource)
+        .map(|w| w.id.clone())
+        .unwrap_or_else(|| {
+            plan.resource(&r.resource)
+                .map(|p| p.aws_identifier().to_string())
+                .unwrap_or_else(|| r.source.clone())
+        });
+    if let Some(m) = state.recoveries.iter_mut().find(|m| m.id == id) {
+        m.phase = Phase::CuttingOver {
+            step: CutStep::Fence,
+        };
+        m.cutover = Some(Cutover {
+            fenced: fenced.clone(),
+            record: record.clone(),
+            started_at: now,
+            forced: forced.clone(),
+            fenced_at: None,
+            done_at: None,
+        });
+    }
+    let mut decided = advance(plan, &state, facts, now);
+    decided.reply = format!(
+        "cutover of {id} started: fencing {fenced}, then pointing {record} at {id}{}",
+        forced
+            .as_ref()
+            .map(|f| format!(" (forced past failed checks: {f})"))
+            .unwrap_or_default()
+    );
+    Ok(decided.note(
+        Severity::Critical,
+        "recovery.cutover",
+        format!("cutover to recovery {id} started"),
+        format!(
+            "The damaged writer {fenced} is fenced first, then {record} points at {id}, \
+             restored to {}.{}",
+            rfc3339(r.restore_time),
+            forced
+                .map(|f| format!(" Checks failed; forced by the operator: {f}"))
+                .unwrap_or_default()
+        ),
+    ))
+}
+
+fn discard(book: &RecoveryBook, id: &str) -> Result<RecoveryDecision, RecoveryError> {
+    let r = book.get(id).ok_or_else(|| unknown_recovery(book, id))?;
+    match r.phase {
+        Phase::CuttingOver { .. } | Phase::CutOver => Err(RecoveryError::InUse {
+            id: id.into(),
+            phase: r.phase.to_string(),
+        }),
+        Phase::Discarding | Phase::Discarded => Ok(RecoveryDecision::keep(
+            book,
+            format!("recovery {id} is {} already", r.phase),
+        )),
+        _ => {
+            let mut state = book.clone();
+            let mut actions = vec![];
+            if let Some(m) = state.recoveries.iter_mut().find(|m| m.id == id) {
+                m.phase = Phase::Discarding;
+                actions.push(delete(m));
+            }
+            Ok(RecoveryDecision {
+                actions,
+                ..RecoveryDecision::keep(&state, format!("discarding recovery {id}"))
+            }
+            .note(
+                Severity::Info,
+                "recovery.discard",
+                format!("recovery {id} discarded"),
+                format!("The recovered resource {id} is deleted on the operator's command."),
+            ))
+        }
+    }
+}
+
+fn delete(r: &Recovery) -> RecoveryAction {
+    RecoveryAction::Delete {
+        recovery: r.id.clone(),
+        target: r.id.clone(),
+        instance: r.instance.clone(),
+    }
+}
+
+/// Move every active recovery as far as the facts allow.
+fn advance(
+    plan: &Plan,
+    book: &RecoveryBook,
+    facts: &RecoveryFacts,
+    now: DateTime<Utc>,
+) -> RecoveryDecision {
+    let mut state = book.clone();
+    let mut actions = vec![];
+    let mut notes = vec![];
+    let none = RecoveredFacts::default();
+    for r in state.recoveries.iter_mut().filter(|r| r.phase.active()) {
+        let f = facts.recovered.get(&r.id).unwrap_or(&none);
+        advance_one(plan, r, f, now, &mut actions, &mut notes);
+    }
+    RecoveryDecision {
+        state,
+        actions,
+        notes,
+        reply: "recoveries advanced".into(),
+        refused: None,
+    }
+}
+
+fn advance_one(
+    plan: &Plan,
+    r: &mut Recovery,
+    f: &RecoveredFacts,
+    now: DateTime<Utc>,
+    actions: &mut Vec<RecoveryAction>,
+    notes: &mut Vec<Note>,
+) {
+    let mut note = |severity, action: &str, subject: String, detail: String| {
+        notes.push(Note {
+            severity,
+            action: action.into(),
+            subject,
+            detail,
+        })
+    };
+    // Each arm reads what AWS shows first, so a step lost to a crash is issued again and
+    // one already done is not repeated.
+    loop {
+        match r.phase.clone() {
+            Phase::Requested | Phase::Restoring => match &f.resource {
+                Presence::Missing if r.phase == Phase::Requested => {
+                    // Not issued yet, or lost to a crash before the call: issue it (again).
+                    actions.push(RecoveryAction::Restore {
+                        recovery: r.id.clone(),
+                        kind: r.kind,
+                        source: r.source.clone(),
+                        target: r.id.clone(),
+                        restore_time: (!r.latest).then_some(r.restore_time),
+                        tags: recovery_tags(plan, r),
+                    });
+                    return;
+                }
+                // A discarded namesake is still being deleted: its name is not free yet.
+                Presence::Deleting if r.phase == Phase::Requested => return,
+                Presence::Missing | Presence::Deleting => {
+                    let why = "the restored resource disappeared while restoring (deleted \
+                               outside Lifeboat?)";
+                    r.phase = Phase::Failed { why: why.into() };
+                    note(
+                        Severity::Critical,
+                        "recovery.failed",
+                        format!("recovery {} failed", r.id),
+                        format!("{why}. Discard it and recover again."),
+                    );
+                    return;
+                }
+                Presence::Creating => {
+                    r.phase = Phase::Restoring;
+                    return;
+                }
+                Presence::Failed(why) => {
+                    r.phase = Phase::Failed { why: why.clone() };
+                    note(
+                        Severity::Critical,
+                        "recovery.failed",
+                        format!("recovery {} failed", r.id),
+                        format!("The point-in-time restore failed: {why}. Discard it and retry."),
+                    );
+                    return;
+                }
+                Presence::Available => {
+                    r.phase = if r.instance.is_some() {
+                        Phase::CreatingInstance
+                    } else {
+                        Phase::Validating
+                    };
+                }
+            },
+            Phase::CreatingInstance => match (&f.instance, &r.instance) {
+                (Presence::Available, _) | (_, None) => r.phase = Phase::Validating,
+                (Presence::Missing | Presence::Deleting, Some(instance)) => {
+                    actions.push(RecoveryAction::CreateInstance {
+                        recovery: r.id.clone(),
+                        cluster: r.id.clone(),
+                        instance: instance.clone(),
+                        tags: recovery_tags(plan, r),
+                    });
+                    return;
+                }
+                (Presence::Creating, _) => return,
+                (Presence::Failed(why), _) => {
+                    r.phase = Phase::Failed { why: why.clone() };
+                    return;
+                }
+            },
+            Phase::Validating => match &f.checks {
+                None => {
+                    // The checks only read: running them again after a crash is harmless.
+                    actions.push(RecoveryAction::RunChecks {
+                        recovery: r.id.clone(),
+                        resource: r.resource.clone(),
+                        target: r.id.clone(),
+                    });
+                    return;
+                }
+                Some(report) => {
+                    let passed = report.failed.is_empty();
+                    r.checks = Some(report.clone());
+                    r.phase = Phase::Ready {
+                        checks_passed: passed,
+                    };
+                    note(
+                        if passed {
+                            Severity::Info
+                        } else {
+                            Severity::Warning
+                        },
+                        "recovery.ready",
+                        format!(
+                            "recovery {} is ready, checks {}",
+                            r.id,
+                            if passed { "passed" } else { "failed" }
+                        ),
+                        format!(
+                            "{} restored to {}. Passed: {}. Failed: {}. It is kept until \
+                             `cutover` or `discard`.",
+                            r.id,
+                            rfc3339(r.restore_time),
+                            list(&report.passed),
+                            list(&report.failed)
+                        ),
+                    );
+                    return;
+                }
+            },
+            Phase::CuttingOver { step } => {
+                let Some(c) = r.cutover.as_mut() else {
+                    // Unreachable through `cutover`, which records the plan; refuse to
+                    // guess a writer to fence.
+                    r.phase = Phase::Failed {
+                        why: "cutover without its record".into(),
+                    };
+                    return;
+                };
+                match step {
+                    CutStep::Fence if f.writer_fenced => {
+                        c.fenced_at.get_or_insert(now);
+                        note(
+                            Severity::Warning,
+                            "recovery.fenced",
+                            format!("damaged writer {} fenced", c.fenced),
+                            format!(
+                                "{} accepts no more writes; {} is pointed at {} next.",
+                                c.fenced, c.record, r.id
+                            ),
+                        );
+                        r.phase = Phase::CuttingOver {
+                            step: CutStep::Repoint,
+                        };
+                    }
+                    CutStep::Fence => {
+                        actions.push(RecoveryAction::Fence {
+                            recovery: r.id.clone(),
+                            writer: c.fenced.clone(),
+                        });
+                        return;
+                    }
+                    CutStep::Repoint if f.record_target.as_deref() == Some(r.id.as_str()) => {
+                        c.done_at = Some(now);
+                        let (record, fenced) = (c.record.clone(), c.fenced.clone());
+                        r.phase = Phase::CutOver;
+                        let lost = r.lost_window_seconds(now);
+                        note(
+                            Severity::Critical,
+                            "recovery.cut-over",
+                            format!("{} is the writer of {}", r.id, r.resource),
+                            format!(
+                                "{} now names {}, restored to {}; the damaged {} is fenced \
+                                 and kept. Data written between {} and the cutover ({} s) \
+                                 is not in the recovered database.",
+                                record,
+                                r.id,
+                                rfc3339(r.restore_time),
+                                fenced,
+                                rfc3339(r.restore_time),
+                                lost
+                            ),
+                        );
+                        return;
+                    }
+                    CutStep::Repoint => {
+                        actions.push(RecoveryAction::PointRecord {
+                            recovery: r.id.clone(),
+                            record: c.record.clone(),
+                            target: r.id.clone(),
+                        });
+                        return;
+                    }
+                }
+            }
+            Phase::Discarding => {
+                if f.resource == Presence::Missing {
+                    r.phase = Phase::Discarded;
+                } else if f.resource != Presence::Deleting {
+                    actions.push(delete(r));
+                }
+                return;
+            }
+            Phase::Ready { .. } | Phase::CutOver | Phase::Discarded | Phase::Failed { .. } => {
+                return;
+            }
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join("; ")
+    }
+}
