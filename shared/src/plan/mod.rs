@@ -386,7 +386,10 @@ fn default_archive_prefix() -> String {
     "archive/".to_string()
 }
 fn default_archive_tiers() -> Vec<crate::schedule::Tier> {
-    vec![crate::schedule::Tier::Monthly, crate::schedule::Tier::Yearly]
+    vec![
+        crate::schedule::Tier::Monthly,
+        crate::schedule::Tier::Yearly,
+    ]
 }
 
 fn default_max_deletes_per_run() -> u32 {

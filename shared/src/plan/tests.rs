@@ -520,7 +520,10 @@ fn the_archive_tier_defaults_to_monthly_and_yearly_under_archive_prefix() {
     assert_eq!(archive.prefix, "archive/");
     assert_eq!(
         archive.tiers,
-        [crate::schedule::Tier::Monthly, crate::schedule::Tier::Yearly]
+        [
+            crate::schedule::Tier::Monthly,
+            crate::schedule::Tier::Yearly
+        ]
     );
 }
 
@@ -547,7 +550,11 @@ fn a_bad_archive_setting_is_rejected_with_its_fix() {
     assert_issue(&p, "retention.archive.iam_role_arn", "not an IAM role ARN");
     let mut p = with_archive();
     p["retention"]["archive"]["kms_key_id"] = json!("arn:aws:kms:us-west-2:1:key/x");
-    assert_issue(&p, "retention.archive.kms_key_id", "the key is in us-west-2");
+    assert_issue(
+        &p,
+        "retention.archive.kms_key_id",
+        "the key is in us-west-2",
+    );
     let mut p = with_archive();
     p["retention"]["archive"]["tiers"] = json!([]);
     assert_issue(&p, "retention.archive.tiers", "no tier is archived");
