@@ -10,6 +10,7 @@ mod dynamo_state;
 mod failback;
 mod failover;
 mod posture;
+mod retention;
 mod s3_reports;
 mod snapshots;
 mod sns_notifier;
