@@ -7,6 +7,7 @@ pub mod functions;
 pub mod http_sink;
 pub mod local;
 pub mod realism;
+pub mod retention;
 pub mod timing;
 pub mod world;
 
