@@ -411,7 +411,7 @@ async fn a_monthly_snapshot_is_archived_to_s3_before_it_is_deleted() {
     let first = f.handle(json!({})).await.unwrap();
     assert_eq!(first.archives_started, ["lb-orders-monthly"]);
     assert!(first.deleted.is_empty());
-    let rds = f.rds(PRIMARY);
+    let rds = f.rds(DR);
     let snapshot = rds
         .describe_db_snapshots()
         .db_snapshot_identifier("lb-orders-monthly")

@@ -352,21 +352,23 @@ pub struct RetentionPolicies {
     /// Report what would be deleted without deleting anything.
     #[serde(default)]
     pub dry_run: bool,
-    /// Export monthly and yearly snapshots of the primary region to S3 before retention
+    /// Export monthly and yearly snapshot copies in the DR region to S3 before retention
     /// deletes them (RDS snapshot export). Off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSettings>,
 }
 
-/// The archive tier: RDS snapshots of the chosen tiers are exported to S3 (Parquet, by
-/// `StartExportTask`) before retention deletes them; the template's lifecycle rule moves
-/// the exports to a cold storage class. DynamoDB backups are not archived (they cannot be
-/// exported; the tables' own S3 exports already live in `snapshots.dynamodb_export_bucket`).
+/// The archive tier: the DR region's RDS snapshot copies of the chosen tiers are exported
+/// to S3 (Parquet, by `StartExportTask`) before retention deletes them; the template's
+/// lifecycle rule moves the exports to a cold storage class. The DR region is where the
+/// longest-kept copies and Lifeboat's own stack live, and an archive there survives the
+/// loss of the primary region. DynamoDB backups are not archived (they cannot be exported;
+/// the tables' own S3 exports already live in `snapshots.dynamodb_export_bucket`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveSettings {
-    /// S3 bucket in the primary region that receives the exports (an export is written
-    /// in the snapshot's own region).
+    /// S3 bucket in the DR region that receives the exports (an export is written in the
+    /// snapshot's own region); the template's `ArchiveBucketName`.
     pub bucket: String,
     /// Key prefix of the exports; each snapshot's export lands under
     /// `<prefix><resource>/<snapshot>/`. Default `archive/`.
@@ -374,7 +376,8 @@ pub struct ArchiveSettings {
     pub prefix: String,
     /// Role RDS assumes to write to the bucket (trusted by `export.rds.amazonaws.com`).
     pub iam_role_arn: String,
-    /// KMS key (ARN, in the primary region) that encrypts the exported data; RDS requires one.
+    /// KMS key in the DR region that encrypts the exported data (RDS requires one); the
+    /// template's key is `alias/lifeboat-<plan>`.
     pub kms_key_id: String,
     /// Which snapshot tiers (the `lifeboat:tier` tag) are exported. Default `monthly`
     /// and `yearly`.

@@ -508,7 +508,7 @@ fn with_archive() -> Value {
     p["retention"]["archive"] = json!({
         "bucket": "lifeboat-local-archive",
         "iam_role_arn": "arn:aws:iam::123456789012:role/lifeboat-export",
-        "kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/archive"
+        "kms_key_id": "arn:aws:kms:us-west-2:123456789012:key/archive"
     });
     p
 }
@@ -549,11 +549,19 @@ fn a_bad_archive_setting_is_rejected_with_its_fix() {
     p["retention"]["archive"]["iam_role_arn"] = json!("lifeboat-export");
     assert_issue(&p, "retention.archive.iam_role_arn", "not an IAM role ARN");
     let mut p = with_archive();
-    p["retention"]["archive"]["kms_key_id"] = json!("arn:aws:kms:us-west-2:1:key/x");
+    p["retention"]["archive"]["kms_key_id"] = json!("arn:aws:kms:us-east-1:1:key/x");
     assert_issue(
         &p,
         "retention.archive.kms_key_id",
-        "the key is in us-west-2",
+        "the key is in us-east-1",
+    );
+    let mut p = with_archive();
+    p["snapshots"]["copy_to"][0]["region"] = json!("eu-west-1");
+    p["snapshots"]["copy_to"][0]["kms_key_id"] = json!("alias/lifeboat-dr");
+    assert_issue(
+        &p,
+        "retention.archive",
+        "no copy destination is that region",
     );
     let mut p = with_archive();
     p["retention"]["archive"]["tiers"] = json!([]);

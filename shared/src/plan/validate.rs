@@ -718,10 +718,25 @@ fn check_archive(plan: &Plan, a: &ArchiveSettings, issues: &mut Issues) {
     }
     check_kms_key(
         &a.kms_key_id,
-        &plan.regions.primary,
+        &plan.regions.dr,
         "retention.archive.kms_key_id",
         issues,
     );
+    if !plan
+        .snapshots
+        .copy_to
+        .iter()
+        .any(|d| d.key() == plan.regions.dr)
+    {
+        issues.add(
+            "retention.archive",
+            format!(
+                "the archive exports the copies in the DR region {}, but no copy destination is that region in this account",
+                plan.regions.dr
+            ),
+            "add the DR region to `snapshots.copy_to`, or remove `archive`",
+        );
+    }
     if a.tiers.is_empty() {
         issues.add(
             "retention.archive.tiers",

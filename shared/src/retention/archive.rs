@@ -5,8 +5,8 @@
 //!
 //! 1. A snapshot with an RDS export task still running (whoever started it) is never
 //!    deleted: the export reads the snapshot.
-//! 2. Where the plan has an archive tier (`retention.archive`, primary region, RDS
-//!    snapshots only), a snapshot the planner deletes whose `lifeboat:tier` tag is one of
+//! 2. Where the plan has an archive tier (`retention.archive`: the DR region's RDS
+//!    snapshot copies only), a snapshot the planner deletes whose `lifeboat:tier` tag is one of
 //!    the archived tiers is deleted only once an export of it is complete. Without one,
 //!    this run starts an export and keeps the snapshot; a failed export is tried again
 //!    with a new task id, up to [`MAX_ARCHIVE_ATTEMPTS`] times, then the snapshot is kept

@@ -449,7 +449,7 @@ impl RetentionRun<'_> {
                 .retention
                 .archive
                 .as_ref()
-                .filter(|_| location == plan.regions.primary);
+                .filter(|_| location == plan.regions.dr);
             let archivable: Vec<Archivable> = listed
                 .iter()
                 .map(|r| Archivable {

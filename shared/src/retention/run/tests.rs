@@ -468,23 +468,20 @@ async fn an_archived_tier_is_exported_before_it_is_deleted() {
     monthly.tags.insert(TIER_TAG.into(), "monthly".into());
     let mut dr_monthly = snap(DR, "billing-db", 20);
     dr_monthly.tags.insert(TIER_TAG.into(), "monthly".into());
-    records.extend([monthly.clone(), dr_monthly]);
+    records.extend([monthly.clone(), dr_monthly.clone()]);
     // Three newer days, so the monthly one is outside `keep_daily = 3` in both regions.
     records
         .extend((0..3).flat_map(|d| [snap(PRIMARY, "billing-db", d), snap(DR, "billing-db", d)]));
     let w = World::new(plan_with(retention), FakePort::default(), records);
 
     let first = w.run().handle(&tick("evt-1"), &invocation()).await.unwrap();
-    let task = archive_task_id("lifeboat-local", monthly.arn.as_deref().unwrap(), 1);
+    let task = archive_task_id("lifeboat-local", dr_monthly.arn.as_deref().unwrap(), 1);
     assert_eq!(*w.port.started.lock().unwrap(), [task]);
     assert_eq!(first.archives_started, [monthly.id.clone()]);
+    assert!(w.left(DR).contains(&monthly.id), "kept while it exports");
     assert!(
-        w.left(PRIMARY).contains(&monthly.id),
-        "kept while it exports"
-    );
-    assert!(
-        !w.left(DR).iter().any(|id| id == &monthly.id),
-        "the archive tier is the primary region's; the DR copy goes by the DR policy"
+        !w.left(PRIMARY).iter().any(|id| id == &monthly.id),
+        "the archive tier is the DR region's; the primary snapshot goes by its own policy"
     );
 
     // Still running: kept, and not started again.
@@ -492,9 +489,9 @@ async fn an_archived_tier_is_exported_before_it_is_deleted() {
     assert_eq!(w.port.started.lock().unwrap().len(), 1);
     assert_eq!(second.kept_by_reason["export in progress"], 1);
 
-    // Complete: deleted.
+    // Complete: deleted (the primary one went in the first run).
     w.port.exports.lock().unwrap()[0].state = ExportState::Complete;
     let third = w.run().handle(&tick("evt-3"), &invocation()).await.unwrap();
     assert_eq!(third.deleted.len(), 1);
-    assert!(!w.left(PRIMARY).contains(&monthly.id));
+    assert!(!w.left(DR).contains(&monthly.id));
 }
