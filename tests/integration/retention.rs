@@ -197,11 +197,8 @@ async fn a_dry_run_reports_and_the_real_run_deletes_in_both_regions_sparing_what
     // 7 of orders-db in each region, 2 of billing-db, 2 table backups.
     assert_eq!(would.len(), 18, "{would:?}");
 
-    let real = f
-        .run()
-        .handle(&tick("retention-tick-1"), &invocation())
-        .await
-        .unwrap();
+    let tick = tick("retention-tick-1");
+    let real = f.run().handle(&tick, &invocation()).await.unwrap();
     assert!(!real.dry_run);
     let mut did: Vec<&str> = real.deleted.iter().map(|d| d.snapshot.as_str()).collect();
     let mut would = would.clone();
@@ -277,11 +274,7 @@ async fn a_dry_run_reports_and_the_real_run_deletes_in_both_regions_sparing_what
     assert!(held["text"].as_str().unwrap().contains("legal hold"));
 
     // A duplicate delivery of the tick does nothing more.
-    let again = f
-        .run()
-        .handle(&tick("retention-tick-1"), &invocation())
-        .await
-        .unwrap();
+    let again = f.run().handle(&tick, &invocation()).await.unwrap();
     assert!(again.duplicate);
     assert_eq!(f.names(PRIMARY).await, expected_primary);
     // Another run finds nothing more to delete: the planner is stable on its own output.
@@ -392,24 +385,27 @@ async fn a_monthly_snapshot_is_archived_to_s3_before_it_is_deleted() {
         "kms_key_id": "alias/lifeboat-archive"
     });
     let f = Fixture::new(retention).await;
-    let mut seeds = dailies("lb-orders", "orders-db", 3);
-    let monthly = SeedSnapshot {
+    // The archive tier works on the DR region's copies.
+    let mut seeds = dailies("lb-orders", "orders-db-dr", 3);
+    seeds.push(SeedSnapshot {
         tier: Tier::Monthly,
         ..SeedSnapshot::lifeboat(
             PLAN,
             "orders-db",
-            "orders-db",
+            "orders-db-dr",
             "lb-orders-monthly",
             days_ago(45),
         )
-    };
-    seeds.push(monthly.clone());
-    seed_snapshots(&f.account, f.rds(PRIMARY), &seeds)
-        .await
-        .unwrap();
+    });
+    seed_snapshots(&f.account, f.rds(DR), &seeds).await.unwrap();
 
     let first = f.handle(json!({})).await.unwrap();
-    assert_eq!(first.archives_started, ["lb-orders-monthly"]);
+    assert_eq!(
+        first.archives_started,
+        ["lb-orders-monthly"],
+        "{}",
+        first.summary
+    );
     assert!(first.deleted.is_empty());
     let rds = f.rds(DR);
     let snapshot = rds
