@@ -198,6 +198,22 @@ fn ten_days_each() -> Vec<BackupRecord> {
 }
 
 #[test]
+fn the_sample_events_parse() {
+    let scheduled: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../events/retention-scheduled.json")).unwrap();
+    assert!(matches!(
+        parse_command(&scheduled).unwrap(),
+        RetentionCommand::Scheduled { .. }
+    ));
+    let dry: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../events/retention-dry-run.json")).unwrap();
+    assert_eq!(
+        parse_command(&dry).unwrap(),
+        RetentionCommand::Operator { dry_run: true }
+    );
+}
+
+#[test]
 fn commands_parse_and_anything_else_is_refused_with_what_is_expected() {
     assert_eq!(
         parse_command(&tick("e1")).unwrap(),
