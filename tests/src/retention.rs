@@ -107,10 +107,8 @@ async fn create(rds: &aws_sdk_rds::Client, s: &SeedSnapshot) -> Result<(), Strin
     }
 }
 
-/// Create every snapshot with `rds` (several at a time), then move the account's clock
-/// until they are all available.
-pub async fn seed_snapshots(
-    account: &Account,
+/// Create every snapshot with `rds`, several at a time; they start as `creating`.
+pub async fn create_snapshots(
     rds: &aws_sdk_rds::Client,
     snapshots: &[SeedSnapshot],
 ) -> Result<(), String> {
@@ -120,13 +118,24 @@ pub async fn seed_snapshots(
         .filter_map(|r| async move { r.err() })
         .collect()
         .await;
-    if let Some(first) = failures.first() {
-        return Err(format!(
+    match failures.first() {
+        None => Ok(()),
+        Some(first) => Err(format!(
             "{} of {} snapshots not created; first: {first}",
             failures.len(),
             snapshots.len()
-        ));
+        )),
     }
+}
+
+/// [`create_snapshots`], then move the account's clock until they are all available
+/// (tests: no waiting).
+pub async fn seed_snapshots(
+    account: &Account,
+    rds: &aws_sdk_rds::Client,
+    snapshots: &[SeedSnapshot],
+) -> Result<(), String> {
+    create_snapshots(rds, snapshots).await?;
     account
         .settle()
         .await
