@@ -169,6 +169,8 @@ async fn a_dry_run_reports_and_the_real_run_deletes_in_both_regions_sparing_what
             .await
             .unwrap();
     }
+    // Table backups are CREATING for a while, as in AWS: let them become AVAILABLE.
+    f.account.settle().await.unwrap();
     let automated = f
         .rds(PRIMARY)
         .describe_db_snapshots()
