@@ -178,6 +178,10 @@ async fn a_tick_snapshots_every_kind_and_the_same_tick_again_creates_nothing() {
 #[tokio::test]
 async fn copies_appear_in_the_dr_region_re_encrypted_and_tagged() {
     let f = Fixture::new(plan_with_two_instances()).await;
+    // Real time from here on: the clock moves only by `settle`, so the snapshots are
+    // still creating at the early tick however slowly a loaded machine runs it (at the
+    // default scale a cluster snapshot is available 0.3 s after it is asked for).
+    f.account.set_time_scale(1.0).await.unwrap();
     f.tick("tick-1", six_am()).await.unwrap();
     // A tick while the snapshots are still creating copies nothing and waits.
     let early = f
