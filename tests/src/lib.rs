@@ -8,6 +8,7 @@ pub mod http_sink;
 pub mod local;
 pub mod pitr;
 pub mod realism;
+pub mod retention;
 pub mod timing;
 pub mod world;
 

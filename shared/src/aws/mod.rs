@@ -11,6 +11,7 @@ mod failback;
 mod failover;
 mod posture;
 mod readiness;
+mod retention;
 mod s3_reports;
 mod snapshots;
 mod sns_notifier;

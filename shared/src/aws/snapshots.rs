@@ -59,6 +59,20 @@ impl AwsSnapshots {
         }
     }
 
+    /// The clients of a location: the primary region's name or a copy destination's key.
+    pub(super) fn clients_at(&self, location: &str) -> Option<&RegionalClients> {
+        if location == self.plan.regions.primary {
+            Some(&self.primary)
+        } else {
+            self.destinations.get(location)
+        }
+    }
+
+    /// The plan the adapter was built for.
+    pub(super) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     fn destination(&self, d: &CopyDestination) -> Result<&RegionalClients, AwsError> {
         self.destinations.get(&d.key()).ok_or_else(|| {
             AwsError::bad_request(

@@ -33,6 +33,9 @@ pub const CREATED_TAG: &str = "lifeboat:created-at";
 pub const VALIDATED_TAG: &str = "lifeboat:validated-at";
 /// Tag an operator puts on a snapshot that must never be deleted (any value).
 pub const LEGAL_HOLD_TAG: &str = "lifeboat:legal-hold";
+/// Tag retention puts on a snapshot whose archive export it started, naming the export
+/// task, so the export is found (and not started again) by the next run.
+pub const ARCHIVE_TAG: &str = "lifeboat:archive-task";
 
 /// The whole DR plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -367,6 +370,47 @@ pub struct RetentionPolicies {
     /// Report what would be deleted without deleting anything.
     #[serde(default)]
     pub dry_run: bool,
+    /// Export monthly and yearly snapshot copies in the DR region to S3 before retention
+    /// deletes them (RDS snapshot export). Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveSettings>,
+}
+
+/// The archive tier: the DR region's RDS snapshot copies of the chosen tiers are exported
+/// to S3 (Parquet, by `StartExportTask`) before retention deletes them; the template's
+/// lifecycle rule moves the exports to a cold storage class. The DR region is where the
+/// longest-kept copies and Lifeboat's own stack live, and an archive there survives the
+/// loss of the primary region. DynamoDB backups are not archived (they cannot be exported;
+/// the tables' own S3 exports already live in `snapshots.dynamodb_export_bucket`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSettings {
+    /// S3 bucket in the DR region that receives the exports (an export is written in the
+    /// snapshot's own region); the template's `ArchiveBucketName`.
+    pub bucket: String,
+    /// Key prefix of the exports; each snapshot's export lands under
+    /// `<prefix><resource>/<snapshot>/`. Default `archive/`.
+    #[serde(default = "default_archive_prefix")]
+    pub prefix: String,
+    /// Role RDS assumes to write to the bucket (trusted by `export.rds.amazonaws.com`).
+    pub iam_role_arn: String,
+    /// KMS key in the DR region that encrypts the exported data (RDS requires one); the
+    /// template's key is `alias/lifeboat-<plan>`.
+    pub kms_key_id: String,
+    /// Which snapshot tiers (the `lifeboat:tier` tag) are exported. Default `monthly`
+    /// and `yearly`.
+    #[serde(default = "default_archive_tiers")]
+    pub tiers: Vec<crate::schedule::Tier>,
+}
+
+fn default_archive_prefix() -> String {
+    "archive/".to_string()
+}
+fn default_archive_tiers() -> Vec<crate::schedule::Tier> {
+    vec![
+        crate::schedule::Tier::Monthly,
+        crate::schedule::Tier::Yearly,
+    ]
 }
 
 fn default_max_deletes_per_run() -> u32 {

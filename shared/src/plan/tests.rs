@@ -523,3 +523,68 @@ fn documentation_is_optional_but_must_make_sense() {
         "an unparsable date is refused"
     );
 }
+
+fn with_archive() -> Value {
+    let mut p = local();
+    p["retention"]["archive"] = json!({
+        "bucket": "lifeboat-local-archive",
+        "iam_role_arn": "arn:aws:iam::123456789012:role/lifeboat-export",
+        "kms_key_id": "arn:aws:kms:us-west-2:123456789012:key/archive"
+    });
+    p
+}
+
+#[test]
+fn the_archive_tier_defaults_to_monthly_and_yearly_under_archive_prefix() {
+    let plan = parse_plan(&with_archive().to_string()).unwrap();
+    let archive = plan.retention.archive.unwrap();
+    assert_eq!(archive.prefix, "archive/");
+    assert_eq!(
+        archive.tiers,
+        [
+            crate::schedule::Tier::Monthly,
+            crate::schedule::Tier::Yearly
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_archive_tier_is_refused_at_load_naming_the_field() {
+    let mut p = with_archive();
+    p["retention"]["archive"]["tiers"] = json!(["monthly", "hourly"]);
+    match parse_plan(&p.to_string()).unwrap_err() {
+        PlanError::Malformed { path, reason } => {
+            assert_eq!(path, "retention.archive.tiers[1]");
+            assert!(reason.contains("unknown variant `hourly`"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_bad_archive_setting_is_rejected_with_its_fix() {
+    let mut p = with_archive();
+    p["retention"]["archive"]["bucket"] = json!("Not_A_Bucket");
+    assert_issue(&p, "retention.archive.bucket", "not a valid S3 bucket name");
+    let mut p = with_archive();
+    p["retention"]["archive"]["iam_role_arn"] = json!("lifeboat-export");
+    assert_issue(&p, "retention.archive.iam_role_arn", "not an IAM role ARN");
+    let mut p = with_archive();
+    p["retention"]["archive"]["kms_key_id"] = json!("arn:aws:kms:us-east-1:1:key/x");
+    assert_issue(
+        &p,
+        "retention.archive.kms_key_id",
+        "the key is in us-east-1",
+    );
+    let mut p = with_archive();
+    p["snapshots"]["copy_to"][0]["region"] = json!("eu-west-1");
+    p["snapshots"]["copy_to"][0]["kms_key_id"] = json!("alias/lifeboat-dr");
+    assert_issue(
+        &p,
+        "retention.archive",
+        "no copy destination is that region",
+    );
+    let mut p = with_archive();
+    p["retention"]["archive"]["tiers"] = json!([]);
+    assert_issue(&p, "retention.archive.tiers", "no tier is archived");
+}

@@ -688,6 +688,63 @@ fn check_retention(plan: &Plan, issues: &mut Issues) {
             "use 1 to 10, well under the RDS API's sustained rate",
         );
     }
+    if let Some(archive) = &plan.retention.archive {
+        check_archive(plan, archive, issues);
+    }
+}
+
+fn check_archive(plan: &Plan, a: &ArchiveSettings, issues: &mut Issues) {
+    if !is_bucket_name(&a.bucket) {
+        issues.add(
+            "retention.archive.bucket",
+            format!("{:?} is not a valid S3 bucket name", a.bucket),
+            "use 3 to 63 lowercase letters, digits, hyphens and dots",
+        );
+    }
+    // RDS writes the export objects under this prefix; it is joined with `/`-separated
+    // names, so it must be a relative key prefix.
+    if a.prefix.starts_with('/') || a.prefix.len() > 200 {
+        issues.add(
+            "retention.archive.prefix",
+            format!("{:?} is not a usable S3 key prefix", a.prefix),
+            "use a relative prefix such as `archive/`, at most 200 characters",
+        );
+    }
+    if !a.iam_role_arn.starts_with("arn:aws") || !a.iam_role_arn.contains(":role/") {
+        issues.add(
+            "retention.archive.iam_role_arn",
+            format!("{:?} is not an IAM role ARN", a.iam_role_arn),
+            "name the role RDS assumes to write the exports (arn:aws:iam::ACCOUNT:role/NAME)",
+        );
+    }
+    check_kms_key(
+        &a.kms_key_id,
+        &plan.regions.dr,
+        "retention.archive.kms_key_id",
+        issues,
+    );
+    if !plan
+        .snapshots
+        .copy_to
+        .iter()
+        .any(|d| d.key() == plan.regions.dr)
+    {
+        issues.add(
+            "retention.archive",
+            format!(
+                "the archive exports the copies in the DR region {}, but no copy destination is that region in this account",
+                plan.regions.dr
+            ),
+            "add the DR region to `snapshots.copy_to`, or remove `archive`",
+        );
+    }
+    if a.tiers.is_empty() {
+        issues.add(
+            "retention.archive.tiers",
+            "no tier is archived, so the archive would never receive anything",
+            "list the tiers to archive (e.g. [\"monthly\", \"yearly\"]), or remove `archive`",
+        );
+    }
 }
 
 /// Snapshots of one kind a region may hold at most under the plan, per quota.

@@ -37,9 +37,11 @@
 //!
 //! The planner is O(n log n) in the number of snapshots: one sort, then linear passes.
 
+pub mod archive;
 mod planner;
 #[cfg(test)]
 mod properties;
+pub mod run;
 #[cfg(test)]
 mod tests;
 
@@ -288,6 +290,23 @@ pub enum KeepReason {
         /// The `min_keep` that applied.
         min_keep: u32,
     },
+    /// An RDS export of it to S3 is still running (deleting it could break the export).
+    ExportInProgress {
+        /// The export task.
+        task: String,
+    },
+    /// The archive tier wants it in S3 before it goes: this run starts its export, and a
+    /// later run deletes it once the export is complete.
+    ArchiveStarted {
+        /// The export task started.
+        task: String,
+    },
+    /// Its archive export failed every time it was tried: it is kept until an operator
+    /// looks (see the report for the failures).
+    ArchiveFailed {
+        /// Export attempts made.
+        attempts: u32,
+    },
 }
 
 impl KeepReason {
@@ -325,6 +344,13 @@ impl fmt::Display for KeepReason {
             KeepReason::Weekly { iso_year, week } => write!(f, "weekly {iso_year}-W{week:02}"),
             KeepReason::Daily { date } => write!(f, "daily {}", date.format("%Y-%m-%d")),
             KeepReason::MinKeep { min_keep } => write!(f, "min_keep ({min_keep} newest)"),
+            KeepReason::ExportInProgress { task } => write!(f, "export {task} in progress"),
+            KeepReason::ArchiveStarted { task } => {
+                write!(f, "archive export {task} started (deleted once complete)")
+            }
+            KeepReason::ArchiveFailed { attempts } => {
+                write!(f, "archive export failed {attempts} times")
+            }
         }
     }
 }

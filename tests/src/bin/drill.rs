@@ -5,6 +5,9 @@
 //! through `cargo lambda watch` / `cargo lambda invoke`, with its `events/` samples.
 //! Exits non-zero when a stage fails.
 
+#[path = "drill/retention.rs"]
+mod retention;
+
 use harness::functions::FunctionHost;
 use harness::timing::{self, StepTiming, human};
 use harness::{LocalAws, Settle, World, create_world_with};
@@ -175,6 +178,9 @@ async fn run() -> Result<(), String> {
     say("\nstarting the functions with `cargo lambda watch`...");
     let host = FunctionHost::start(&root, &env)?;
     let mut result = backups(&plan, &world, &host, &root).await;
+    if result.is_ok() {
+        result = retention::retention(&plan, &world, &host, &root).await;
+    }
     if result.is_ok() {
         result = failover(&plan, &world, &host, &root).await;
     }
