@@ -836,3 +836,6 @@ pub fn absorb(
     doc.run = Some(run);
     doc
 }
+
+#[cfg(test)]
+mod tests;

@@ -643,3 +643,6 @@ impl ValidationRunner<'_> {
         ActionOutcome::Recorded { report: uri }
     }
 }
+
+#[cfg(test)]
+mod tests;
