@@ -172,17 +172,19 @@ fn aurora_runs_restore_a_cluster_and_create_an_instance_in_it() {
 fn nothing_starts_when_not_due_and_an_operator_cannot_start_a_second_run() {
     let plan = plan();
     let r = plan.resource("orders-db").unwrap();
-    let mut doc = ValidationDoc::default();
-    doc.last = Some(LastRun {
-        run: "x".into(),
-        started_at: t0() - Duration::hours(23),
-        finished_at: t0() - Duration::hours(22),
-        passed: true,
-        snapshot: "s".into(),
-        restore_seconds: Some(600),
-        failure: None,
-        report: None,
-    });
+    let doc = ValidationDoc {
+        last: Some(LastRun {
+            run: "x".into(),
+            started_at: t0() - Duration::hours(23),
+            finished_at: t0() - Duration::hours(22),
+            passed: true,
+            snapshot: "s".into(),
+            restore_seconds: Some(600),
+            failure: None,
+            report: None,
+        }),
+        ..ValidationDoc::default()
+    };
     assert!(!is_due(&plan, &doc, t0()));
     let d = decide(
         &plan,
