@@ -13,4 +13,5 @@ mod realism_states;
 mod snapshot;
 mod state_store;
 mod support;
+mod validation;
 mod world;

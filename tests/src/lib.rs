@@ -3,6 +3,7 @@
 //! API (clock, faults, limits), the demo world the DR plan describes, and the timing of
 //! waits.
 
+pub mod databases;
 pub mod functions;
 pub mod http_sink;
 pub mod local;

@@ -417,11 +417,16 @@ pub fn new_run(
     trigger: &str,
     now: DateTime<Utc>,
 ) -> Run {
-    let stamp = now.format("%Y%m%dt%H%Mz").to_string();
+    let stamp = now.format("%Y%m%dt%H%M%Sz").to_string();
     let id = format!("{}-{stamp}", resource.id);
-    // `lbval-<resource>-<yymmddhhmm>`: at most 6 + 40 + 1 + 10 = 57 characters, inside
-    // RDS's 63, so the Aurora instance's `-1` suffix fits too.
-    let base = format!("{TEMP_PREFIX}{}-{}", resource.id, now.format("%y%m%d%H%M"));
+    // `lbval-<resource>-<yymmddhhmmss>`: at most 6 + 40 + 1 + 12 = 59 characters, inside
+    // RDS's 63 with the Aurora instance's `-1` suffix; to the second, so a run started
+    // right after another never meets its predecessor's instance still being deleted.
+    let base = format!(
+        "{TEMP_PREFIX}{}-{}",
+        resource.id,
+        now.format("%y%m%d%H%M%S")
+    );
     let (instance, cluster) = match resource.kind {
         ResourceKind::AuroraCluster => (format!("{base}-1"), Some(base)),
         _ => (base, None),
@@ -454,11 +459,13 @@ pub fn new_run(
     }
 }
 
-/// RDS statuses from which a restore never becomes available.
+/// RDS statuses from which a restore never becomes available (`deleting`: someone
+/// deleted it).
 fn is_failed_status(status: &str) -> bool {
     matches!(
         status,
         "failed"
+            | "deleting"
             | "incompatible-restore"
             | "incompatible-parameters"
             | "incompatible-network"

@@ -112,7 +112,7 @@ fn the_schedule_starts_with_the_newest_available_copy_of_this_plan_in_the_dr_reg
     assert_eq!(run.snapshot.id, "newest-dr");
     assert_eq!(run.snapshot.region, "us-west-2");
     assert_eq!(run.phase, Phase::Restore);
-    assert_eq!(run.instance, "lbval-orders-db-2611251000");
+    assert_eq!(run.instance, "lbval-orders-db-261125100000");
     assert_eq!(run.cluster, None);
     assert_eq!(run.deadline, t0() + Duration::minutes(60));
     assert_eq!(run.tags(&plan.name)[PURPOSE_TAG], PURPOSE_VALIDATION);
@@ -130,8 +130,11 @@ fn aurora_runs_restore_a_cluster_and_create_an_instance_in_it() {
     let plan = plan();
     let doc = started(&plan, "billing-db");
     let run = doc.run.as_ref().unwrap();
-    assert_eq!(run.cluster.as_deref(), Some("lbval-billing-db-2611251000"));
-    assert_eq!(run.instance, "lbval-billing-db-2611251000-1");
+    assert_eq!(
+        run.cluster.as_deref(),
+        Some("lbval-billing-db-261125100000")
+    );
+    assert_eq!(run.instance, "lbval-billing-db-261125100000-1");
     let r = plan.resource("billing-db").unwrap();
     let doc = at_phase(&plan, "billing-db", Phase::AwaitRestore);
     let d = decide(
