@@ -198,11 +198,15 @@ async fn probe_mysql(
     checks: &[PlannedCheck],
     timeout: Duration,
 ) -> Vec<CheckResult> {
-    let options = MySqlConnectOptions::new()
+    let mut options = MySqlConnectOptions::new()
         .host(&target.host)
         .port(target.port)
-        .username(&target.username)
-        .password(&target.password)
+        .username(&target.username);
+    // MySQL tells an empty password from none; a secret with an empty one means none.
+    if !target.password.is_empty() {
+        options = options.password(&target.password);
+    }
+    let options = options
         .database(&target.database)
         .ssl_mode(if target.require_tls {
             MySqlSslMode::Required

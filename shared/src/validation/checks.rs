@@ -94,15 +94,6 @@ impl TableName {
             None => table,
         })
     }
-
-    /// The schema to look the table up in: the given one, or the dialect's default.
-    fn lookup_schema(&self, dialect: Dialect, database: &str) -> String {
-        match (&self.schema, dialect) {
-            (Some(s), _) => s.clone(),
-            (None, Dialect::Postgres) => "public".into(),
-            (None, Dialect::Mysql) => database.to_string(),
-        }
-    }
 }
 
 impl fmt::Display for TableName {
@@ -345,18 +336,21 @@ pub fn plan_checks(
     for t in &v.tables {
         let table = TableName::parse(&t.name)?;
         let exists = out.len();
+        // An unqualified MySQL table lives in the connected database, whatever its name.
+        let (schema_sql, mut params) = match (&table.schema, dialect) {
+            (None, Dialect::Mysql) => ("DATABASE()".to_string(), vec![]),
+            (Some(s), _) => (placeholder(1), vec![Param::Text(s.clone())]),
+            (None, Dialect::Postgres) => (placeholder(1), vec![Param::Text("public".into())]),
+        };
+        let table_param = placeholder(params.len() + 1);
+        params.push(Param::Text(table.table.clone()));
         out.push(PlannedCheck {
             name: format!("table {table}"),
             kind: CheckKind::TableExists,
             sql: format!(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = {} AND table_name = {}",
-                placeholder(1),
-                placeholder(2)
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = {schema_sql} AND table_name = {table_param}"
             ),
-            params: vec![
-                Param::Text(table.lookup_schema(dialect, &v.database)),
-                Param::Text(table.table.clone()),
-            ],
+            params,
             expect: Expect::AtLeast(1),
             gate: None,
         });
@@ -461,9 +455,11 @@ mod tests {
         );
         assert_eq!(pg[5].kind, CheckKind::ForeignKey);
         let my = plan_checks(Dialect::Mysql, &validation()).unwrap();
-        assert_eq!(
-            my[1].params,
-            [Param::Text("orders".into()), Param::Text("users".into())],
+        assert_eq!(my[1].params, [Param::Text("users".into())]);
+        assert!(
+            my[1]
+                .sql
+                .contains("table_schema = DATABASE() AND table_name = ?"),
             "MySQL looks an unqualified table up in the connected database"
         );
         assert!(my[2].sql.contains("FROM `users` LIMIT 1"));
