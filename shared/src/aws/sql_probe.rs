@@ -116,11 +116,105 @@ async fn pg_begin(conn: &mut PgConnection, timeout: Duration) -> Result<(), sqlx
     Ok(())
 }
 
-async fn probe_postgres(
-    target: &ProbeTarget,
-    checks: &[PlannedCheck],
+/// An open, read-only session on one engine: what differs between the two.
+#[async_trait]
+trait Session: Send {
+    /// Run one check's statement: `None` when it returned no row, else its first column
+    /// as text (or why it cannot be read as text).
+    async fn scalar(
+        &mut self,
+        check: &PlannedCheck,
+    ) -> Result<Option<Result<Option<String>, String>>, sqlx::Error>;
+    /// Make the session usable again after a failed statement.
+    async fn recover(&mut self) -> Result<(), sqlx::Error>;
+    /// Roll back and disconnect.
+    async fn end(self);
+}
+
+struct Postgres {
+    conn: PgConnection,
     timeout: Duration,
-) -> Vec<CheckResult> {
+}
+
+#[async_trait]
+impl Session for Postgres {
+    async fn scalar(
+        &mut self,
+        check: &PlannedCheck,
+    ) -> Result<Option<Result<Option<String>, String>>, sqlx::Error> {
+        let mut query = sqlx::query(AssertSqlSafe(check.sql.clone()));
+        for Param::Text(p) in &check.params {
+            query = query.bind(p.clone());
+        }
+        Ok(query
+            .fetch_optional(&mut self.conn)
+            .await?
+            .map(|row| pg_text(&row)))
+    }
+
+    async fn recover(&mut self) -> Result<(), sqlx::Error> {
+        // A failed statement aborts a PostgreSQL transaction: start a new one so the
+        // remaining checks still run.
+        sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await?;
+        pg_begin(&mut self.conn, self.timeout).await
+    }
+
+    async fn end(mut self) {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+    }
+}
+
+struct Mysql {
+    conn: MySqlConnection,
+}
+
+#[async_trait]
+impl Session for Mysql {
+    async fn scalar(
+        &mut self,
+        check: &PlannedCheck,
+    ) -> Result<Option<Result<Option<String>, String>>, sqlx::Error> {
+        let mut query = sqlx::query(AssertSqlSafe(check.sql.clone()));
+        for Param::Text(p) in &check.params {
+            query = query.bind(p.clone());
+        }
+        Ok(query
+            .fetch_optional(&mut self.conn)
+            .await?
+            .map(|row| mysql_text(&row)))
+    }
+
+    async fn recover(&mut self) -> Result<(), sqlx::Error> {
+        // A failed statement leaves a MySQL transaction open and usable.
+        Ok(())
+    }
+
+    async fn end(mut self) {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+    }
+}
+
+/// Connecting failed or did not answer in time.
+async fn connect<C, F>(target: &ProbeTarget, connecting: F) -> Result<C, Vec<CheckResult>>
+where
+    F: std::future::Future<Output = Result<C, sqlx::Error>>,
+{
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(connect_failed(target, e)),
+        Err(_) => Err(connect_failed(
+            target,
+            format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
+async fn open_postgres(
+    target: &ProbeTarget,
+    timeout: Duration,
+) -> Result<Postgres, Vec<CheckResult>> {
     let options = PgConnectOptions::new()
         .host(&target.host)
         .port(target.port)
@@ -133,71 +227,14 @@ async fn probe_postgres(
         } else {
             PgSslMode::Prefer
         });
-    let mut conn =
-        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return connect_failed(target, e),
-            Err(_) => {
-                return connect_failed(
-                    target,
-                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-                );
-            }
-        };
-    if let Err(e) = pg_begin(&mut conn, timeout).await {
-        return connect_failed(target, format!("cannot open a read-only transaction: {e}"));
-    }
-    let mut results: Vec<Option<CheckResult>> = Vec::new();
-    for check in checks {
-        if gated(check, &results) {
-            results.push(None);
-            continue;
-        }
-        let started = Instant::now();
-        let mut query = sqlx::query(AssertSqlSafe(check.sql.clone()));
-        for Param::Text(p) in &check.params {
-            query = query.bind(p.clone());
-        }
-        let result = match query.fetch_optional(&mut conn).await {
-            Ok(None) => judge(check, &Returned::NoRow),
-            Ok(Some(row)) => match pg_text(&row) {
-                Ok(v) => judge(check, &Returned::Value(v)),
-                Err(why) => {
-                    CheckResult::error(&check.name, check.kind, format!("{}: {why}", check.name))
-                }
-            },
-            Err(e) => {
-                // A failed statement aborts a PostgreSQL transaction: start a new one so
-                // the remaining checks still run.
-                let failed = statement_failed(check, &e);
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
-                if let Err(e) = pg_begin(&mut conn, timeout).await {
-                    results.push(Some(failed));
-                    results.push(Some(CheckResult::error(
-                        "connect",
-                        CheckKind::Connect,
-                        format!("the connection failed after a check: {e}"),
-                    )));
-                    break;
-                }
-                failed
-            }
-        };
-        results.push(Some(CheckResult {
-            millis: millis(started),
-            ..result
-        }));
-    }
-    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
-    let _ = conn.close().await;
-    results.into_iter().flatten().collect()
+    let mut conn = connect(target, PgConnection::connect_with(&options)).await?;
+    pg_begin(&mut conn, timeout)
+        .await
+        .map_err(|e| connect_failed(target, format!("cannot open a read-only transaction: {e}")))?;
+    Ok(Postgres { conn, timeout })
 }
 
-async fn probe_mysql(
-    target: &ProbeTarget,
-    checks: &[PlannedCheck],
-    timeout: Duration,
-) -> Vec<CheckResult> {
+async fn open_mysql(target: &ProbeTarget, timeout: Duration) -> Result<Mysql, Vec<CheckResult>> {
     let mut options = MySqlConnectOptions::new()
         .host(&target.host)
         .port(target.port)
@@ -213,21 +250,7 @@ async fn probe_mysql(
         } else {
             MySqlSslMode::Preferred
         });
-    let mut conn = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        MySqlConnection::connect_with(&options),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return connect_failed(target, e),
-        Err(_) => {
-            return connect_failed(
-                target,
-                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-            );
-        }
-    };
+    let mut conn = connect(target, MySqlConnection::connect_with(&options)).await?;
     // MariaDB limits statements with `max_statement_time` (seconds), MySQL with
     // `max_execution_time` (milliseconds, SELECTs only). Both values are numbers Lifeboat
     // computed, not text from the plan.
@@ -248,9 +271,14 @@ async fn probe_mysql(
             .execute(&mut conn)
             .await
     };
-    if let Err(e) = begin.await {
-        return connect_failed(target, format!("cannot open a read-only transaction: {e}"));
-    }
+    begin
+        .await
+        .map_err(|e| connect_failed(target, format!("cannot open a read-only transaction: {e}")))?;
+    Ok(Mysql { conn })
+}
+
+/// Run every check in the session, in order, skipping those whose gate failed.
+async fn run_session<S: Session>(mut session: S, checks: &[PlannedCheck]) -> Vec<CheckResult> {
     let mut results: Vec<Option<CheckResult>> = Vec::new();
     for check in checks {
         if gated(check, &results) {
@@ -258,27 +286,32 @@ async fn probe_mysql(
             continue;
         }
         let started = Instant::now();
-        let mut query = sqlx::query(AssertSqlSafe(check.sql.clone()));
-        for Param::Text(p) in &check.params {
-            query = query.bind(p.clone());
-        }
-        let result = match query.fetch_optional(&mut conn).await {
+        let result = match session.scalar(check).await {
             Ok(None) => judge(check, &Returned::NoRow),
-            Ok(Some(row)) => match mysql_text(&row) {
-                Ok(v) => judge(check, &Returned::Value(v)),
-                Err(why) => {
-                    CheckResult::error(&check.name, check.kind, format!("{}: {why}", check.name))
+            Ok(Some(Ok(v))) => judge(check, &Returned::Value(v)),
+            Ok(Some(Err(why))) => {
+                CheckResult::error(&check.name, check.kind, format!("{}: {why}", check.name))
+            }
+            Err(e) => {
+                let failed = statement_failed(check, &e);
+                if let Err(e) = session.recover().await {
+                    results.push(Some(failed));
+                    results.push(Some(CheckResult::error(
+                        "connect",
+                        CheckKind::Connect,
+                        format!("the connection failed after a check: {e}"),
+                    )));
+                    break;
                 }
-            },
-            Err(e) => statement_failed(check, &e),
+                failed
+            }
         };
         results.push(Some(CheckResult {
             millis: millis(started),
             ..result
         }));
     }
-    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
-    let _ = conn.close().await;
+    session.end().await;
     results.into_iter().flatten().collect()
 }
 
@@ -291,8 +324,14 @@ impl DatabaseProbe for SqlProbe {
         statement_timeout: Duration,
     ) -> Vec<CheckResult> {
         match target.dialect {
-            Dialect::Postgres => probe_postgres(target, checks, statement_timeout).await,
-            Dialect::Mysql => probe_mysql(target, checks, statement_timeout).await,
+            Dialect::Postgres => match open_postgres(target, statement_timeout).await {
+                Ok(s) => run_session(s, checks).await,
+                Err(failed) => failed,
+            },
+            Dialect::Mysql => match open_mysql(target, statement_timeout).await {
+                Ok(s) => run_session(s, checks).await,
+                Err(failed) => failed,
+            },
         }
     }
 }
