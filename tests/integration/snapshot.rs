@@ -178,6 +178,9 @@ async fn a_tick_snapshots_every_kind_and_the_same_tick_again_creates_nothing() {
 #[tokio::test]
 async fn copies_appear_in_the_dr_region_re_encrypted_and_tagged() {
     let f = Fixture::new(plan_with_two_instances()).await;
+    // Real-time durations from here: the emulated clock moves only when the test settles
+    // it, so "still creating" holds however slowly a loaded machine runs the ticks.
+    f.account.set_time_scale(1.0).await.unwrap();
     f.tick("tick-1", six_am()).await.unwrap();
     // A tick while the snapshots are still creating copies nothing and waits.
     let early = f
