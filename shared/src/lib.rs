@@ -28,3 +28,4 @@ pub mod retention;
 pub mod schedule;
 pub mod state;
 pub mod telemetry;
+pub mod validation;

@@ -16,4 +16,5 @@ mod retention;
 mod snapshot;
 mod state_store;
 mod support;
+mod validation;
 mod world;

@@ -3,6 +3,7 @@
 //! API (clock, faults, limits), the demo world the DR plan describes, the timing of
 //! waits, and a real PostgreSQL point-in-time restore ([`pitr`]).
 
+pub mod databases;
 pub mod functions;
 pub mod http_sink;
 pub mod local;

@@ -15,7 +15,9 @@ mod retention;
 mod s3_reports;
 mod snapshots;
 mod sns_notifier;
+mod sql_probe;
 pub mod traffic;
+mod validation;
 
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
@@ -29,6 +31,10 @@ pub use readiness::{FailoverAnswer, ReadinessAnswer, answer_readiness, gather_re
 pub use s3_reports::S3Reports;
 pub use snapshots::AwsSnapshots;
 pub use sns_notifier::SnsNotifier;
+pub use sql_probe::SqlProbe;
+pub use validation::{
+    AwsValidation, LOCAL_DATABASE_URLS_ENV, LocalDatabase, LocalDatabaseError, local_databases,
+};
 
 use crate::error::AwsError;
 use crate::plan::{Plan, PlanError, PlanSource, load_plan_text, parse_plan};

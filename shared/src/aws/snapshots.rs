@@ -85,11 +85,11 @@ impl AwsSnapshots {
     }
 }
 
-fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+pub(crate) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| {
             Some((
@@ -100,7 +100,7 @@ fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+pub(crate) fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
@@ -120,7 +120,7 @@ fn data_time(
         .or_else(|| created.and_then(to_chrono))
 }
 
-async fn list_db_snapshots(
+pub(crate) async fn list_db_snapshots(
     rds: &aws_sdk_rds::Client,
     location: &str,
 ) -> Result<Vec<BackupRecord>, AwsError> {
@@ -157,7 +157,7 @@ async fn list_db_snapshots(
     Ok(out)
 }
 
-async fn list_cluster_snapshots(
+pub(crate) async fn list_cluster_snapshots(
     rds: &aws_sdk_rds::Client,
     location: &str,
 ) -> Result<Vec<BackupRecord>, AwsError> {

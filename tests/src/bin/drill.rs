@@ -19,6 +19,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[path = "drill/validation.rs"]
+mod validation;
+
 /// How often the drill polls what it waits for, in AWS seconds (scaled like every
 /// duration, so the gap it adds is comparable with AWS's own times).
 const POLL_EVERY_AWS_SECONDS: f64 = 10.0;
@@ -174,12 +177,16 @@ async fn run() -> Result<(), String> {
     }
 
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
-    let env = world.function_env(&args.plan, &args.endpoint);
+    let mut env = world.function_env(&args.plan, &args.endpoint);
+    env.push(validation::database_mapping());
     say("\nstarting the functions with `cargo lambda watch`...");
     let host = FunctionHost::start(&root, &env)?;
     let mut result = backups(&plan, &world, &host, &root).await;
     if result.is_ok() {
         result = retention::retention(&plan, &world, &host, &root).await;
+    }
+    if result.is_ok() {
+        result = validation::stage_validation(&plan, &world, &host, &root, scale).await;
     }
     if result.is_ok() {
         result = failover(&plan, &world, &host, &root).await;

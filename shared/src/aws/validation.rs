@@ -1,0 +1,651 @@
+//! The validation port on RDS and Secrets Manager: snapshot listings, temporary
+//! databases restored from them (created, described, deleted, swept), the `validated`
+//! tag, and the connection to the restored database for the SQL probe.
+
+use super::posture::fetch_instance;
+use super::snapshots::{list_cluster_snapshots, list_db_snapshots, rds_tags, tag_map, to_chrono};
+use super::sql_probe::SqlProbe;
+use super::{AwsClients, ClientSettings, describe_cluster};
+use crate::backup::BackupRecord;
+use crate::error::AwsError;
+use crate::plan::{CREATED_TAG, PLAN_TAG, Plan, ProtectedResource, VALIDATED_TAG};
+use crate::validation::checks::{CheckKind, CheckResult, Dialect, plan_checks};
+use crate::validation::run::{DatabaseProbe, ProbeTarget, ValidationPort};
+use crate::validation::{
+    DbView, Endpoint, PURPOSE_TAG, PURPOSE_VALIDATION, Run, TEMP_PREFIX, TempFacts, restore_region,
+};
+use async_trait::async_trait;
+use aws_config::Region;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The local-only setting that points the probe at a local database: an emulated restore
+/// has no data behind it. `resource=url` pairs separated by commas or whitespace, e.g.
+/// `orders-db=postgres://postgres@127.0.0.1:5432/orders`. Honoured only when
+/// `AWS_ENDPOINT_URL` names a local emulator; refused otherwise.
+pub const LOCAL_DATABASE_URLS_ENV: &str = "LIFEBOAT_LOCAL_DATABASE_URLS";
+
+/// The local database setting is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{LOCAL_DATABASE_URLS_ENV}: {0}")]
+pub struct LocalDatabaseError(pub String);
+
+/// A database URL, parsed: `postgres://user:password@host:port/database` or `mysql://...`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalDatabase {
+    /// The dialect its scheme names.
+    pub dialect: Dialect,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User, when the URL names one.
+    pub username: Option<String>,
+    /// Password, when the URL carries one.
+    pub password: Option<String>,
+    /// Database.
+    pub database: String,
+}
+
+impl std::fmt::Debug for LocalDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?}://{}@{}:{}/{}",
+            self.dialect,
+            self.username.as_deref().unwrap_or(""),
+            self.host,
+            self.port,
+            self.database
+        )
+    }
+}
+
+impl LocalDatabase {
+    /// Parse a URL.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| "a URL needs a scheme: postgres:// or mysql://".to_string())?;
+        let (dialect, default_port) = match scheme {
+            "postgres" | "postgresql" => (Dialect::Postgres, 5432),
+            "mysql" | "mariadb" => (Dialect::Mysql, 3306),
+            other => {
+                return Err(format!(
+                    "scheme {other:?} is neither postgres nor mysql (mariadb)"
+                ));
+            }
+        };
+        let (authority, database) = rest
+            .split_once('/')
+            .ok_or_else(|| "the URL names no database (`.../<database>`)".to_string())?;
+        if database.is_empty() || database.contains(['/', '?']) {
+            return Err("the URL's database must be one plain name, without options".into());
+        }
+        let (credentials, hostport) = match authority.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, authority),
+        };
+        let (username, password) = match credentials {
+            Some(c) => match c.split_once(':') {
+                Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+                None => (Some(c.to_string()), None),
+            },
+            None => (None, None),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("port {p:?} is not a number"))?,
+            ),
+            None => (hostport.to_string(), default_port),
+        };
+        if host.is_empty() {
+            return Err("the URL names no host".into());
+        }
+        Ok(LocalDatabase {
+            dialect,
+            host,
+            port,
+            username,
+            password,
+            database: database.to_string(),
+        })
+    }
+}
+
+/// Read [`LOCAL_DATABASE_URLS_ENV`]: resource id → database. Empty when unset; an error
+/// when it is set without a local emulator, or malformed.
+pub fn local_databases(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    settings: &ClientSettings,
+) -> Result<BTreeMap<String, LocalDatabase>, LocalDatabaseError> {
+    let Some(text) = lookup(LOCAL_DATABASE_URLS_ENV).filter(|v| !v.trim().is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    if settings.endpoint_url.is_none() {
+        return Err(LocalDatabaseError(
+            "this local-only setting is set but AWS_ENDPOINT_URL is not: in AWS the probe connects to the restored database itself; unset it".into(),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for pair in text
+        .split([',', ' ', '\n'])
+        .filter(|p| !p.trim().is_empty())
+    {
+        let (resource, url) = pair.trim().split_once('=').ok_or_else(|| {
+            LocalDatabaseError(format!(
+                "{pair:?} is not `resource=url`, e.g. orders-db=postgres://postgres@127.0.0.1:5432/orders"
+            ))
+        })?;
+        let db = LocalDatabase::parse(url)
+            .map_err(|e| LocalDatabaseError(format!("the URL for {resource:?}: {e}")))?;
+        out.insert(resource.to_string(), db);
+    }
+    Ok(out)
+}
+
+/// Validation on AWS.
+#[derive(Debug, Clone)]
+pub struct AwsValidation {
+    rds: aws_sdk_rds::Client,
+    region: String,
+    home_config: aws_config::SdkConfig,
+    local: BTreeMap<String, LocalDatabase>,
+}
+
+impl AwsValidation {
+    /// The adapter for `plan`: RDS in the region validation restores into, Secrets Manager
+    /// in the function's own region (or the region a secret's ARN names), and the local
+    /// database mapping read through `lookup`.
+    pub fn new(
+        plan: &Plan,
+        clients: &AwsClients,
+        settings: &ClientSettings,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, LocalDatabaseError> {
+        let region = restore_region(plan).to_string();
+        let rds = clients
+            .region(&region)
+            .map(|c| c.rds.clone())
+            .unwrap_or_else(|| clients.dr.rds.clone());
+        Ok(AwsValidation {
+            rds,
+            region,
+            home_config: clients.home.config.clone(),
+            local: local_databases(lookup, settings)?,
+        })
+    }
+
+    fn secrets(&self, secret: &str) -> aws_sdk_secretsmanager::Client {
+        // An ARN names its region: arn:aws:secretsmanager:<region>:<account>:secret:<name>.
+        let mut builder = aws_sdk_secretsmanager::config::Builder::from(&self.home_config);
+        if let Some(region) = secret
+            .strip_prefix("arn:")
+            .and_then(|r| r.split(':').nth(2))
+            .filter(|r| !r.is_empty())
+        {
+            builder = builder.region(Region::new(region.to_string()));
+        }
+        aws_sdk_secretsmanager::Client::from_conf(builder.build())
+    }
+
+    /// The username and password in `secret` (JSON with `username` and `password`, the
+    /// form RDS and Secrets Manager's rotation use).
+    async fn credentials(&self, secret: &str) -> Result<(String, String), String> {
+        let out = self
+            .secrets(secret)
+            .get_secret_value()
+            .secret_id(secret)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("secretsmanager", "GetSecretValue", secret, &e).to_string()
+            })?;
+        let text = out.secret_string().ok_or_else(|| {
+            format!("secret {secret} holds no text; store JSON with `username` and `password`")
+        })?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| {
+            format!("secret {secret} is not JSON; store {{\"username\": ..., \"password\": ...}}")
+        })?;
+        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        match (field("username"), field("password")) {
+            (Some(u), Some(p)) => Ok((u, p)),
+            _ => Err(format!(
+                "secret {secret} lacks `username` or `password`; store both"
+            )),
+        }
+    }
+
+    async fn target(
+        &self,
+        resource: &ProtectedResource,
+        run: &Run,
+        database: &str,
+        secret: &str,
+    ) -> Result<ProbeTarget, String> {
+        let dialect = if run.engine.is_postgres_family() {
+            Dialect::Postgres
+        } else {
+            Dialect::Mysql
+        };
+        let (username, password) = self.credentials(secret).await?;
+        if let Some(local) = self.local.get(&resource.id) {
+            if local.dialect != dialect {
+                return Err(format!(
+                    "{LOCAL_DATABASE_URLS_ENV} maps {} ({}) to a {:?} URL; map it to a database of its engine",
+                    resource.id, run.engine, local.dialect
+                ));
+            }
+            tracing::info!(resource = %resource.id, restored = ?run.endpoint, local = ?local, "local run: probing the mapped local database instead of the emulated restore");
+            return Ok(ProbeTarget {
+                dialect,
+                host: local.host.clone(),
+                port: local.port,
+                database: local.database.clone(),
+                username: local.username.clone().unwrap_or(username),
+                password: local.password.clone().unwrap_or(password),
+                require_tls: false,
+            });
+        }
+        let endpoint = run
+            .endpoint
+            .clone()
+            .ok_or_else(|| format!("the restored instance {} has no endpoint", run.instance))?;
+        Ok(ProbeTarget {
+            dialect,
+            host: endpoint.host,
+            port: endpoint.port,
+            database: database.to_string(),
+            username,
+            password,
+            require_tls: true,
+        })
+    }
+
+    async fn delete_tagged_instance(&self, id: &str) -> Result<(), AwsError> {
+        match self
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = AwsError::from_sdk("rds", "DeleteDBInstance", id, &e);
+                // Gone, or already being deleted: the goal is reached.
+                if err.is_code("DBInstanceNotFound")
+                    || (err.is_code("InvalidDBInstanceState") && err.message.contains("deleting"))
+                {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn delete_tagged_cluster(&self, id: &str) -> Result<(), AwsError> {
+        match self
+            .rds
+            .delete_db_cluster()
+            .db_cluster_identifier(id)
+            .skip_final_snapshot(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = AwsError::from_sdk("rds", "DeleteDBCluster", id, &e);
+                if err.is_code("DBClusterNotFoundFault")
+                    || (err.is_code("InvalidDBClusterStateFault")
+                        && err.message.contains("deleting"))
+                {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
+fn is_ours(tags: &BTreeMap<String, String>, plan: &str) -> bool {
+    tags.get(PURPOSE_TAG).map(String::as_str) == Some(PURPOSE_VALIDATION)
+        && tags.get(PLAN_TAG).map(String::as_str) == Some(plan)
+}
+
+fn created(tags: &BTreeMap<String, String>) -> Option<DateTime<Utc>> {
+    tags.get(CREATED_TAG)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[async_trait]
+impl ValidationPort for AwsValidation {
+    async fn list_snapshots(&self, region: &str) -> Result<Vec<BackupRecord>, AwsError> {
+        let mut out = list_db_snapshots(&self.rds, region).await?;
+        out.extend(list_cluster_snapshots(&self.rds, region).await?);
+        Ok(out)
+    }
+
+    async fn read_temp(&self, run: &Run) -> TempFacts {
+        let mut facts = TempFacts::default();
+        match fetch_instance(&self.rds, &run.instance).await {
+            Ok(found) => {
+                facts.instance = found.map(|db| DbView {
+                    status: db.db_instance_status().unwrap_or("unknown").to_string(),
+                    endpoint: db.endpoint().and_then(|e| {
+                        Some(Endpoint {
+                            host: e.address()?.to_string(),
+                            port: u16::try_from(e.port()?).ok()?,
+                        })
+                    }),
+                })
+            }
+            Err(e) => facts.unreadable = Some(e.to_string()),
+        }
+        if let Some(cluster) = &run.cluster {
+            match describe_cluster(&self.rds, &self.region, cluster).await {
+                Ok(found) => {
+                    facts.cluster = found.map(|c| DbView {
+                        status: c.status,
+                        endpoint: None,
+                    })
+                }
+                Err(e) => facts.unreadable = Some(e.to_string()),
+            }
+        }
+        facts
+    }
+
+    async fn restore(&self, plan: &Plan, run: &Run) -> Result<(), AwsError> {
+        let v = &plan.validation;
+        let tags = rds_tags(&run.tags(&plan.name));
+        let result = match &run.cluster {
+            None => self
+                .rds
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(&run.instance)
+                .db_snapshot_identifier(&run.snapshot.id)
+                .db_instance_class(&v.instance_class)
+                .set_db_subnet_group_name(v.subnet_group.clone())
+                .set_vpc_security_group_ids(
+                    (!v.security_group_ids.is_empty()).then(|| v.security_group_ids.clone()),
+                )
+                .publicly_accessible(false)
+                .multi_az(false)
+                .deletion_protection(false)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    AwsError::from_sdk("rds", "RestoreDBInstanceFromDBSnapshot", &run.instance, &e)
+                }),
+            Some(cluster) => self
+                .rds
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(cluster)
+                .snapshot_identifier(&run.snapshot.id)
+                .engine(run.engine.as_str())
+                .set_db_subnet_group_name(v.subnet_group.clone())
+                .set_vpc_security_group_ids(
+                    (!v.security_group_ids.is_empty()).then(|| v.security_group_ids.clone()),
+                )
+                .deletion_protection(false)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    AwsError::from_sdk("rds", "RestoreDBClusterFromSnapshot", cluster, &e)
+                }),
+        };
+        match result {
+            Err(e)
+                if e.is_code("DBInstanceAlreadyExists")
+                    || e.is_code("DBClusterAlreadyExistsFault") =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn create_instance(&self, plan: &Plan, run: &Run) -> Result<(), AwsError> {
+        let Some(cluster) = &run.cluster else {
+            return Ok(());
+        };
+        match self
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(&run.instance)
+            .db_cluster_identifier(cluster)
+            .engine(run.engine.as_str())
+            .db_instance_class(&plan.validation.instance_class)
+            .publicly_accessible(false)
+            .set_tags(Some(rds_tags(&run.tags(&plan.name))))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = AwsError::from_sdk("rds", "CreateDBInstance", &run.instance, &e);
+                if err.is_code("DBInstanceAlreadyExists") {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn delete_instance(&self, run: &Run) -> Result<(), AwsError> {
+        self.delete_tagged_instance(&run.instance).await
+    }
+
+    async fn delete_cluster(&self, run: &Run) -> Result<(), AwsError> {
+        match &run.cluster {
+            Some(c) => self.delete_tagged_cluster(c).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn run_checks(
+        &self,
+        plan: &Plan,
+        resource: &ProtectedResource,
+        run: &Run,
+    ) -> Vec<CheckResult> {
+        let Some(v) = &resource.validation else {
+            return vec![CheckResult::error(
+                "checks",
+                CheckKind::Connect,
+                format!("{} has no validation checks in the plan", resource.id),
+            )];
+        };
+        let dialect = if run.engine.is_postgres_family() {
+            Dialect::Postgres
+        } else {
+            Dialect::Mysql
+        };
+        let checks = match plan_checks(dialect, v) {
+            Ok(c) => c,
+            Err(e) => {
+                return vec![CheckResult::error(
+                    "checks",
+                    CheckKind::Connect,
+                    e.to_string(),
+                )];
+            }
+        };
+        let target = match self
+            .target(resource, run, &v.database, &v.credentials_secret)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return vec![CheckResult::error("connect", CheckKind::Connect, e)],
+        };
+        SqlProbe
+            .probe(
+                &target,
+                &checks,
+                Duration::from_secs(u64::from(plan.validation.statement_timeout_seconds)),
+            )
+            .await
+    }
+
+    async fn tag_validated(&self, run: &Run, at: DateTime<Utc>) -> Result<(), AwsError> {
+        let Some(arn) = &run.snapshot.arn else {
+            return Err(AwsError::bad_request(
+                "rds",
+                "AddTagsToResource",
+                &run.snapshot.id,
+                "the snapshot's ARN is unknown",
+            ));
+        };
+        let tags = BTreeMap::from([(
+            VALIDATED_TAG.to_string(),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )]);
+        self.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(rds_tags(&tags)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("rds", "AddTagsToResource", arn, &e))
+    }
+
+    async fn sweep(
+        &self,
+        plan: &Plan,
+        before: DateTime<Utc>,
+        keep: &[String],
+    ) -> Result<Vec<String>, AwsError> {
+        let mut deleted = Vec::new();
+        let mut instances = Vec::new();
+        let mut pages = self
+            .rds
+            .describe_db_instances()
+            .into_paginator()
+            .page_size(100)
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| AwsError::from_sdk("rds", "DescribeDBInstances", &self.region, &e))?;
+            for db in page.db_instances() {
+                let id = db.db_instance_identifier().unwrap_or_default().to_string();
+                let tags = tag_map(db.tag_list());
+                let born = created(&tags).or_else(|| db.instance_create_time().and_then(to_chrono));
+                if id.starts_with(TEMP_PREFIX)
+                    && is_ours(&tags, &plan.name)
+                    && !keep.contains(&id)
+                    && born.is_some_and(|b| b < before)
+                    && db.db_instance_status() != Some("deleting")
+                {
+                    instances.push(id);
+                }
+            }
+        }
+        for id in instances {
+            self.delete_tagged_instance(&id).await?;
+            deleted.push(id);
+        }
+        let mut pages = self
+            .rds
+            .describe_db_clusters()
+            .into_paginator()
+            .page_size(100)
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| AwsError::from_sdk("rds", "DescribeDBClusters", &self.region, &e))?;
+            for c in page.db_clusters() {
+                let id = c.db_cluster_identifier().unwrap_or_default().to_string();
+                let tags = tag_map(c.tag_list());
+                let born = created(&tags).or_else(|| c.cluster_create_time().and_then(to_chrono));
+                if id.starts_with(TEMP_PREFIX)
+                    && is_ours(&tags, &plan.name)
+                    && !keep.contains(&id)
+                    && born.is_some_and(|b| b < before)
+                    && c.status() != Some("deleting")
+                    // A cluster with members is deleted once they are gone (next sweep).
+                    && c.db_cluster_members().is_empty()
+                {
+                    self.delete_tagged_cluster(&id).await?;
+                    deleted.push(id);
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(value: &str) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k| (k == LOCAL_DATABASE_URLS_ENV).then(|| value.to_string())
+    }
+
+    fn local_settings() -> ClientSettings {
+        ClientSettings {
+            endpoint_url: Some("http://127.0.0.1:4566".into()),
+            ..ClientSettings::default()
+        }
+    }
+
+    #[test]
+    fn local_urls_map_resources_to_databases() {
+        let map = local_databases(
+            &lookup("orders-db=postgres://postgres@127.0.0.1:5432/orders, billing-db=mysql://root:pw@127.0.0.1/billing"),
+            &local_settings(),
+        )
+        .unwrap();
+        let orders = &map["orders-db"];
+        assert_eq!(orders.dialect, Dialect::Postgres);
+        assert_eq!(orders.username.as_deref(), Some("postgres"));
+        assert_eq!(orders.password, None);
+        assert_eq!((orders.host.as_str(), orders.port), ("127.0.0.1", 5432));
+        let billing = &map["billing-db"];
+        assert_eq!(billing.port, 3306);
+        assert_eq!(billing.password.as_deref(), Some("pw"));
+        assert!(
+            !format!("{billing:?}").contains("pw"),
+            "no password in Debug"
+        );
+    }
+
+    #[test]
+    fn the_local_setting_is_refused_in_aws_and_bad_urls_are_named() {
+        let err = local_databases(
+            &lookup("orders-db=postgres://h/db"),
+            &ClientSettings::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("AWS_ENDPOINT_URL is not"), "{err}");
+        for (value, words) in [
+            ("orders-db", "is not `resource=url`"),
+            ("orders-db=sqlite://x/y", "neither postgres nor mysql"),
+            ("orders-db=postgres://h:port/db", "port \"port\""),
+            ("orders-db=postgres://h", "names no database"),
+        ] {
+            let err = local_databases(&lookup(value), &local_settings()).unwrap_err();
+            assert!(err.to_string().contains(words), "{value}: {err}");
+        }
+        assert!(
+            local_databases(&|_| None, &ClientSettings::default())
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! The restore-validator function's inputs: the validation schedule, ticks and RDS
+//! events that carry runs forward, and an operator's request to validate now.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+
+/// What the restore-validator function was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ValidationInput {
+    /// The schedule: start a run for every resource whose last validation is older than
+    /// its interval, carry runs forward, sweep leftovers.
+    Schedule,
+    /// Carry runs in progress forward (a tick, or an RDS event).
+    Tick,
+    /// Validate one resource now, the newest snapshot or the one named.
+    Validate {
+        /// The plan resource id.
+        resource: String,
+        /// A snapshot identifier in the restore region.
+        snapshot: Option<String>,
+    },
+}
+
+/// An input the function does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+const EXPECTED: &str = "expected {\"resource\": \"<plan resource id>\"} (optionally with \"snapshot\": \"<snapshot id>\"), {\"action\": \"tick\"}, a \"Scheduled Event\", or an RDS event";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    snapshot: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+}
+
+/// Parse an invocation payload.
+pub fn parse_input(payload: &serde_json::Value) -> Result<ValidationInput, InputError> {
+    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
+        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+            .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
+        return match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.events" | "aws.scheduler", "Scheduled Event") => Ok(ValidationInput::Schedule),
+            ("aws.rds", kind) if kind.starts_with("RDS DB") => Ok(ValidationInput::Tick),
+            (source, kind) => Err(InputError(format!(
+                "the restore-validator function does not handle {kind:?} events from {source}; {EXPECTED}"
+            ))),
+        };
+    }
+    let request: Request = serde_json::from_value(payload.clone())
+        .map_err(|e| InputError(format!("unrecognised request ({e}); {EXPECTED}")))?;
+    match (
+        request.action.as_deref(),
+        request.resource,
+        request.snapshot,
+    ) {
+        (Some("tick"), None, None) => Ok(ValidationInput::Tick),
+        (None, Some(resource), snapshot) if !resource.trim().is_empty() => {
+            if snapshot.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                return Err(InputError(format!(
+                    "`snapshot` is empty; name a snapshot or leave the field out; {EXPECTED}"
+                )));
+            }
+            Ok(ValidationInput::Validate { resource, snapshot })
+        }
+        (Some(other), _, _) => Err(InputError(format!(
+            "unknown action {other:?} (or extra fields with it); {EXPECTED}"
+        ))),
+        _ => Err(InputError(format!("no resource named; {EXPECTED}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_samples_parse_to_their_inputs() {
+        for (text, expect) in [
+            (
+                include_str!("../../../events/validation-schedule.json"),
+                ValidationInput::Schedule,
+            ),
+            (
+                include_str!("../../../events/validation-tick.json"),
+                ValidationInput::Tick,
+            ),
+            (
+                include_str!("../../../events/validation-rds-event.json"),
+                ValidationInput::Tick,
+            ),
+            (
+                include_str!("../../../events/validation-manual.json"),
+                ValidationInput::Validate {
+                    resource: "orders-db".into(),
+                    snapshot: None,
+                },
+            ),
+        ] {
+            let payload: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(parse_input(&payload).unwrap(), expect, "{text}");
+        }
+        let payload: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/validation-manual-snapshot.json"
+        ))
+        .unwrap();
+        assert!(matches!(
+            parse_input(&payload).unwrap(),
+            ValidationInput::Validate {
+                snapshot: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_what_is_expected() {
+        for (payload, words) in [
+            (json!({"action": "restore"}), "unknown action \"restore\""),
+            (json!({"resource": ""}), "no resource named"),
+            (
+                json!({"resource": "a", "snapshot": " "}),
+                "`snapshot` is empty",
+            ),
+            (json!({"resource": "a", "now": true}), "unknown field `now`"),
+            (
+                json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
+                "does not handle",
+            ),
+            (json!("orders-db"), "expected"),
+        ] {
+            let err = parse_input(&payload).unwrap_err();
+            assert!(err.0.contains(words), "{payload}: {err}");
+        }
+    }
+}

@@ -1,0 +1,848 @@
+//! Restore validation (pure): prove that a resource's snapshots restore, and measure how
+//! long a restore takes.
+//!
+//! A validation run is a persisted state machine, one per protected resource, because a
+//! restore outlives any invocation: pick the newest available Lifeboat snapshot (the DR
+//! copy when the plan says so) → restore it into a temporary instance or cluster (an
+//! Aurora cluster gets an instance created in it) → wait until it is available (resumed
+//! by ticks and RDS events, never by sleeping) → run the SQL checks → delete the temporary
+//! resources, without a final snapshot → record. A run past its deadline, or whose
+//! restore or connection fails, goes straight to clean-up: the temporary database is
+//! always deleted.
+//!
+//! [`decide`] is the machine: the stored document, the input and the facts read from AWS
+//! in, the next document and the actions out. [`absorb`] folds what the actions produced
+//! back in. Neither reads a clock nor touches an AWS type; the executor is [`run`].
+
+pub mod checks;
+pub mod event;
+pub mod run;
+
+use crate::backup::{BackupKind, BackupRecord, BackupStatus};
+use crate::error::Retry;
+use crate::plan::{
+    CREATED_TAG, Engine, PLAN_TAG, Plan, ProtectedResource, RESOURCE_TAG, ResourceKind, RestoreFrom,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use checks::{CheckKind, CheckResult};
+pub use event::{ValidationInput, parse_input};
+
+/// Tag marking a temporary database as a restore-validation one (value: the run id).
+pub const PURPOSE_TAG: &str = "lifeboat:purpose";
+/// The value of [`PURPOSE_TAG`] on validation databases.
+pub const PURPOSE_VALIDATION: &str = "restore-validation";
+/// Tag naming the run that created a temporary database.
+pub const RUN_TAG: &str = "lifeboat:validation-run";
+/// Prefix of every temporary database's identifier.
+pub const TEMP_PREFIX: &str = "lbval-";
+/// How long a restored instance may stay unlisted after its restore was accepted before
+/// the run gives up on it (RDS lists a new instance within seconds).
+const MISSING_GRACE_MINUTES: i64 = 5;
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Issue the restore.
+    Restore,
+    /// Wait until the temporary database is available (Aurora: create its instance).
+    AwaitRestore,
+    /// Connect and run the checks.
+    Check,
+    /// Delete the temporary database.
+    Cleanup,
+    /// Tag, report, notify.
+    Record,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Restore => "restore",
+            Phase::AwaitRestore => "await restore",
+            Phase::Check => "check",
+            Phase::Cleanup => "clean up",
+            Phase::Record => "record",
+        })
+    }
+}
+
+/// The snapshot a run restores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    /// Its identifier.
+    pub id: String,
+    /// Its ARN (what is tagged `validated`).
+    pub arn: Option<String>,
+    /// The region it is in (and the temporary database is restored into).
+    pub region: String,
+    /// When its data was taken.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// One validation run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// `<resource>-<yyyymmddthhmmz>`: the run's name in reports and tags.
+    pub id: String,
+    /// The plan resource.
+    pub resource: String,
+    /// RDS instance or Aurora cluster.
+    pub kind: ResourceKind,
+    /// Its engine.
+    pub engine: Engine,
+    /// What is restored.
+    pub snapshot: SnapshotRef,
+    /// The temporary instance (Aurora: the instance created in the restored cluster).
+    pub instance: String,
+    /// The temporary cluster (Aurora only).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// What started it (`schedule`, `operator`).
+    pub trigger: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it is given up and torn down.
+    pub deadline: DateTime<Utc>,
+    /// Where it stands.
+    pub phase: Phase,
+    /// When the restore was accepted.
+    #[serde(default)]
+    pub restore_requested_at: Option<DateTime<Utc>>,
+    /// When the Aurora instance was accepted.
+    #[serde(default)]
+    pub instance_requested_at: Option<DateTime<Utc>>,
+    /// When the temporary database was first seen available.
+    #[serde(default)]
+    pub available_at: Option<DateTime<Utc>>,
+    /// Its endpoint, once available (`host:port`).
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// How long the checks took, in milliseconds.
+    #[serde(default)]
+    pub check_millis: Option<u64>,
+    /// The checks' results.
+    #[serde(default)]
+    pub results: Vec<CheckResult>,
+    /// Why the run failed other than by a check (restore refused, deadline).
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// The last transient error met (retried at the next look).
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Run {
+    /// Whether every check passed and nothing else failed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none() && !self.results.is_empty() && self.results.iter().all(|r| r.passed)
+    }
+
+    /// The restore's duration: accepted → first seen available (the measured RTO
+    /// component), in seconds.
+    pub fn restore_seconds(&self) -> Option<i64> {
+        Some((self.available_at? - self.restore_requested_at?).num_seconds())
+    }
+
+    /// Why it failed, in one sentence naming the failed checks; `None` when it passed.
+    pub fn failure_summary(&self) -> Option<String> {
+        if let Some(f) = &self.failure {
+            return Some(f.clone());
+        }
+        if self.results.is_empty() {
+            return Some("no check ran".into());
+        }
+        let failed: Vec<&str> = self
+            .results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.detail.as_str())
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+
+    /// The tags of the temporary database: Lifeboat's, this plan's, this run's.
+    pub fn tags(&self, plan: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (PLAN_TAG.to_string(), plan.to_string()),
+            (RESOURCE_TAG.to_string(), self.resource.clone()),
+            (PURPOSE_TAG.to_string(), PURPOSE_VALIDATION.to_string()),
+            (RUN_TAG.to_string(), self.id.clone()),
+            (
+                CREATED_TAG.to_string(),
+                self.started_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        ])
+    }
+}
+
+/// A database endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// The last finished run of a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// The run.
+    pub run: String,
+    /// When it started (the interval counts from here).
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The snapshot.
+    pub snapshot: String,
+    /// Restore seconds.
+    #[serde(default)]
+    pub restore_seconds: Option<i64>,
+    /// Why it failed.
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// Where its report went.
+    #[serde(default)]
+    pub report: Option<String>,
+}
+
+/// Who acts on a resource's document, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The invocation (request id).
+    pub holder: String,
+    /// When it lapses.
+    pub until: DateTime<Utc>,
+}
+
+/// The persisted document of one resource's validation machine.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ValidationDoc {
+    /// The run in progress.
+    #[serde(default)]
+    pub run: Option<Run>,
+    /// The last finished run.
+    #[serde(default)]
+    pub last: Option<LastRun>,
+    /// The invocation acting on it.
+    #[serde(default)]
+    pub lease: Option<Lease>,
+}
+
+/// What the state of a temporary database looks like in AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DbView {
+    /// RDS status (`creating`, `available`, `deleting`...).
+    pub status: String,
+    /// Its endpoint, when it has one.
+    pub endpoint: Option<Endpoint>,
+}
+
+/// What was read about a run's temporary databases.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TempFacts {
+    /// The instance (`None`: does not exist).
+    pub instance: Option<DbView>,
+    /// The cluster (Aurora; `None`: does not exist).
+    pub cluster: Option<DbView>,
+    /// Why they could not be read.
+    pub unreadable: Option<String>,
+}
+
+/// What the machine is told before deciding.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    /// The run's temporary databases (when a run is in progress).
+    pub temp: TempFacts,
+    /// The snapshots in the restore region (when a run may start); `Err`: unreadable.
+    pub snapshots: Option<Result<Vec<BackupRecord>, String>>,
+}
+
+/// What the machine asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Restore the run's snapshot into its temporary instance or cluster.
+    Restore,
+    /// Create the instance in the restored Aurora cluster.
+    CreateInstance,
+    /// Connect and run the checks.
+    RunChecks,
+    /// Delete the temporary instance (no final snapshot).
+    DeleteInstance,
+    /// Delete the temporary cluster (no final snapshot).
+    DeleteCluster,
+    /// Tag the snapshot validated (on success), write the report, emit the metrics,
+    /// notify on failure.
+    Record,
+}
+
+/// What an action produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionOutcome {
+    /// Done (or already done).
+    Done,
+    /// The checks ran: their results and how long they took.
+    Checked {
+        /// Results.
+        results: Vec<CheckResult>,
+        /// Milliseconds.
+        millis: u64,
+    },
+    /// Recorded; the report went here.
+    Recorded {
+        /// Report URI.
+        report: Option<String>,
+    },
+    /// It failed.
+    Failed {
+        /// Why.
+        reason: String,
+        /// Whether a retry can help.
+        retry: Retry,
+    },
+}
+
+/// Whether the executor should decide again at once or wait for the next event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Decide again now.
+    Continue,
+    /// Wait for the next tick or RDS event.
+    Wait,
+}
+
+/// The machine's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The document to store.
+    pub doc: ValidationDoc,
+    /// What to do (in order) once it is stored.
+    pub actions: Vec<Action>,
+    /// What happened, in a sentence.
+    pub reply: String,
+    /// Go on or wait.
+    pub next: Next,
+    /// The input was refused (a run already in progress, no snapshot).
+    pub refused: bool,
+}
+
+/// The region a resource's runs restore into.
+pub fn restore_region(plan: &Plan) -> &str {
+    match plan.validation.restore_from {
+        RestoreFrom::Dr => &plan.regions.dr,
+        RestoreFrom::Primary => &plan.regions.primary,
+    }
+}
+
+/// The state item of a resource's validation machine.
+pub fn machine_name(resource: &str) -> String {
+    format!("validation/{resource}")
+}
+
+/// Whether a resource is due for validation at `now`: never validated, or its last run
+/// started at least the plan's interval ago.
+pub fn is_due(plan: &Plan, doc: &ValidationDoc, now: DateTime<Utc>) -> bool {
+    doc.run.is_none()
+        && doc.last.as_ref().is_none_or(|last| {
+            now - last.started_at >= Duration::hours(i64::from(plan.validation.interval_hours))
+        })
+}
+
+/// The snapshot to restore: the named one, or the newest available Lifeboat snapshot of
+/// the resource in the restore region.
+pub fn pick_snapshot<'a>(
+    plan: &Plan,
+    resource: &ProtectedResource,
+    records: &'a [BackupRecord],
+    named: Option<&str>,
+) -> Result<&'a BackupRecord, String> {
+    let region = restore_region(plan);
+    let kind = BackupKind::of(resource.kind);
+    let candidates = records.iter().filter(|b| {
+        b.kind == kind
+            && b.location == region
+            && b.belongs_to(&plan.name)
+            && b.resource() == Some(resource.id.as_str())
+    });
+    match named {
+        Some(name) => {
+            let found = records
+                .iter()
+                .find(|b| b.id == name && b.kind == kind && b.location == region)
+                .ok_or_else(|| {
+                    format!(
+                        "snapshot {name:?} of {} was not found in {region}; name a snapshot listed there, or leave `snapshot` out to restore the newest",
+                        resource.id
+                    )
+                })?;
+            if found.status != BackupStatus::Available {
+                return Err(format!(
+                    "snapshot {name:?} is {}; only an available snapshot can be restored",
+                    found.status.word()
+                ));
+            }
+            Ok(found)
+        }
+        None => candidates
+            .filter(|b| b.status == BackupStatus::Available && b.created_at.is_some())
+            .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)))
+            .ok_or_else(|| {
+                format!(
+                    "{} has no available Lifeboat snapshot in {region} to restore; the snapshot function takes them{}",
+                    resource.id,
+                    if plan.validation.restore_from == RestoreFrom::Dr {
+                        " and copies them there"
+                    } else {
+                        ""
+                    }
+                )
+            }),
+    }
+}
+
+/// A new run of `resource` restoring `snapshot`, started at `now`.
+pub fn new_run(
+    plan: &Plan,
+    resource: &ProtectedResource,
+    engine: Engine,
+    snapshot: &BackupRecord,
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Run {
+    let stamp = now.format("%Y%m%dt%H%M%Sz").to_string();
+    let id = format!("{}-{stamp}", resource.id);
+    // `lbval-<resource>-<yymmddhhmmss>`: at most 6 + 40 + 1 + 12 = 59 characters, inside
+    // RDS's 63 with the Aurora instance's `-1` suffix; to the second, so a run started
+    // right after another never meets its predecessor's instance still being deleted.
+    let base = format!(
+        "{TEMP_PREFIX}{}-{}",
+        resource.id,
+        now.format("%y%m%d%H%M%S")
+    );
+    let (instance, cluster) = match resource.kind {
+        ResourceKind::AuroraCluster => (format!("{base}-1"), Some(base)),
+        _ => (base, None),
+    };
+    Run {
+        id,
+        resource: resource.id.clone(),
+        kind: resource.kind,
+        engine,
+        snapshot: SnapshotRef {
+            id: snapshot.id.clone(),
+            arn: snapshot.arn.clone(),
+            region: snapshot.location.clone(),
+            created_at: snapshot.created_at,
+        },
+        instance,
+        cluster,
+        trigger: trigger.to_string(),
+        started_at: now,
+        deadline: now + Duration::minutes(i64::from(plan.validation.timeout_minutes)),
+        phase: Phase::Restore,
+        restore_requested_at: None,
+        instance_requested_at: None,
+        available_at: None,
+        endpoint: None,
+        check_millis: None,
+        results: Vec::new(),
+        failure: None,
+        last_error: None,
+    }
+}
+
+/// RDS statuses from which a restore never becomes available (`deleting`: someone
+/// deleted it).
+fn is_failed_status(status: &str) -> bool {
+    matches!(
+        status,
+        "failed"
+            | "deleting"
+            | "incompatible-restore"
+            | "incompatible-parameters"
+            | "incompatible-network"
+            | "incompatible-option-group"
+            | "storage-full"
+            | "inaccessible-encryption-credentials"
+            | "restore-error"
+    )
+}
+
+fn gone_or_deleting(view: &Option<DbView>) -> bool {
+    view.as_ref().is_none_or(|v| v.status == "deleting")
+}
+
+fn wait(doc: ValidationDoc, reply: String) -> Decision {
+    Decision {
+        doc,
+        actions: vec![],
+        reply,
+        next: Next::Wait,
+        refused: false,
+    }
+}
+
+fn act(doc: ValidationDoc, action: Action, reply: String) -> Decision {
+    Decision {
+        doc,
+        actions: vec![action],
+        reply,
+        next: Next::Continue,
+        refused: false,
+    }
+}
+
+fn refuse(doc: ValidationDoc, reply: String) -> Decision {
+    Decision {
+        doc,
+        actions: vec![],
+        reply,
+        next: Next::Wait,
+        refused: true,
+    }
+}
+
+/// Decide the next step of `resource`'s machine. `input` is what the invocation was given
+/// (as it applies to this resource), `facts` what was read from AWS.
+pub fn decide(
+    plan: &Plan,
+    resource: &ProtectedResource,
+    doc: &ValidationDoc,
+    input: &ValidationInput,
+    facts: &Facts,
+    now: DateTime<Utc>,
+) -> Decision {
+    let mut doc = doc.clone();
+    doc.lease = None;
+    let Some(run) = doc.run.clone() else {
+        let (start, named, trigger) = match input {
+            ValidationInput::Schedule => (is_due(plan, &doc, now), None, "schedule"),
+            ValidationInput::Validate { snapshot, .. } => (true, snapshot.as_deref(), "operator"),
+            ValidationInput::Tick => (false, None, "tick"),
+        };
+        if !start {
+            return wait(
+                doc,
+                format!("{}: no validation in progress, none due", resource.id),
+            );
+        }
+        let Some(engine) = resource.engine else {
+            return refuse(
+                doc,
+                format!(
+                    "{} has no engine in the plan; restore validation needs one",
+                    resource.id
+                ),
+            );
+        };
+        if resource.kind == ResourceKind::DynamodbTable || resource.validation.is_none() {
+            return refuse(
+                doc,
+                format!(
+                    "{} has no `validation` checks in the plan; add them to validate its restores",
+                    resource.id
+                ),
+            );
+        }
+        let records = match &facts.snapshots {
+            Some(Ok(records)) => records,
+            Some(Err(reason)) => {
+                return refuse(
+                    doc,
+                    format!(
+                        "{}: the snapshots could not be listed: {reason}",
+                        resource.id
+                    ),
+                );
+            }
+            None => return refuse(doc, format!("{}: no snapshot listing", resource.id)),
+        };
+        return match pick_snapshot(plan, resource, records, named) {
+            Ok(snapshot) => {
+                let run = new_run(plan, resource, engine, snapshot, trigger, now);
+                let reply = format!(
+                    "{}: validation run {} started ({}), restoring {} in {}",
+                    resource.id, run.id, trigger, snapshot.id, snapshot.location
+                );
+                doc.run = Some(run);
+                Decision {
+                    doc,
+                    actions: vec![],
+                    reply,
+                    next: Next::Continue,
+                    refused: false,
+                }
+            }
+            Err(reason) => refuse(doc, reason),
+        };
+    };
+
+    if let ValidationInput::Validate { .. } = input {
+        return refuse(
+            doc,
+            format!(
+                "{}: validation run {} is already in progress (step {}); it ends by {}",
+                resource.id, run.id, run.phase, run.deadline
+            ),
+        );
+    }
+    advance(doc, run, &facts.temp, now)
+}
+
+fn advance(mut doc: ValidationDoc, mut run: Run, temp: &TempFacts, now: DateTime<Utc>) -> Decision {
+    let name = run.id.clone();
+    if let Some(reason) = &temp.unreadable
+        && run.phase != Phase::Record
+    {
+        run.last_error = Some(reason.clone());
+        doc.run = Some(run);
+        return wait(
+            doc,
+            format!(
+                "{name}: the temporary database could not be read ({reason}); the next look retries"
+            ),
+        );
+    }
+    let late = now >= run.deadline;
+    if late && run.phase < Phase::Cleanup {
+        run.failure = Some(format!(
+            "the run exceeded its deadline ({} min) while in step {:?}; the temporary database is deleted",
+            (run.deadline - run.started_at).num_minutes(),
+            run.phase.to_string()
+        ));
+        run.phase = Phase::Cleanup;
+        doc.run = Some(run);
+        return Decision {
+            next: Next::Continue,
+            ..wait(doc, format!("{name}: deadline exceeded; cleaning up"))
+        };
+    }
+    // The database the checks connect to: the instance (in the cluster, for Aurora).
+    let top = if run.cluster.is_some() {
+        &temp.cluster
+    } else {
+        &temp.instance
+    };
+    match run.phase {
+        Phase::Restore => {
+            if top.is_some() {
+                // The restore was accepted before (a crash lost the answer): do not
+                // issue it twice.
+                run.restore_requested_at.get_or_insert(now);
+                run.phase = Phase::AwaitRestore;
+                doc.run = Some(run);
+                return Decision {
+                    next: Next::Continue,
+                    ..wait(doc, format!("{name}: the restore is under way"))
+                };
+            }
+            doc.run = Some(run);
+            act(doc, Action::Restore, format!("{name}: restoring"))
+        }
+        Phase::AwaitRestore => {
+            let Some(view) = top else {
+                let requested = run.restore_requested_at.unwrap_or(now);
+                if now - requested > Duration::minutes(MISSING_GRACE_MINUTES) {
+                    run.failure = Some(format!(
+                        "the restored database {} never appeared after its restore was accepted",
+                        run.cluster.as_deref().unwrap_or(&run.instance)
+                    ));
+                    run.phase = Phase::Cleanup;
+                    doc.run = Some(run);
+                    return Decision {
+                        next: Next::Continue,
+                        ..wait(doc, format!("{name}: the restored database is missing"))
+                    };
+                }
+                doc.run = Some(run);
+                return wait(doc, format!("{name}: waiting for the restore to appear"));
+            };
+            if is_failed_status(&view.status) {
+                run.failure = Some(format!(
+                    "the restore of {} ended in status {:?}",
+                    run.snapshot.id, view.status
+                ));
+                run.phase = Phase::Cleanup;
+                doc.run = Some(run);
+                return Decision {
+                    next: Next::Continue,
+                    ..wait(doc, format!("{name}: the restore failed"))
+                };
+            }
+            if view.status != "available" {
+                let reply = format!("{name}: restore {} ({})", view.status, run.snapshot.id);
+                doc.run = Some(run);
+                return wait(doc, reply);
+            }
+            if run.cluster.is_some() {
+                match &temp.instance {
+                    None if run.instance_requested_at.is_none() => {
+                        doc.run = Some(run);
+                        return act(
+                            doc,
+                            Action::CreateInstance,
+                            format!("{name}: the cluster is restored; creating its instance"),
+                        );
+                    }
+                    None => {
+                        doc.run = Some(run);
+                        return wait(doc, format!("{name}: waiting for the instance to appear"));
+                    }
+                    Some(i) if is_failed_status(&i.status) => {
+                        run.failure = Some(format!(
+                            "the instance of the restored cluster ended in status {:?}",
+                            i.status
+                        ));
+                        run.phase = Phase::Cleanup;
+                        doc.run = Some(run);
+                        return Decision {
+                            next: Next::Continue,
+                            ..wait(doc, format!("{name}: the instance failed"))
+                        };
+                    }
+                    Some(i) if i.status != "available" => {
+                        let reply = format!("{name}: instance {}", i.status);
+                        doc.run = Some(run);
+                        return wait(doc, reply);
+                    }
+                    Some(_) => {}
+                }
+            }
+            let endpoint = temp.instance.as_ref().and_then(|i| i.endpoint.clone());
+            run.available_at.get_or_insert(now);
+            run.endpoint = endpoint;
+            run.phase = Phase::Check;
+            let reply = format!(
+                "{name}: available after {} s",
+                run.restore_seconds().unwrap_or(0)
+            );
+            doc.run = Some(run);
+            Decision {
+                next: Next::Continue,
+                ..wait(doc, reply)
+            }
+        }
+        Phase::Check => {
+            doc.run = Some(run);
+            act(
+                doc,
+                Action::RunChecks,
+                format!("{name}: running the checks"),
+            )
+        }
+        Phase::Cleanup => {
+            let instance_exists = temp.instance.is_some();
+            if temp
+                .instance
+                .as_ref()
+                .is_some_and(|i| i.status != "deleting")
+            {
+                doc.run = Some(run);
+                return act(
+                    doc,
+                    Action::DeleteInstance,
+                    format!("{name}: deleting the temporary instance"),
+                );
+            }
+            if run.cluster.is_some() && temp.cluster.is_some() {
+                if instance_exists {
+                    // RDS refuses to delete a cluster that still has an instance.
+                    doc.run = Some(run);
+                    return wait(
+                        doc,
+                        format!("{name}: waiting for the instance to be deleted"),
+                    );
+                }
+                if !gone_or_deleting(&temp.cluster) {
+                    doc.run = Some(run);
+                    return act(
+                        doc,
+                        Action::DeleteCluster,
+                        format!("{name}: deleting the temporary cluster"),
+                    );
+                }
+            }
+            run.phase = Phase::Record;
+            doc.run = Some(run);
+            Decision {
+                next: Next::Continue,
+                ..wait(doc, format!("{name}: temporary database deleted"))
+            }
+        }
+        Phase::Record => {
+            doc.run = Some(run);
+            act(doc, Action::Record, format!("{name}: recording the result"))
+        }
+    }
+}
+
+/// Fold what the actions produced into the document.
+pub fn absorb(
+    doc: &ValidationDoc,
+    outcomes: &[(Action, ActionOutcome)],
+    now: DateTime<Utc>,
+) -> ValidationDoc {
+    let mut doc = doc.clone();
+    doc.lease = None;
+    let Some(mut run) = doc.run.take() else {
+        return doc;
+    };
+    for (action, outcome) in outcomes {
+        match (action, outcome) {
+            (_, ActionOutcome::Failed { reason, retry }) => {
+                run.last_error = Some(reason.clone());
+                // A refusal that a retry cannot fix ends the run (cleaned up first); a
+                // transient one is retried at the next look. Clean-up and recording are
+                // always retried: the temporary database must go.
+                if *retry == Retry::NonRetryable && run.phase < Phase::Cleanup {
+                    run.failure = Some(format!("{action:?} failed: {reason}"));
+                    run.phase = Phase::Cleanup;
+                }
+            }
+            (Action::Restore, _) => {
+                run.restore_requested_at = Some(now);
+                run.last_error = None;
+                run.phase = Phase::AwaitRestore;
+            }
+            (Action::CreateInstance, _) => {
+                run.instance_requested_at = Some(now);
+                run.last_error = None;
+            }
+            (Action::RunChecks, ActionOutcome::Checked { results, millis }) => {
+                run.results = results.clone();
+                run.check_millis = Some(*millis);
+                run.last_error = None;
+                run.phase = Phase::Cleanup;
+            }
+            (Action::Record, ActionOutcome::Recorded { report }) => {
+                doc.last = Some(LastRun {
+                    run: run.id.clone(),
+                    started_at: run.started_at,
+                    finished_at: now,
+                    passed: run.passed(),
+                    snapshot: run.snapshot.id.clone(),
+                    restore_seconds: run.restore_seconds(),
+                    failure: run.failure_summary(),
+                    report: report.clone(),
+                });
+                return doc;
+            }
+            _ => {
+                run.last_error = None;
+            }
+        }
+    }
+    doc.run = Some(run);
+    doc
+}
+
+#[cfg(test)]
+mod tests;
