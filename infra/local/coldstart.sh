@@ -8,7 +8,9 @@ cd "$root"
 runs=${LIFEBOAT_COLDSTART_RUNS:-5}
 functions=(snapshot=events/snapshot-schedule.json
            failover=events/failover-status.json
-           failback=events/failback-status.json)
+           failback=events/failback-status.json
+           retention=events/retention-dry-run.json
+           restore-validator=events/validation-tick.json)
 packages=()
 for f in "${functions[@]}"; do packages+=(-p "${f%%=*}"); done
 cargo build --quiet --locked --release "${packages[@]}"

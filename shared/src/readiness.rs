@@ -120,6 +120,20 @@ pub struct AlarmFacts {
     pub state: Observed<String>,
 }
 
+/// The restore validator's last finished run of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastValidation {
+    /// The plan resource id.
+    pub resource: String,
+    /// When the run finished.
+    pub finished_at: DateTime<Utc>,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
 /// Everything readiness is computed from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadinessFacts {
@@ -129,6 +143,9 @@ pub struct ReadinessFacts {
     pub backups: Observed<Vec<RpoMeasurement>>,
     /// Per resource, when its newest validated snapshot passed restore validation.
     pub validated: Vec<(String, Option<DateTime<Utc>>)>,
+    /// Per resource, the restore validator's last finished run, when it recorded one.
+    #[serde(default)]
+    pub last_validation: Vec<LastValidation>,
     /// Replica lag of each replicated resource.
     pub lag: Vec<LagFacts>,
     /// The plan's health and gate alarms.
@@ -590,11 +607,32 @@ fn testing(plan: &Plan, facts: &ReadinessFacts, now: DateTime<Utc>, b: &mut Buil
             );
             continue;
         }
-        let last = facts
+        let last_run = facts.last_validation.iter().find(|l| l.resource == r.id);
+        if let Some(failed) = last_run.filter(|l| !l.passed) {
+            b.add(
+                Area::Testing,
+                &r.id,
+                "backups proven by restore",
+                Concern::Critical,
+                false,
+                format!(
+                    "the last validation, {} ago, FAILED: {}",
+                    age_text((now - failed.finished_at).num_seconds()),
+                    failed.failure.as_deref().unwrap_or("no reason recorded")
+                ),
+                format!(
+                    "read that run's report (its SNS message names the check): repair the data or the backups, then validate again with {{\"resource\": \"{}\"}} to the restore-validator function",
+                    r.id
+                ),
+            );
+            continue;
+        }
+        let tagged = facts
             .validated
             .iter()
             .find(|(id, _)| id == &r.id)
             .and_then(|(_, at)| *at);
+        let last = tagged.max(last_run.map(|l| l.finished_at));
         // Twice the interval: one late run is not yet a gap.
         let (passed, found) = match last {
             Some(at) => {

@@ -9,10 +9,12 @@ use crate::dr::Side;
 use crate::plan::{Plan, VALIDATED_TAG};
 use crate::posture::Observed;
 use crate::readiness::{
-    AlarmFacts, EXERCISE_FRESH_DAYS, LagFacts, Readiness, ReadinessFacts, assess,
+    AlarmFacts, EXERCISE_FRESH_DAYS, LagFacts, LastValidation, Readiness, ReadinessFacts, assess,
 };
 use crate::report::{ReportSink, report_key};
+use crate::state::MachineKey;
 use crate::state::{Outcome, StateStore};
+use crate::validation::{ValidationDoc, machine_name};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,6 +33,21 @@ pub async fn gather_readiness(
 ) -> ReadinessFacts {
     let posture = gather_posture(plan, clients, state).await;
     let (backups, validated) = backups(plan, clients, settings, state, now).await;
+    let mut last_validation = Vec::new();
+    for r in &plan.resources {
+        let key = MachineKey::new(&plan.name, machine_name(&r.id));
+        // An unreadable document leaves the judgement to the validated tags.
+        if let Ok(Some(doc)) = crate::state::load::<ValidationDoc>(state, &key).await
+            && let Some(last) = doc.value.last
+        {
+            last_validation.push(LastValidation {
+                resource: r.id.clone(),
+                finished_at: last.finished_at,
+                passed: last.passed,
+                failure: last.failure,
+            });
+        }
+    }
     let dr = DrAws::new(plan, clients, settings).await;
     let mut lag = Vec::new();
     for r in &plan.resources {
@@ -88,6 +105,7 @@ pub async fn gather_readiness(
         posture,
         backups,
         validated,
+        last_validation,
         lag,
         alarms,
         dr_state,

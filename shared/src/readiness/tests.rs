@@ -100,6 +100,12 @@ fn healthy() -> ReadinessFacts {
             measurement("sessions", "us-west-2 (export)", 7200, 86_400),
         ]),
         validated: vec![("orders-db".into(), Some(now() - Duration::hours(3)))],
+        last_validation: vec![LastValidation {
+            resource: "orders-db".into(),
+            finished_at: now() - Duration::hours(3),
+            passed: true,
+            failure: None,
+        }],
         lag: vec![LagFacts {
             resource: "orders-db".into(),
             lag_seconds: Observed::Present(2.0),
@@ -321,6 +327,7 @@ fn missing_alarms_and_records_are_monitoring_failures() {
 fn stale_validation_and_exercise_fail_with_their_age() {
     let mut facts = healthy();
     facts.validated[0].1 = Some(now() - Duration::hours(50));
+    facts.last_validation[0].finished_at = now() - Duration::hours(50);
     facts.last_round_trip = Observed::Present(Some(now() - Duration::days(200)));
     let r = assess(&plan(), &facts, now());
     let v = r
@@ -373,6 +380,7 @@ fn degrade(facts: &mut ReadinessFacts, p: &mut Plan, flags: &[bool]) {
     }
     if flags[3] {
         facts.validated.clear();
+        facts.last_validation.clear();
     }
     if flags[4] {
         facts.last_round_trip = Observed::Present(None);
@@ -446,4 +454,29 @@ fn facts_and_report_serialise_for_the_stored_report() {
     let r = assess(&plan(), &facts, now());
     let back: Readiness = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
     assert_eq!(back, r);
+}
+
+#[test]
+fn a_failed_last_validation_fails_even_with_an_older_validated_snapshot() {
+    let mut facts = healthy();
+    facts.last_validation[0] = LastValidation {
+        resource: "orders-db".into(),
+        finished_at: now() - Duration::minutes(30),
+        passed: false,
+        failure: Some("orders is empty (required at least 1 row)".into()),
+    };
+    let r = assess(&plan(), &facts, now());
+    let c = r
+        .checks
+        .iter()
+        .find(|c| c.subject == "orders-db" && c.item == "backups proven by restore")
+        .unwrap();
+    assert!(!c.passed);
+    assert_eq!(c.concern, Concern::Critical);
+    assert!(
+        c.found.contains("30 min ago, FAILED: orders is empty"),
+        "{}",
+        c.found
+    );
+    assert!(r.has_critical_failure());
 }

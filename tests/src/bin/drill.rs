@@ -24,6 +24,9 @@ mod validation;
 
 /// How often the drill polls what it waits for, in AWS seconds (scaled like every
 /// duration, so the gap it adds is comparable with AWS's own times).
+#[path = "drill/readiness.rs"]
+mod readiness;
+
 const POLL_EVERY_AWS_SECONDS: f64 = 10.0;
 
 struct Args {
@@ -193,6 +196,9 @@ async fn run() -> Result<(), String> {
     }
     if result.is_ok() {
         result = failback(&plan, &world, &host, &root).await;
+    }
+    if result.is_ok() {
+        result = readiness::stage_readiness(&plan, &world, &host, &root).await;
     }
     if result.is_err() {
         eprintln!("function logs: {}", host.log().display());
