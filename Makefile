@@ -13,11 +13,15 @@ drill: venv
 	infra/local/drill.sh
 
 # Unit and property tests, then the integration tests against a private local stack,
-# then the CloudFormation templates.
+# then the CloudFormation templates, then the drill itself on a stack of its own (a free
+# port): the end-to-end test, which fails unless the DR story completes and the
+# readiness report ends Normal, protected, with no critical failure.
 test: lint venv
 	infra/local/with-stack cargo test --workspace --locked
 	.venv/bin/cfn-lint infra/*.yaml
 	infra/local/sam.sh validate
+	LIFEBOAT_LOCAL_PORT=$$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
+	  infra/local/drill.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -7,7 +7,9 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 port=${LIFEBOAT_LOCAL_PORT:-4566}
-state="$root/.local/stack"
+# A stack on another port (make test runs the drill on a free one) keeps its own state, so
+# it never takes over the pid file of the default stack someone is exploring.
+state="$root/.local/stack${LIFEBOAT_LOCAL_PORT:+-$LIFEBOAT_LOCAL_PORT}"
 pidfile="$state/launcher.pid"
 endpoint="http://127.0.0.1:$port"
 
