@@ -249,6 +249,56 @@ pub trait StateStore: Send + Sync {
     ) -> Result<Vec<AuditEntry>, StateError>;
 }
 
+/// What claiming an event's idempotency key came to, with a duplicate's stored result
+/// already read back.
+#[derive(Debug)]
+pub enum EventClaim<T> {
+    /// This invocation holds the key; it must `complete` or `release` it.
+    Acquired(ClaimToken),
+    /// The same event was already handled; its stored result.
+    Replayed(T),
+    /// Another invocation is handling the same event until then.
+    Busy(DateTime<Utc>),
+}
+
+/// Claim `key` for the invocation handling `payload` (held until `deadline`, its result
+/// kept `kept_hours` after `now`), reading a duplicate's stored result back as `T`
+/// (`what` names it in the error when the stored value is not one).
+#[allow(clippy::too_many_arguments)]
+pub async fn claim_event<T: DeserializeOwned>(
+    store: &dyn StateStore,
+    plan: &str,
+    key: String,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    kept_hours: i64,
+    what: &str,
+) -> Result<EventClaim<T>, StateError> {
+    let claim = store
+        .claim(&ClaimRequest {
+            plan: plan.to_string(),
+            key: key.clone(),
+            payload_hash: payload_hash(payload),
+            now,
+            in_progress_until: deadline,
+            expires_at: now + chrono::Duration::hours(kept_hours),
+        })
+        .await?;
+    Ok(match claim {
+        Claim::Acquired(token) => EventClaim::Acquired(token),
+        Claim::AlreadyDone(stored) => {
+            EventClaim::Replayed(serde_json::from_value(stored).map_err(|e| {
+                StateError::Corrupt {
+                    key,
+                    reason: format!("the stored result is not a {what}: {e}"),
+                }
+            })?)
+        }
+        Claim::InProgress { until } => EventClaim::Busy(until),
+    })
+}
+
 /// Read a machine's document as `T`.
 pub async fn load<T: DeserializeOwned>(
     store: &dyn StateStore,

@@ -18,10 +18,7 @@ use crate::notify::{Notification, Notifier, Severity};
 use crate::plan::{CopyDestination, PLAN_TAG, Plan, ProtectedResource, RESOURCE_TAG, ResourceKind};
 use crate::report::{ReportSink, report_key};
 use crate::schedule::{Tier, window_at};
-use crate::state::{
-    self, AuditEntry, Claim, ClaimRequest, MachineKey, Outcome, StateError, StateStore,
-    payload_hash,
-};
+use crate::state::{self, AuditEntry, EventClaim, MachineKey, Outcome, StateError, StateStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -307,29 +304,24 @@ impl SnapshotRun<'_> {
                 format!("snapshot/request/{}", invocation.request_id)
             }
         };
-        let claim = self
-            .state
-            .claim(&ClaimRequest {
-                plan: self.plan.name.clone(),
-                key: key.clone(),
-                payload_hash: payload_hash(payload),
-                now: invocation.now,
-                in_progress_until: invocation.deadline,
-                expires_at: invocation.now + chrono::Duration::hours(RESULT_KEPT_HOURS),
-            })
-            .await?;
-        let token = match claim {
-            Claim::Acquired(token) => token,
-            Claim::AlreadyDone(stored) => {
-                let mut summary: SnapshotSummary =
-                    serde_json::from_value(stored).map_err(|e| StateError::Corrupt {
-                        key,
-                        reason: format!("the stored result is not a snapshot summary: {e}"),
-                    })?;
+        let token = match state::claim_event::<SnapshotSummary>(
+            self.state,
+            &self.plan.name,
+            key,
+            payload,
+            invocation.now,
+            invocation.deadline,
+            RESULT_KEPT_HOURS,
+            "snapshot summary",
+        )
+        .await?
+        {
+            EventClaim::Acquired(token) => token,
+            EventClaim::Replayed(mut summary) => {
                 summary.duplicate = true;
                 return Ok(summary);
             }
-            Claim::InProgress { until } => {
+            EventClaim::Busy(until) => {
                 return Ok(SnapshotSummary {
                     plan: self.plan.name.clone(),
                     trigger: command.trigger(),

@@ -19,9 +19,7 @@ use crate::metrics::observe;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::plan::{ArchiveSettings, LEGAL_HOLD_TAG, Plan, TIER_TAG, VALIDATED_TAG};
 use crate::report::{ReportSink, report_key};
-use crate::state::{
-    AuditEntry, Claim, ClaimRequest, Outcome, StateError, StateStore, payload_hash,
-};
+use crate::state::{self, AuditEntry, EventClaim, Outcome, StateError, StateStore};
 use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -355,29 +353,24 @@ impl RetentionRun<'_> {
                 format!("retention/request/{}", invocation.request_id)
             }
         };
-        let claim = self
-            .state
-            .claim(&ClaimRequest {
-                plan: self.plan.name.clone(),
-                key: key.clone(),
-                payload_hash: payload_hash(payload),
-                now: invocation.now,
-                in_progress_until: invocation.deadline,
-                expires_at: invocation.now + chrono::Duration::hours(RESULT_KEPT_HOURS),
-            })
-            .await?;
-        let token = match claim {
-            Claim::Acquired(token) => token,
-            Claim::AlreadyDone(stored) => {
-                let mut summary: RetentionSummary =
-                    serde_json::from_value(stored).map_err(|e| StateError::Corrupt {
-                        key,
-                        reason: format!("the stored result is not a retention summary: {e}"),
-                    })?;
+        let token = match state::claim_event::<RetentionSummary>(
+            self.state,
+            &self.plan.name,
+            key,
+            payload,
+            invocation.now,
+            invocation.deadline,
+            RESULT_KEPT_HOURS,
+            "retention summary",
+        )
+        .await?
+        {
+            EventClaim::Acquired(token) => token,
+            EventClaim::Replayed(mut summary) => {
                 summary.duplicate = true;
                 return Ok(summary);
             }
-            Claim::InProgress { until } => {
+            EventClaim::Busy(until) => {
                 return Ok(RetentionSummary {
                     plan: self.plan.name.clone(),
                     trigger: command.trigger(),
