@@ -199,7 +199,9 @@ pub fn assess(plan: &Plan, facts: &PostureFacts) -> Vec<Finding> {
                     add(
                         Concern::Warning,
                         &r.id,
-                        "point-in-time recovery is off".into(),
+                        "point-in-time recovery is off: `recover` cannot restore the table to \
+                         the instant before accidental damage"
+                            .into(),
                         "enable PITR on the table (UpdateContinuousBackups)".into(),
                     );
                 }
@@ -568,5 +570,30 @@ mod tests {
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].subject, "billing-db");
         assert!(render(&plan(), &facts).contains("NOT encrypted"));
+    }
+
+    #[test]
+    fn a_table_without_point_in_time_recovery_is_flagged_with_its_fix() {
+        let mut facts = healthy();
+        let mut table = db("lifeboat-local-sessions", "us-east-1", "", None);
+        table.point_in_time_recovery = Some(false);
+        facts.resources.push(ResourceFacts {
+            id: "sessions".into(),
+            primary: Observed::Present(table.clone()),
+            replica: None,
+            record: None,
+        });
+        let findings = assess(&plan(), &facts);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].subject, "sessions");
+        assert!(
+            findings[0]
+                .problem
+                .contains("point-in-time recovery is off")
+        );
+        assert!(findings[0].fix.contains("UpdateContinuousBackups"));
+        table.point_in_time_recovery = Some(true);
+        facts.resources[2].primary = Observed::Present(table);
+        assert!(assess(&plan(), &facts).is_empty());
     }
 }

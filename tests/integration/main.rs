@@ -12,6 +12,7 @@ mod realism_control;
 mod realism_faults;
 mod realism_limits;
 mod realism_states;
+mod recovery;
 mod retention;
 mod snapshot;
 mod state_store;

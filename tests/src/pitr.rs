@@ -141,6 +141,8 @@ pub struct PitrCluster {
     restored: Vec<Server>,
     earliest: DateTime<Utc>,
     stopped: bool,
+    /// The port the next restore listens on, when chosen ahead.
+    next_port: Option<u16>,
 }
 
 impl PitrCluster {
@@ -165,6 +167,7 @@ impl PitrCluster {
             restored: vec![],
             earliest: Utc::now(),
             stopped: false,
+            next_port: None,
         };
         fs::create_dir(&cluster.archive).map_err(io("creating the WAL archive directory"))?;
         if as_postgres {
@@ -268,13 +271,37 @@ impl PitrCluster {
 
     /// Run SQL on the source cluster; the output unaligned, one row a line.
     pub fn sql(&self, sql: &str) -> Result<String, PitrError> {
+        self.sql_in("postgres", sql)
+    }
+
+    /// Run SQL in `database` of the source cluster.
+    pub fn sql_in(&self, database: &str, sql: &str) -> Result<String, PitrError> {
         let source = self.source.as_ref().ok_or(PitrError::Stopped)?;
-        psql(&self.bin, source.port, sql)
+        psql(&self.bin, source.port, database, sql)
     }
 
     /// Run SQL on a restored cluster; the output unaligned, one row a line.
     pub fn sql_restored(&self, restored: &Restored, sql: &str) -> Result<String, PitrError> {
-        psql(&self.bin, restored.port, sql)
+        self.sql_restored_in(restored, "postgres", sql)
+    }
+
+    /// Run SQL in `database` of a restored cluster.
+    pub fn sql_restored_in(
+        &self,
+        restored: &Restored,
+        database: &str,
+        sql: &str,
+    ) -> Result<String, PitrError> {
+        psql(&self.bin, restored.port, database, sql)
+    }
+
+    /// Choose now the loopback port the next restore will listen on, so that what
+    /// connects to the restored cluster (a function's settings) can be told before the
+    /// restore happens.
+    pub fn reserve_restore_port(&mut self) -> Result<u16, PitrError> {
+        let port = free_port()?;
+        self.next_port = Some(port);
+        Ok(port)
     }
 
     /// The source server's clock, in UTC.
@@ -356,7 +383,10 @@ impl PitrCluster {
         let mut copy = Command::new("cp");
         copy.arg("-a").arg(&self.base).arg(&data);
         self.run_as_postgres("copying the base backup", &mut copy)?;
-        let port = free_port()?;
+        let port = match self.next_port.take() {
+            Some(p) => p,
+            None => free_port()?,
+        };
         let archive = quoted_path(&self.archive)?;
         append_conf(
             &data,
@@ -459,7 +489,7 @@ impl PitrCluster {
     fn wait_promoted(&self, port: u16, n: usize) -> Result<(), PitrError> {
         let started = Instant::now();
         loop {
-            if let Ok(answer) = psql(&self.bin, port, "SELECT pg_is_in_recovery()")
+            if let Ok(answer) = psql(&self.bin, port, "postgres", "SELECT pg_is_in_recovery()")
                 && answer.trim() == "f"
             {
                 return Ok(());
@@ -563,10 +593,10 @@ fn check(what: &str, output: Output) -> Result<String, PitrError> {
     }
 }
 
-fn psql(bin: &Path, port: u16, sql: &str) -> Result<String, PitrError> {
+fn psql(bin: &Path, port: u16, database: &str, sql: &str) -> Result<String, PitrError> {
     let output = Command::new(bin.join("psql"))
         .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"])
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database])
         .arg("-p")
         .arg(port.to_string())
         .arg("-c")

@@ -1,12 +1,19 @@
 //! The failover function: CloudWatch alarm state changes (EventBridge or SNS), schedule
 //! ticks and RDS events that resume a failover in progress, and operator commands,
-//! handed to `lifeboat::failover::run`; and `{"action": "readiness"}`, the DR readiness
-//! report, handed to `lifeboat::aws::answer_readiness` (read-only: it takes no lock).
+//! handed to `lifeboat::failover::run`; `{"action": "readiness"}`, the DR readiness
+//! report, handed to `lifeboat::aws::answer_readiness` (read-only: it takes no lock);
+//! and the point-in-time recovery commands (`recover`, `recovery-status`, `cutover`,
+//! `discard`), handed to `lifeboat::recovery::run`. Recovery lives here because its
+//! cutover changes the writer: it shares the failover's lock, DNS record and fencing, and
+//! its ticks.
 
-use lifeboat::aws::{AwsFailover, FailoverAnswer, answer_readiness};
+use lifeboat::aws::{AwsFailover, AwsRecovery, FailoverAnswer, answer_readiness};
+use lifeboat::config::env_lookup;
 use lifeboat::failover::run::{FailoverError, FailoverRun, SystemClock};
 use lifeboat::function::{Deployment, serve};
 use lifeboat::readiness::is_readiness_request;
+use lifeboat::recovery::RecoveryInput;
+use lifeboat::recovery::run::{RecoveryRun, parse_command};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -17,7 +24,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &deployment.settings.clients,
     )
     .await;
-    let aws = &aws;
+    let recovery = match AwsRecovery::new(
+        &deployment.plan,
+        &deployment.clients,
+        &deployment.settings.clients,
+        &env_lookup,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return Err(e.into());
+        }
+    };
+    let (aws, recovery) = (&aws, &recovery);
     serve(deployment, move |payload, invocation| async move {
         if is_readiness_request(&payload).map_err(FailoverError::BadInput)? {
             let answer = answer_readiness(
@@ -30,9 +51,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 &invocation.request_id,
             )
             .await;
-            return Ok(FailoverAnswer::Readiness(Box::new(answer)));
+            return Ok::<_, FailoverError>(FailoverAnswer::Readiness(Box::new(answer)));
         }
-        FailoverRun {
+        let recoveries = RecoveryRun {
+            plan: &deployment.plan,
+            port: recovery,
+            state: &deployment.state,
+            notifier: &deployment.notifier,
+            reports: &deployment.reports,
+            clock: &SystemClock,
+        };
+        if let Some(command) = parse_command(&payload).map_err(FailoverError::BadInput)? {
+            let reply = recoveries
+                .handle(RecoveryInput::Command(command), &invocation)
+                .await?;
+            return Ok(FailoverAnswer::Recovery(Box::new(reply)));
+        }
+        let reply = FailoverRun {
             plan: &deployment.plan,
             port: aws,
             state: &deployment.state,
@@ -41,8 +76,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             clock: &SystemClock,
         }
         .handle(&payload, &invocation)
-        .await
-        .map(|reply| FailoverAnswer::Dr(Box::new(reply)))
+        .await?;
+        // Every other event is also the recoveries' tick: a restore in progress moves on.
+        if let Err(e) = recoveries.advance(&invocation).await {
+            tracing::warn!(error = %e, "recoveries not advanced; the next tick retries");
+        }
+        Ok(FailoverAnswer::Dr(Box::new(reply)))
     })
     .await
 }

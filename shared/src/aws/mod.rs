@@ -11,6 +11,7 @@ mod failback;
 mod failover;
 mod posture;
 mod readiness;
+mod recovery;
 mod retention;
 mod s3_reports;
 mod snapshots;
@@ -28,6 +29,7 @@ pub use posture::{
     resolve_hosted_zone,
 };
 pub use readiness::{FailoverAnswer, ReadinessAnswer, answer_readiness, gather_readiness};
+pub use recovery::AwsRecovery;
 pub use s3_reports::S3Reports;
 pub use snapshots::AwsSnapshots;
 pub use sns_notifier::SnsNotifier;

@@ -242,4 +242,6 @@ pub enum FailoverAnswer {
     Dr(Box<crate::failover::run::FailoverReply>),
     /// `{"action": "readiness"}` was answered.
     Readiness(Box<ReadinessAnswer>),
+    /// A point-in-time recovery command was handled.
+    Recovery(Box<crate::recovery::run::RecoveryReply>),
 }

@@ -8,7 +8,9 @@ use super::sql_probe::SqlProbe;
 use super::{AwsClients, ClientSettings, describe_cluster};
 use crate::backup::BackupRecord;
 use crate::error::AwsError;
-use crate::plan::{CREATED_TAG, PLAN_TAG, Plan, ProtectedResource, VALIDATED_TAG};
+use crate::plan::{
+    CREATED_TAG, Engine, PLAN_TAG, Plan, ProtectedResource, SqlAssertion, VALIDATED_TAG,
+};
 use crate::validation::checks::{CheckKind, CheckResult, Dialect, plan_checks};
 use crate::validation::run::{DatabaseProbe, ProbeTarget, ValidationPort};
 use crate::validation::{
@@ -147,6 +149,27 @@ pub fn local_databases(
     Ok(out)
 }
 
+/// The local database mapped to `key`: an exact entry, else the longest `prefix*` entry
+/// it starts with (a recovery's name is known only once it is requested:
+/// `orders-db-pitr-*` maps every recovery of `orders-db`).
+fn local_match<'m>(
+    local: &'m BTreeMap<String, LocalDatabase>,
+    key: &str,
+) -> Option<(&'m str, &'m LocalDatabase)> {
+    if let Some((k, v)) = local.get_key_value(key) {
+        return Some((k.as_str(), v));
+    }
+    local
+        .iter()
+        .filter_map(|(k, v)| {
+            let prefix = k.strip_suffix('*')?;
+            key.starts_with(prefix)
+                .then_some((k.as_str(), v, prefix.len()))
+        })
+        .max_by_key(|(_, _, n)| *n)
+        .map(|(k, v, _)| (k, v))
+}
+
 /// Validation on AWS.
 #[derive(Debug, Clone)]
 pub struct AwsValidation {
@@ -219,27 +242,30 @@ impl AwsValidation {
         }
     }
 
+    /// Where the probe connects: the database the local-only mapping names for
+    /// `local_key` (a resource id, or a prefix ending in `*`), else `endpoint`.
     async fn target(
         &self,
-        resource: &ProtectedResource,
-        run: &Run,
+        local_key: &str,
+        engine: Engine,
+        endpoint: Option<&Endpoint>,
         database: &str,
         secret: &str,
     ) -> Result<ProbeTarget, String> {
-        let dialect = if run.engine.is_postgres_family() {
+        let dialect = if engine.is_postgres_family() {
             Dialect::Postgres
         } else {
             Dialect::Mysql
         };
         let (username, password) = self.credentials(secret).await?;
-        if let Some(local) = self.local.get(&resource.id) {
+        if let Some((key, local)) = local_match(&self.local, local_key) {
             if local.dialect != dialect {
                 return Err(format!(
-                    "{LOCAL_DATABASE_URLS_ENV} maps {} ({}) to a {:?} URL; map it to a database of its engine",
-                    resource.id, run.engine, local.dialect
+                    "{LOCAL_DATABASE_URLS_ENV} maps {key} ({engine}) to a {:?} URL; map it to a database of its engine",
+                    local.dialect
                 ));
             }
-            tracing::info!(resource = %resource.id, restored = ?run.endpoint, local = ?local, "local run: probing the mapped local database instead of the emulated restore");
+            tracing::info!(target = %local_key, restored = ?endpoint, local = ?local, "local run: probing the mapped local database instead of the emulated restore");
             return Ok(ProbeTarget {
                 dialect,
                 host: local.host.clone(),
@@ -250,10 +276,9 @@ impl AwsValidation {
                 require_tls: false,
             });
         }
-        let endpoint = run
-            .endpoint
-            .clone()
-            .ok_or_else(|| format!("the restored instance {} has no endpoint", run.instance))?;
+        let endpoint = endpoint
+            .cloned()
+            .ok_or_else(|| format!("{local_key} has no endpoint yet"))?;
         Ok(ProbeTarget {
             dialect,
             host: endpoint.host,
@@ -263,6 +288,67 @@ impl AwsValidation {
             password,
             require_tls: true,
         })
+    }
+
+    /// Run `resource`'s validation checks, plus `extra` assertions, against the database
+    /// at `endpoint` (or the one the local-only mapping names for `local_key`).
+    pub(crate) async fn probe_database(
+        &self,
+        plan: &Plan,
+        resource: &ProtectedResource,
+        engine: Engine,
+        endpoint: Option<&Endpoint>,
+        local_key: &str,
+        extra: &[SqlAssertion],
+    ) -> Vec<CheckResult> {
+        let Some(v) = &resource.validation else {
+            return vec![CheckResult::error(
+                "checks",
+                CheckKind::Connect,
+                format!(
+                    "{} has no validation section in the plan: the checks need its \
+                     `validation.database` and `validation.credentials_secret`",
+                    resource.id
+                ),
+            )];
+        };
+        let dialect = if engine.is_postgres_family() {
+            Dialect::Postgres
+        } else {
+            Dialect::Mysql
+        };
+        let mut v = v.clone();
+        v.assertions.extend(extra.iter().cloned());
+        let checks = match plan_checks(dialect, &v) {
+            Ok(c) => c,
+            Err(e) => {
+                return vec![CheckResult::error(
+                    "checks",
+                    CheckKind::Connect,
+                    e.to_string(),
+                )];
+            }
+        };
+        let target = match self
+            .target(
+                local_key,
+                engine,
+                endpoint,
+                &v.database,
+                &v.credentials_secret,
+            )
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return vec![CheckResult::error("connect", CheckKind::Connect, e)],
+        };
+        SqlProbe
+            .probe(
+                &target,
+                &checks,
+                Duration::from_secs(u64::from(plan.validation.statement_timeout_seconds)),
+            )
+            .await
     }
 
     async fn delete_tagged_instance(&self, id: &str) -> Result<(), AwsError> {
@@ -463,42 +549,22 @@ impl ValidationPort for AwsValidation {
         resource: &ProtectedResource,
         run: &Run,
     ) -> Vec<CheckResult> {
-        let Some(v) = &resource.validation else {
+        if resource.validation.is_none() {
             return vec![CheckResult::error(
                 "checks",
                 CheckKind::Connect,
                 format!("{} has no validation checks in the plan", resource.id),
             )];
-        };
-        let dialect = if run.engine.is_postgres_family() {
-            Dialect::Postgres
-        } else {
-            Dialect::Mysql
-        };
-        let checks = match plan_checks(dialect, v) {
-            Ok(c) => c,
-            Err(e) => {
-                return vec![CheckResult::error(
-                    "checks",
-                    CheckKind::Connect,
-                    e.to_string(),
-                )];
-            }
-        };
-        let target = match self
-            .target(resource, run, &v.database, &v.credentials_secret)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return vec![CheckResult::error("connect", CheckKind::Connect, e)],
-        };
-        SqlProbe
-            .probe(
-                &target,
-                &checks,
-                Duration::from_secs(u64::from(plan.validation.statement_timeout_seconds)),
-            )
-            .await
+        }
+        self.probe_database(
+            plan,
+            resource,
+            run.engine,
+            run.endpoint.as_ref(),
+            &resource.id,
+            &[],
+        )
+        .await
     }
 
     async fn tag_validated(&self, run: &Run, at: DateTime<Utc>) -> Result<(), AwsError> {
@@ -623,6 +689,27 @@ mod tests {
             !format!("{billing:?}").contains("pw"),
             "no password in Debug"
         );
+    }
+
+    #[test]
+    fn a_prefix_entry_maps_every_recovered_instance_and_an_exact_entry_wins() {
+        let map = local_databases(
+            &lookup(
+                "orders-db=postgres://h:1/orders,orders-db-pitr-*=postgres://h:2/orders,\
+                 orders-*=postgres://h:3/orders",
+            ),
+            &local_settings(),
+        )
+        .unwrap();
+        let port = |key: &str| local_match(&map, key).map(|(k, db)| (k.to_string(), db.port));
+        assert_eq!(port("orders-db"), Some(("orders-db".into(), 1)));
+        // The longest matching prefix decides.
+        assert_eq!(
+            port("orders-db-pitr-202611201429"),
+            Some(("orders-db-pitr-*".into(), 2))
+        );
+        assert_eq!(port("orders-archive"), Some(("orders-*".into(), 3)));
+        assert_eq!(port("billing-db"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::function::Invocation;
 use crate::metrics::observe;
 use crate::notify::{Notification, Notifier};
 use crate::plan::Plan;
+use crate::recovery::{DrPhase, RecoveryBook, WriterTask, may_start};
 use crate::state::{self, AuditEntry, MachineKey, Outcome, StateError, StateStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -35,6 +36,10 @@ pub struct DrDocument {
     /// Who is acting on it, until when.
     #[serde(default)]
     pub lease: Option<Lease>,
+    /// The plan's point-in-time recoveries (kept here so that they and the DR state
+    /// change under one version).
+    #[serde(default, skip_serializing_if = "RecoveryBook::is_empty")]
+    pub recoveries: RecoveryBook,
 }
 
 /// An invocation's right to perform the actions of the current step.
@@ -192,6 +197,21 @@ pub enum DrError {
     /// its lease); the other one continues.
     #[error("lost the lease on the DR state while acting; another invocation continues")]
     LeaseLost,
+    /// AWS could not be read before deciding (a recovery command); nothing was changed.
+    #[error("{0}; nothing was changed, try again")]
+    Aws(crate::error::AwsError),
+}
+
+impl From<crate::recovery::run::RecoveryRunError> for DrError {
+    fn from(e: crate::recovery::run::RecoveryRunError) -> Self {
+        use crate::recovery::run::RecoveryRunError as R;
+        match e {
+            R::Refused(why) => DrError::Refused(why),
+            R::Aws(e) => DrError::Aws(e),
+            R::State(e) => DrError::State(e),
+            R::LeaseLost => DrError::LeaseLost,
+        }
+    }
 }
 
 impl Classify for DrError {
@@ -199,6 +219,7 @@ impl Classify for DrError {
         match self {
             DrError::BadInput(_) | DrError::Refused(_) | DrError::LeaseLost => Retry::NonRetryable,
             DrError::State(e) => e.retry(),
+            DrError::Aws(e) => e.retry(),
         }
     }
 }
@@ -260,7 +281,7 @@ pub async fn drive<M: Machine>(
         } else {
             M::Facts::default()
         };
-        let decision = machine.decide(&doc.state, &input, &facts, now);
+        let decision = guard_writer(plan, &doc, machine.decide(&doc.state, &input, &facts, now));
         let lease = (!decision.actions.is_empty()).then(|| Lease {
             holder: invocation.request_id.clone(),
             until: (now + Duration::seconds(LEASE_SECONDS)).min(invocation.deadline),
@@ -268,6 +289,7 @@ pub async fn drive<M: Machine>(
         let next_doc = DrDocument {
             state: decision.state.clone(),
             lease,
+            recoveries: doc.recoveries.clone(),
         };
         let mut version = version;
         if next_doc != doc {
@@ -284,7 +306,15 @@ pub async fn drive<M: Machine>(
                 Err(e) => return Err(e.into()),
             }
         }
-        record(machine, edges, &decision.notes, trigger, now).await;
+        record_notes(
+            plan,
+            machine.function(),
+            edges,
+            &decision.notes,
+            trigger,
+            now,
+        )
+        .await;
         steps.push(decision.reply.clone());
         let mut next = decision.next;
         let mut after = decision.state.clone();
@@ -326,6 +356,7 @@ pub async fn drive<M: Machine>(
             let released = DrDocument {
                 state: after.clone(),
                 lease: None,
+                recoveries: doc.recoveries.clone(),
             };
             match state::save(edges.state, &key, &released, version, edges.clock.now()).await {
                 Ok(_) => {}
@@ -379,18 +410,39 @@ pub async fn drive<M: Machine>(
     }
 }
 
-async fn record<M: Machine>(
-    machine: &M,
+/// Refuse a decision that starts a failover or failback while a recovery holds the
+/// single-writer lock ([`may_start`]); any other decision passes unchanged.
+pub(crate) fn guard_writer<A>(plan: &Plan, doc: &DrDocument, decision: Decision<A>) -> Decision<A> {
+    let task = match (DrPhase::of(&doc.state), DrPhase::of(&decision.state)) {
+        (DrPhase::Normal, DrPhase::FailingOver) => WriterTask::Failover,
+        (DrPhase::FailedOver, DrPhase::FailingBack) => WriterTask::Failback,
+        _ => return decision,
+    };
+    match may_start(task, DrPhase::of(&doc.state), &doc.recoveries, plan) {
+        Ok(()) => decision,
+        Err(e) => Decision::refuse(&doc.state, e.to_string()).note(
+            crate::notify::Severity::Critical,
+            "dr.refused",
+            e.to_string(),
+            "Nothing was changed. A point-in-time recovery holds the single-writer lock; \
+             see recovery-status.",
+        ),
+    }
+}
+
+/// Append each note to the plan's audit timeline and notify it.
+pub async fn record_notes(
+    plan: &Plan,
+    function: &str,
     edges: &Edges<'_>,
     notes: &[Note],
     trigger: &str,
     now: DateTime<Utc>,
 ) {
-    let plan = machine.plan();
     for note in notes {
         let entry = AuditEntry {
             at: now,
-            function: machine.function().into(),
+            function: function.into(),
             trigger: trigger.to_string(),
             action: note.action.clone(),
             resource: None,

@@ -1293,6 +1293,6 @@ pub fn absorb(state: &DrState, outcomes: &[FbOutcome], now: DateTime<Utc>) -> Dr
 }
 
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;

@@ -22,12 +22,13 @@
 //! state (`dr::run`); the property test in `tests.rs` checks the rule over random
 //! interleavings of failover, failback, recoveries and crashes.
 
+pub mod run;
 #[cfg(test)]
 mod tests;
 
 use crate::dr::{DrState, Note};
 use crate::notify::Severity;
-use crate::plan::{Plan, RESOURCE_TAG, ResourceKind};
+use crate::plan::{Plan, RESOURCE_TAG, ResourceKind, SqlAssertion};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,6 +74,10 @@ pub enum RecoveryCommand {
         restore_time: String,
         /// Why, for the timeline.
         reason: String,
+        /// The recovery's own checks, beside the plan's validation checks of the resource
+        /// (for example the row count of the damaged table).
+        #[serde(default)]
+        assertions: Vec<SqlAssertion>,
     },
     /// Report one recovery, or all.
     RecoveryStatus {
@@ -261,6 +266,9 @@ pub struct Recovery {
     pub latest: bool,
     /// Why, as the operator said.
     pub reason: String,
+    /// The recovery's own checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assertions: Vec<SqlAssertion>,
     /// When it was requested.
     pub requested_at: DateTime<Utc>,
     /// Where it is.
@@ -308,6 +316,16 @@ impl RecoveryBook {
             .iter()
             .filter(|r| r.resource == resource && r.phase == Phase::CutOver)
             .max_by_key(|r| r.cutover.as_ref().and_then(|c| c.done_at))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.recoveries.is_empty()
+    }
+
+    /// Whether any recovery still moves by itself (a tick should advance it).
+    pub fn any_active(&self) -> bool {
+        self.recoveries.iter().any(|r| r.phase.active())
     }
 
     fn ids(&self) -> Vec<String> {
@@ -395,6 +413,8 @@ pub enum RecoveryAction {
         resource: String,
         /// The recovered resource.
         target: String,
+        /// The recovery's own checks.
+        assertions: Vec<SqlAssertion>,
     },
     /// Stop the damaged writer accepting writes.
     Fence {
@@ -750,7 +770,19 @@ pub fn step(
             resource,
             restore_time,
             reason,
-        }) => recover(plan, book, resource, restore_time, reason, facts, now),
+            assertions,
+        }) => recover(
+            plan,
+            book,
+            Request {
+                resource,
+                restore_time,
+                reason,
+                assertions,
+            },
+            facts,
+            now,
+        ),
         RecoveryInput::Command(RecoveryCommand::RecoveryStatus { recovery }) => {
             status(book, recovery.as_deref(), now)
         }
@@ -777,15 +809,27 @@ fn unknown_recovery(book: &RecoveryBook, id: &str) -> RecoveryError {
     }
 }
 
+/// A `recover` command's fields.
+struct Request<'a> {
+    resource: &'a str,
+    restore_time: &'a str,
+    reason: &'a str,
+    assertions: &'a [SqlAssertion],
+}
+
 fn recover(
     plan: &Plan,
     book: &RecoveryBook,
-    resource: &str,
-    restore_time: &str,
-    reason: &str,
+    request: Request<'_>,
     facts: &RecoveryFacts,
     now: DateTime<Utc>,
 ) -> Result<RecoveryDecision, RecoveryError> {
+    let Request {
+        resource,
+        restore_time,
+        reason,
+        assertions,
+    } = request;
     let res = plan
         .resource(resource)
         .ok_or_else(|| RecoveryError::UnknownResource {
@@ -823,6 +867,7 @@ fn recover(
         restore_time: t,
         latest,
         reason: reason.trim().into(),
+        assertions: assertions.to_vec(),
         requested_at: now,
         phase: Phase::Requested,
         checks: None,
@@ -1163,6 +1208,7 @@ fn advance_one(
                         recovery: r.id.clone(),
                         resource: r.resource.clone(),
                         target: r.id.clone(),
+                        assertions: r.assertions.clone(),
                     });
                     return;
                 }

@@ -31,6 +31,7 @@ fn recover(resource: &str, time: &str) -> RecoveryInput {
         resource: resource.into(),
         restore_time: time.into(),
         reason: "DELETE without WHERE on orders".into(),
+        assertions: vec![],
     })
 }
 
@@ -216,6 +217,7 @@ fn no_window_unknown_resource_and_missing_reason_are_refused() {
             resource: "orders-db".into(),
             restore_time: "latest".into(),
             reason: "  ".into(),
+            assertions: vec![],
         }),
         &RecoveryBook::default(),
         &facts(),
@@ -773,6 +775,7 @@ impl World {
                         resource: "orders-db".into(),
                         restore_time: rfc3339(t),
                         reason: "damage".into(),
+                        assertions: vec![],
                     }),
                     false,
                 );

@@ -290,7 +290,7 @@ pub fn judge(check: &PlannedCheck, returned: &Returned) -> CheckResult {
         (Expect::Text(expected), _) => {
             result.expected = Some(expected.clone());
             let got = value.unwrap_or_else(|| "NULL".into());
-            result.passed = got == *expected;
+            result.passed = same_answer(&got, expected);
             result.detail = if result.passed {
                 format!("assertion {:?} holds ({got})", check.name)
             } else {
@@ -302,6 +302,19 @@ pub fn judge(check: &PlannedCheck, returned: &Returned) -> CheckResult {
         }
     }
     result
+}
+
+/// Whether an assertion's answer is the expected one: the same text, or the same
+/// boolean however spelled (PostgreSQL answers `t`/`f`, plans naturally say `true`).
+fn same_answer(got: &str, expected: &str) -> bool {
+    fn boolean(v: &str) -> Option<bool> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "t" | "true" => Some(true),
+            "f" | "false" => Some(false),
+            _ => None,
+        }
+    }
+    got == expected || boolean(got).is_some_and(|g| boolean(expected) == Some(g))
 }
 
 /// Every query of a resource's checks, in order: table count, then per critical table its
@@ -430,6 +443,20 @@ mod tests {
                 expect: "0".into(),
             }],
         }
+    }
+
+    #[test]
+    fn a_boolean_answer_matches_however_it_is_spelled_and_nothing_else_loosens() {
+        assert!(same_answer("t", "true"));
+        assert!(same_answer("f", "FALSE"));
+        assert!(same_answer("true", "t"));
+        assert!(!same_answer("t", "false"));
+        assert!(
+            !same_answer("1", "true"),
+            "MySQL's 1 is a number, compared as text"
+        );
+        assert!(same_answer("42", "42"));
+        assert!(!same_answer("42 ", "42"));
     }
 
     #[test]

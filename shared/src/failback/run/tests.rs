@@ -192,6 +192,7 @@ impl Fixture {
         let doc = DrDocument {
             state: failed_over(now),
             lease: None,
+            ..Default::default()
         };
         state::save(&f.state, &dr_key(&f.plan), &doc, None, now)
             .await

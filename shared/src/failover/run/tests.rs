@@ -296,6 +296,7 @@ async fn a_crash_after_promotion_and_before_dns_resumes_on_the_next_tick() {
             holder: "crashed".into(),
             until: t0() + Duration::seconds(20),
         }),
+        ..Default::default()
     };
     state::save(&f.state, &dr_key(&f.plan), &held, None, t0())
         .await

@@ -1,0 +1,521 @@
+//! The executor of point-in-time recoveries: load the recoveries (kept in the DR
+//! document, so that the single-writer lock with failover and failback is one versioned
+//! write), read what AWS shows, decide with [`super::step`], persist, act, persist again —
+//! until the recoveries wait (a restore takes minutes: the next tick resumes it).
+//!
+//! The same exactly-once rules as the DR executor ([`crate::dr::run`]): every change is a
+//! conditional write on the document's version, and the write before an action takes
+//! the document's lease, so of two racing invocations one acts and the other reports it.
+
+use super::{
+    CheckReport, DrPhase, Phase, RecoveredFacts, Recovery, RecoveryAction, RecoveryBook,
+    RecoveryCommand, RecoveryFacts, RecoveryInput, RestorableWindow, step,
+};
+use crate::dr::Note;
+use crate::dr::run::{Clock, DrDocument, Edges, Lease, dr_key, record_notes};
+use crate::error::{AwsError, AwsFailure, Classify, Retry};
+use crate::function::Invocation;
+use crate::notify::{Notifier, Severity};
+use crate::plan::{Plan, ProtectedResource};
+use crate::report::{ReportSink, report_key};
+use crate::state::{self, AuditEntry, Outcome, StateError, StateStore};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Longest a lease is held for one round of actions.
+const LEASE_SECONDS: i64 = 120;
+/// How long one invocation waits for a short step (a fence, a DNS change) before
+/// leaving it to the next tick.
+const POLL_BUDGET_SECONDS: i64 = 30;
+/// Rounds of decide-and-act per invocation, a bound against a loop that never settles.
+const MAX_ROUNDS: usize = 12;
+
+/// What was done by an action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Performed {
+    /// The call was accepted.
+    Done,
+    /// The checks ran; what they found.
+    Checks(CheckReport),
+}
+
+/// The recovery port: point-in-time restores, checks, fencing and the database record.
+#[async_trait]
+pub trait RecoveryPort: Send + Sync {
+    /// The span `resource` can be restored to; `None` when AWS reports none (automated
+    /// backups or point-in-time recovery disabled).
+    async fn window(
+        &self,
+        plan: &Plan,
+        resource: &ProtectedResource,
+    ) -> Result<Option<RestorableWindow>, AwsError>;
+    /// What AWS shows of `recovery` (the checks' results are not read here: they come
+    /// from running them). An error means "could not look": nothing is decided on it.
+    async fn observe(&self, plan: &Plan, recovery: &Recovery) -> Result<RecoveredFacts, AwsError>;
+    /// Carry out one action.
+    async fn perform(&self, plan: &Plan, action: &RecoveryAction) -> Result<Performed, AwsError>;
+}
+
+/// Why a recovery invocation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecoveryRunError {
+    /// The command was refused; nothing changed.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// AWS could not be read, so nothing was decided.
+    #[error("{0}; nothing was changed, try again")]
+    Aws(AwsError),
+    /// The state table failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Another invocation took the document's lease while this one acted.
+    #[error("lost the lease on the DR state while acting; another invocation continues")]
+    LeaseLost,
+}
+
+impl Classify for RecoveryRunError {
+    fn retry(&self) -> Retry {
+        match self {
+            RecoveryRunError::Refused(_) | RecoveryRunError::LeaseLost => Retry::NonRetryable,
+            RecoveryRunError::Aws(e) => e.retry(),
+            RecoveryRunError::State(e) => e.retry(),
+        }
+    }
+}
+
+/// The answer to a recovery command or tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryReply {
+    /// The plan.
+    pub plan: String,
+    /// What each round of this invocation said.
+    pub steps: Vec<String>,
+    /// Every recovery of the plan after this invocation.
+    pub recoveries: Vec<Recovery>,
+    /// The reports written (a completed cutover).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<String>,
+}
+
+/// Everything the recovery executor needs.
+pub struct RecoveryRun<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// RDS, DynamoDB, Route 53, the SQL probe.
+    pub port: &'a dyn RecoveryPort,
+    /// The state table.
+    pub state: &'a dyn StateStore,
+    /// Notifications.
+    pub notifier: &'a dyn Notifier,
+    /// Reports.
+    pub reports: &'a dyn ReportSink,
+    /// Time.
+    pub clock: &'a dyn Clock,
+}
+
+/// Whether a payload is a recovery command, parsed. `Ok(None)`: it is not one (another
+/// part of the function handles it); `Err`: it names a recovery action but is malformed.
+pub fn parse_command(payload: &serde_json::Value) -> Result<Option<RecoveryCommand>, String> {
+    let action = payload
+        .as_object()
+        .and_then(|m| m.get("action"))
+        .and_then(|a| a.as_str());
+    if !matches!(
+        action,
+        Some("recover" | "recovery-status" | "cutover" | "discard")
+    ) {
+        return Ok(None);
+    }
+    serde_path_to_error::deserialize(payload)
+        .map(Some)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            format!(
+                "the {:?} command at {}: {}; see events/recover.json and the README's runbook",
+                action.unwrap_or_default(),
+                if path == "." {
+                    "top level".into()
+                } else {
+                    path
+                },
+                e.inner()
+            )
+        })
+}
+
+fn trigger_of(input: &RecoveryInput) -> String {
+    match input {
+        RecoveryInput::Tick => "tick".into(),
+        RecoveryInput::Command(RecoveryCommand::Recover { resource, .. }) => {
+            format!("operator recover {resource}")
+        }
+        RecoveryInput::Command(RecoveryCommand::RecoveryStatus { .. }) => {
+            "operator recovery-status".into()
+        }
+        RecoveryInput::Command(RecoveryCommand::Cutover {
+            recovery, force, ..
+        }) => format!(
+            "operator cutover {recovery}{}",
+            if *force { " (forced)" } else { "" }
+        ),
+        RecoveryInput::Command(RecoveryCommand::Discard { recovery }) => {
+            format!("operator discard {recovery}")
+        }
+    }
+}
+
+/// The recoveries an input needs AWS's view of: the active ones, and the one a cutover
+/// names (cutover begins by fencing, decided on the facts).
+fn observed<'b>(book: &'b RecoveryBook, input: &RecoveryInput) -> Vec<&'b Recovery> {
+    let named = match input {
+        RecoveryInput::Command(RecoveryCommand::Cutover { recovery, .. }) => Some(recovery),
+        _ => None,
+    };
+    book.recoveries
+        .iter()
+        .filter(|r| r.phase.active() || Some(&r.id) == named)
+        .collect()
+}
+
+/// A restore or instance creation AWS refused outright (a bad parameter, a quota) does
+/// not heal by retrying: the recovery is Failed, and `discard` cleans up.
+fn refused_for_good(action: &RecoveryAction, e: &AwsError) -> Option<String> {
+    match action {
+        RecoveryAction::Restore { recovery, .. }
+        | RecoveryAction::CreateInstance { recovery, .. }
+            if matches!(e.failure, AwsFailure::Refused | AwsFailure::BadRequest)
+                && !e.is_code("DBInstanceAlreadyExists")
+                && !e.is_code("DBClusterAlreadyExistsFault")
+                && !e.is_code("TableAlreadyExistsException") =>
+        {
+            Some(recovery.clone())
+        }
+        _ => None,
+    }
+}
+
+fn action_name(action: &RecoveryAction) -> (&'static str, &str) {
+    match action {
+        RecoveryAction::Restore { recovery, .. } => ("recovery.restore", recovery),
+        RecoveryAction::CreateInstance { recovery, .. } => ("recovery.create-instance", recovery),
+        RecoveryAction::RunChecks { recovery, .. } => ("recovery.checks", recovery),
+        RecoveryAction::Fence { recovery, .. } => ("recovery.fence", recovery),
+        RecoveryAction::PointRecord { recovery, .. } => ("recovery.point-record", recovery),
+        RecoveryAction::Delete { recovery, .. } => ("recovery.delete", recovery),
+    }
+}
+
+fn describe(action: &RecoveryAction) -> String {
+    match action {
+        RecoveryAction::Restore {
+            source,
+            target,
+            restore_time,
+            ..
+        } => format!(
+            "point-in-time restore of {source} into {target} to {}",
+            restore_time.map_or("the latest restorable time".into(), |t| t.to_rfc3339())
+        ),
+        RecoveryAction::CreateInstance {
+            cluster, instance, ..
+        } => format!("instance {instance} in the restored cluster {cluster}"),
+        RecoveryAction::RunChecks {
+            resource, target, ..
+        } => format!("{resource}'s checks against {target}"),
+        RecoveryAction::Fence { writer, .. } => format!("fence the damaged writer {writer}"),
+        RecoveryAction::PointRecord { record, target, .. } => {
+            format!("point {record} at {target}")
+        }
+        RecoveryAction::Delete { target, .. } => format!("delete {target}"),
+    }
+}
+
+impl RecoveryRun<'_> {
+    fn edges(&self) -> Edges<'_> {
+        Edges {
+            state: self.state,
+            notifier: self.notifier,
+            clock: self.clock,
+        }
+    }
+
+    async fn audit(
+        &self,
+        trigger: &str,
+        action: &str,
+        resource: &str,
+        outcome: Outcome,
+        detail: String,
+    ) {
+        let entry = AuditEntry {
+            at: self.clock.now(),
+            function: "failover".into(),
+            trigger: trigger.into(),
+            action: action.into(),
+            resource: Some(resource.into()),
+            outcome,
+            detail,
+            data: serde_json::Value::Null,
+        };
+        if let Err(e) = self.state.append(&self.plan.name, &entry).await {
+            tracing::warn!(error = %e, "audit entry not written");
+        }
+    }
+
+    async fn facts(
+        &self,
+        doc: &DrDocument,
+        input: &RecoveryInput,
+        checks: &BTreeMap<String, CheckReport>,
+    ) -> Result<RecoveryFacts, RecoveryRunError> {
+        let window = match input {
+            RecoveryInput::Command(RecoveryCommand::Recover { resource, .. }) => {
+                match self.plan.resource(resource) {
+                    Some(r) => self
+                        .port
+                        .window(self.plan, r)
+                        .await
+                        .map_err(RecoveryRunError::Aws)?,
+                    // The step refuses the unknown resource by name.
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let mut recovered = BTreeMap::new();
+        for r in observed(&doc.recoveries, input) {
+            let mut f = self
+                .port
+                .observe(self.plan, r)
+                .await
+                .map_err(RecoveryRunError::Aws)?;
+            f.checks = checks.get(&r.id).cloned();
+            recovered.insert(r.id.clone(), f);
+        }
+        Ok(RecoveryFacts {
+            dr: Some(DrPhase::of(&doc.state)),
+            window,
+            recovered,
+        })
+    }
+
+    /// A tick for the recoveries, when any is active (one read otherwise).
+    pub async fn advance(
+        &self,
+        invocation: &Invocation,
+    ) -> Result<Option<RecoveryReply>, RecoveryRunError> {
+        let active = state::load::<DrDocument>(self.state, &dr_key(self.plan))
+            .await?
+            .is_some_and(|v| v.value.recoveries.any_active());
+        if !active {
+            return Ok(None);
+        }
+        self.handle(RecoveryInput::Tick, invocation).await.map(Some)
+    }
+
+    /// Handle one recovery command, or a tick that moves the active recoveries on.
+    pub async fn handle(
+        &self,
+        first: RecoveryInput,
+        invocation: &Invocation,
+    ) -> Result<RecoveryReply, RecoveryRunError> {
+        let key = dr_key(self.plan);
+        let trigger = trigger_of(&first);
+        let mut input = first;
+        let mut steps = Vec::new();
+        let mut reports = Vec::new();
+        let mut checks: BTreeMap<String, CheckReport> = BTreeMap::new();
+        let started = self.clock.now();
+        let mut book = RecoveryBook::default();
+        for _ in 0..MAX_ROUNDS {
+            let now = self.clock.now();
+            let stored = state::load::<DrDocument>(self.state, &key).await?;
+            let (version, doc) = match stored {
+                Some(v) => (Some(v.version), v.value),
+                None => (None, DrDocument::default()),
+            };
+            book = doc.recoveries.clone();
+            if let Some(lease) = &doc.lease
+                && lease.until > now
+                && lease.holder != invocation.request_id
+            {
+                steps.push(format!(
+                    "another invocation ({}) is acting on the DR state until {}; this one does \
+                     nothing",
+                    lease.holder, lease.until
+                ));
+                break;
+            }
+            let facts = self.facts(&doc, &input, &checks).await?;
+            let decision = step(self.plan, &doc.recoveries, &input, &facts, now);
+            if let Some(refused) = decision.refused {
+                return Err(RecoveryRunError::Refused(refused.to_string()));
+            }
+            let lease = (!decision.actions.is_empty()).then(|| Lease {
+                holder: invocation.request_id.clone(),
+                until: (now + Duration::seconds(LEASE_SECONDS)).min(invocation.deadline),
+            });
+            let next = DrDocument {
+                lease,
+                recoveries: decision.state.clone(),
+                state: doc.state.clone(),
+            };
+            let mut version = version;
+            if next != doc {
+                match state::save(self.state, &key, &next, version, now).await {
+                    Ok(v) => version = Some(v),
+                    Err(StateError::Conflict { .. }) => {
+                        steps.push(
+                            "the DR state changed under this invocation; reading it again".into(),
+                        );
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            book = decision.state.clone();
+            record_notes(
+                self.plan,
+                "failover",
+                &self.edges(),
+                &decision.notes,
+                &trigger,
+                now,
+            )
+            .await;
+            steps.push(decision.reply.clone());
+            for r in &book.recoveries {
+                let was = doc.recoveries.get(&r.id).map(|x| &x.phase);
+                if r.phase == Phase::CutOver && was != Some(&Phase::CutOver) {
+                    reports.extend(self.report(r, now).await);
+                }
+            }
+            if decision.actions.is_empty() {
+                break;
+            }
+            let mut failures = Vec::new();
+            let mut waits = false;
+            let mut ran_checks = false;
+            for action in &decision.actions {
+                let (name, recovery) = action_name(action);
+                let what = describe(action);
+                match self.port.perform(self.plan, action).await {
+                    Ok(Performed::Checks(report)) => {
+                        self.audit(
+                            &trigger,
+                            name,
+                            recovery,
+                            Outcome::Succeeded,
+                            format!(
+                                "{what}: {} passed, {} failed",
+                                report.passed.len(),
+                                report.failed.len()
+                            ),
+                        )
+                        .await;
+                        checks.insert(recovery.to_string(), report);
+                        ran_checks = true;
+                    }
+                    Ok(Performed::Done) => {
+                        waits |= matches!(
+                            action,
+                            RecoveryAction::Fence { .. } | RecoveryAction::PointRecord { .. }
+                        );
+                        self.audit(&trigger, name, recovery, Outcome::Succeeded, what)
+                            .await;
+                    }
+                    Err(e) => {
+                        steps.push(format!("{what} failed (the next look retries it): {e}"));
+                        self.audit(
+                            &trigger,
+                            name,
+                            recovery,
+                            Outcome::Failed,
+                            format!("{what}: {e}"),
+                        )
+                        .await;
+                        if let Some(id) = refused_for_good(action, &e) {
+                            failures.push((id, e.to_string()));
+                        }
+                    }
+                }
+            }
+            let mut released = next.clone();
+            released.lease = None;
+            let mut notes = Vec::new();
+            for (id, why) in failures {
+                if let Some(r) = released
+                    .recoveries
+                    .recoveries
+                    .iter_mut()
+                    .find(|r| r.id == id)
+                {
+                    r.phase = Phase::Failed { why: why.clone() };
+                    notes.push(Note {
+                        severity: Severity::Critical,
+                        action: "recovery.failed".into(),
+                        subject: format!("recovery {id} failed"),
+                        detail: format!(
+                            "AWS refused the restore: {why}. Nothing else was changed; \
+                             discard it, fix the cause and recover again."
+                        ),
+                    });
+                }
+            }
+            match state::save(self.state, &key, &released, version, self.clock.now()).await {
+                Ok(_) => {}
+                Err(StateError::Conflict { .. }) => return Err(RecoveryRunError::LeaseLost),
+                Err(e) => return Err(e.into()),
+            }
+            book = released.recoveries.clone();
+            record_notes(self.plan, "failover", &self.edges(), &notes, &trigger, now).await;
+            input = RecoveryInput::Tick;
+            if !ran_checks && !waits {
+                // A restore or a deletion takes minutes: the next tick looks again.
+                break;
+            }
+            if waits {
+                let elapsed = self.clock.now() - started;
+                if elapsed > Duration::seconds(POLL_BUDGET_SECONDS)
+                    || self.clock.now() + Duration::seconds(LEASE_SECONDS) > invocation.deadline
+                {
+                    steps.push("the next tick looks again".into());
+                    break;
+                }
+                self.clock.sleep(std::time::Duration::from_secs(2)).await;
+            }
+        }
+        Ok(RecoveryReply {
+            plan: self.plan.name.clone(),
+            steps,
+            recoveries: book.recoveries,
+            reports,
+        })
+    }
+
+    /// The cutover's report in S3: what was restored, what was fenced, the data lost.
+    async fn report(&self, r: &Recovery, now: DateTime<Utc>) -> Option<String> {
+        let body = serde_json::json!({
+            "plan": self.plan.name,
+            "recovery": r,
+            "lost_window_seconds": r.lost_window_seconds(now),
+            "lost_window": {
+                "from": r.restore_time,
+                "to": r.cutover.as_ref().and_then(|c| c.done_at),
+            },
+        });
+        let key = report_key(&self.plan.name, "recovery", &r.id, now);
+        match self.reports.put_report(&key, &body).await {
+            Ok(uri) => Some(uri),
+            Err(e) => {
+                tracing::warn!(error = %e, recovery = %r.id, "cutover report not written");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
