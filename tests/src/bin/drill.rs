@@ -22,11 +22,14 @@ use std::time::{Duration, Instant};
 #[path = "drill/validation.rs"]
 mod validation;
 
-/// How often the drill polls what it waits for, in AWS seconds (scaled like every
-/// duration, so the gap it adds is comparable with AWS's own times).
 #[path = "drill/readiness.rs"]
 mod readiness;
 
+#[path = "drill/accident.rs"]
+mod accident;
+
+/// How often the drill polls what it waits for, in AWS seconds (scaled like every
+/// duration, so the gap it adds is comparable with AWS's own times).
 const POLL_EVERY_AWS_SECONDS: f64 = 10.0;
 
 struct Args {
@@ -181,7 +184,12 @@ async fn run() -> Result<(), String> {
 
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
     let mut env = world.function_env(&args.plan, &args.endpoint);
-    env.push(validation::database_mapping());
+    // The accidental-deletion stage's stand-in database starts before the functions, so
+    // their local mapping can name where its restore will listen.
+    let mut accident = accident::Accident::prepare()?;
+    let (key, mapping) = validation::database_mapping();
+    // A space between the entries: `cargo lambda watch --env-var` splits its values at commas.
+    env.push((key, format!("{mapping} {}", accident.mapping())));
     say("\nstarting the functions with `cargo lambda watch`...");
     let host = FunctionHost::start(&root, &env)?;
     let mut result = backups(&plan, &world, &host, &root).await;
@@ -191,6 +199,10 @@ async fn run() -> Result<(), String> {
     if result.is_ok() {
         result = validation::stage_validation(&plan, &world, &host, &root, scale).await;
     }
+    if result.is_ok() {
+        result = accident::stage_accident(&mut accident, &host, &root).await;
+    }
+    drop(accident);
     if result.is_ok() {
         result = failover(&plan, &world, &host, &root).await;
     }
@@ -211,7 +223,7 @@ async fn run() -> Result<(), String> {
          then point a function at it with:"
     );
     for (k, v) in &env {
-        println!("  export {k}={v}");
+        println!("  export {k}='{v}'");
     }
     Ok(())
 }
