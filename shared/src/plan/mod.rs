@@ -125,13 +125,15 @@ impl Default for GameDaySettings {
 }
 
 /// How a game day injects its fault.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Both variants are structs (`SignalOnly {}` has no field) so that an unknown field is
+/// refused in either: serde ignores extra fields of a unit variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum InjectionMode {
     /// Set the plan's health alarms to ALARM: exercises detection-to-recovery without
     /// breaking anything, at no cost. The database itself is never disturbed.
-    #[default]
-    SignalOnly,
+    SignalOnly {},
     /// Run an AWS FIS experiment that really disturbs the primary database (the template
     /// defines one, with the stop-condition alarm as its stop condition).
     Fis {
@@ -140,6 +142,12 @@ pub enum InjectionMode {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         experiment_template_id: Option<String>,
     },
+}
+
+impl Default for InjectionMode {
+    fn default() -> Self {
+        InjectionMode::SignalOnly {}
+    }
 }
 
 /// A canary: a row written to the DR writer and read back, proving it accepts writes.

@@ -1204,14 +1204,13 @@ pub(crate) fn game_day_cron_problem(expr: &str) -> Option<String> {
             fields[1]
         ));
     }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, ',' | '-' | '*' | '/' | '?' | '#');
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, ',' | '-' | '*' | '/' | '?' | '#');
     if let Some(f) = fields[2..].iter().find(|f| !f.chars().all(allowed)) {
         return Some(format!("field {f:?} holds characters cron does not use"));
     }
     if (fields[2] == "?") == (fields[4] == "?") {
-        return Some(
-            "exactly one of day-of-month and day-of-week must be `?`".to_string(),
-        );
+        return Some("exactly one of day-of-month and day-of-week must be `?`".to_string());
     }
     None
 }
@@ -1219,8 +1218,7 @@ pub(crate) fn game_day_cron_problem(expr: &str) -> Option<String> {
 /// A FIS experiment template id: `EXT` then letters and digits.
 fn is_fis_template_id(s: &str) -> bool {
     s.len() <= 64
-        && s
-            .strip_prefix("EXT")
+        && s.strip_prefix("EXT")
             .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
@@ -1300,7 +1298,10 @@ fn check_game_days(plan: &Plan, issues: &mut Issues) {
                 if r.kind == ResourceKind::DynamodbTable {
                     issues.add(
                         "game_days.canary.resource",
-                        format!("{} is a DynamoDB table; the canary writes and reads with SQL", r.id),
+                        format!(
+                            "{} is a DynamoDB table; the canary writes and reads with SQL",
+                            r.id
+                        ),
                         "name an RDS instance or Aurora cluster",
                     );
                 } else if r.validation.is_none() {
@@ -1313,7 +1314,10 @@ fn check_game_days(plan: &Plan, issues: &mut Issues) {
                 if r.replica.is_none() {
                     issues.add(
                         "game_days.canary.resource",
-                        format!("{} has no replica, so no failover makes it writable in the DR region", r.id),
+                        format!(
+                            "{} has no replica, so no failover makes it writable in the DR region",
+                            r.id
+                        ),
                         "name a resource with a `replica`",
                     );
                 }
@@ -1322,7 +1326,10 @@ fn check_game_days(plan: &Plan, issues: &mut Issues) {
         if !is_sql_path(&c.table, 1, 2) {
             issues.add(
                 "game_days.canary.table",
-                format!("{:?} is not a table name Lifeboat can quote safely", c.table),
+                format!(
+                    "{:?} is not a table name Lifeboat can quote safely",
+                    c.table
+                ),
                 "use `table` or `schema.table` of letters, digits and underscores",
             );
         }
