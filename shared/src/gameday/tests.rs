@@ -177,7 +177,7 @@ impl Run {
     }
 
     /// Start, inject, and fail over with `timeline(0, total, loss)`.
-    fn to_failed_over(&mut self, total: i64, loss: f64) {
+    fn fail_over(&mut self, total: i64, loss: f64) {
         self.start();
         assert_eq!(self.phase(), Phase::Injecting);
         self.ev(GameDayEvent::InjectionStarted {
@@ -330,7 +330,7 @@ fn a_game_day_with_its_stop_condition_already_firing_is_refused() {
 #[test]
 fn a_game_day_whose_hypothesis_holds() {
     let mut run = Run::new();
-    run.to_failed_over(900, 4.5);
+    run.fail_over(900, 4.5);
     assert_eq!(run.count(is_stop), 1, "the fault stops once failed over");
     assert_eq!(
         run.actions.iter().find(|a| is_verify(a)),
@@ -385,7 +385,7 @@ fn a_game_day_whose_hypothesis_holds() {
 #[test]
 fn a_slow_failover_misses_the_rto_hypothesis() {
     let mut run = Run::new();
-    run.to_failed_over(2400, 4.5);
+    run.fail_over(2400, 4.5);
     run.fail_back(2500);
     let report = run.report();
     assert_eq!(report.hypothesis.rto.verdict, Verdict::NotHeld);
@@ -400,7 +400,7 @@ fn a_slow_failover_misses_the_rto_hypothesis() {
 #[test]
 fn too_much_replica_lag_misses_the_rpo_hypothesis() {
     let mut run = Run::new();
-    run.to_failed_over(900, 1200.0);
+    run.fail_over(900, 1200.0);
     run.fail_back(1000);
     let report = run.report();
     assert_eq!(report.hypothesis.rto.verdict, Verdict::Held);
@@ -411,7 +411,7 @@ fn too_much_replica_lag_misses_the_rpo_hypothesis() {
 #[test]
 fn a_failed_verification_fails_the_rto_hypothesis_but_still_fails_back() {
     let mut run = Run::new();
-    run.to_failed_over(900, 1.0);
+    run.fail_over(900, 1.0);
     run.at(1000).ev(GameDayEvent::Verified(Verification {
         endpoint_answered: true,
         canary: CanaryResult::Failed {
@@ -503,7 +503,7 @@ fn a_stop_condition_mid_failover_lets_the_failover_finish_and_does_not_fail_back
         }
     );
     assert_eq!(
-        run.actions.iter().filter(|a| is_stop(a)).last(),
+        run.actions.iter().rfind(|a| is_stop(a)),
         Some(&GameDayAction::StopInjection {
             injection: Injection::SignalOnly {
                 alarms: run.plan.failover.health_alarms.clone()
@@ -549,7 +549,7 @@ fn a_stop_condition_mid_failover_lets_the_failover_finish_and_does_not_fail_back
 #[test]
 fn a_stop_condition_while_verifying_ends_at_failed_over() {
     let mut run = Run::new();
-    run.to_failed_over(900, 3.0);
+    run.fail_over(900, 3.0);
     run.at(950).ev(GameDayEvent::StopConditionFired {
         alarm: STOP_ALARM.into(),
     });
@@ -561,7 +561,7 @@ fn a_stop_condition_while_verifying_ends_at_failed_over() {
 #[test]
 fn a_stop_condition_during_failback_waits_for_the_failback_to_end() {
     let mut run = Run::new();
-    run.to_failed_over(900, 3.0);
+    run.fail_over(900, 3.0);
     run.at(1000).ev(GameDayEvent::Verified(ok_verification()));
     run.at(1100)
         .dr(failing_back(timeline(0, 900, 3.0), 1100))
@@ -656,7 +656,7 @@ fn a_fault_that_starts_no_failover_fails_the_rto_hypothesis() {
 #[test]
 fn a_rolled_back_failback_is_reported_and_left_to_the_operator() {
     let mut run = Run::new();
-    run.to_failed_over(900, 3.0);
+    run.fail_over(900, 3.0);
     run.at(1000).ev(GameDayEvent::Verified(ok_verification()));
     // Right after the request the DR state is still FailedOver: not a rollback.
     run.at(1010).tick();
@@ -677,7 +677,7 @@ fn a_rolled_back_failback_is_reported_and_left_to_the_operator() {
 #[test]
 fn a_failback_that_never_starts_is_reported() {
     let mut run = Run::new();
-    run.to_failed_over(900, 3.0);
+    run.fail_over(900, 3.0);
     run.at(1000).ev(GameDayEvent::Verified(ok_verification()));
     run.at(1000 + FAILBACK_START_MINUTES * 60).tick();
     assert_eq!(run.phase(), Phase::Reporting);
@@ -688,7 +688,7 @@ fn a_failback_that_never_starts_is_reported() {
 #[test]
 fn a_missing_verification_result_does_not_block_the_failback() {
     let mut run = Run::new();
-    run.to_failed_over(900, 3.0);
+    run.fail_over(900, 3.0);
     run.at(900 + VERIFY_TIMEOUT_MINUTES * 60).tick();
     assert_eq!(run.phase(), Phase::AwaitingFailback);
     assert_eq!(run.count(is_failback), 1);
@@ -801,7 +801,7 @@ fn an_unconfirmed_report_is_written_again_on_the_next_tick() {
 
 /// The events of a whole game day with a stop during the failback, in order.
 fn script(run: &mut Run) {
-    run.to_failed_over(900, 2.0);
+    run.fail_over(900, 2.0);
     run.fail_back(1000);
     run.ev(GameDayEvent::ReportWritten);
 }
@@ -846,7 +846,7 @@ fn a_crash_after_persisting_resumes_without_repeating_the_injection_or_the_failb
 
 fn past(id: &str, days_ago: i64, rto: i64) -> GameDayReport {
     let mut run = Run::new();
-    run.to_failed_over(rto, 1.0);
+    run.fail_over(rto, 1.0);
     run.fail_back(rto + 100);
     let mut r = run.report();
     r.game_day = id.into();
@@ -904,7 +904,7 @@ fn the_trend_compares_this_rto_with_the_last_game_days() {
 fn the_report_carries_the_trend_from_the_facts() {
     let mut run = Run::new();
     run.facts.history = vec![past("a", 60, 1200), past("b", 30, 1100)];
-    run.to_failed_over(900, 1.0);
+    run.fail_over(900, 1.0);
     run.fail_back(1000);
     let report = run.report();
     assert_eq!(report.trend.points.len(), 3);
