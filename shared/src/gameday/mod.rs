@@ -28,9 +28,12 @@
 //! - after a stop condition no failback is started automatically: the report says the
 //!   operator must fail back, because whatever fired the alarm needs a human first.
 
+mod facts;
 mod report;
 #[cfg(test)]
 mod tests;
+
+pub use facts::dr_facts;
 
 pub use report::{
     Check, FailbackStageTime, GameDayOutcome, GameDayReport, Hypothesis, RtoSplit, Trend,

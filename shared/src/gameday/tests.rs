@@ -924,6 +924,109 @@ fn durations_read_naturally() {
     assert_eq!(report::duration_text(7200), "2h 0m 0s");
 }
 
+// ---- the DR document as facts ----
+
+fn targets_json() -> serde_json::Value {
+    json!([{
+        "resource": "orders-db",
+        "lag_at_promotion": 2.5,
+        "promote_issued_at": "2026-12-08T10:00:40Z",
+        "promoted_at": "2026-12-08T10:05:40Z",
+        "dns_submitted_at": "2026-12-08T10:05:45Z",
+        "dns_synced_at": "2026-12-08T10:06:45Z"
+    }])
+}
+
+fn failed_over_json() -> serde_json::Value {
+    json!({
+        "incident": "inc-1",
+        "since": "2026-12-08T10:07:00Z",
+        "cooldown_until": "2026-12-08T11:07:00Z",
+        "measurement": {
+            "rto_seconds": 420, "rto_target_seconds": 1800, "detection_seconds": 30,
+            "aws_seconds": 365, "approval_seconds": 0, "lifeboat_seconds": 25,
+            "data_loss_seconds": 2.5, "rpo_target_seconds": 900
+        },
+        "targets": targets_json()
+    })
+}
+
+#[test]
+fn facts_are_read_off_a_failing_over_document() {
+    let doc = json!({
+        "phase": "FailingOver",
+        "incident": "inc-1",
+        "cause": { "by": "alarm", "name": "orders-db-primary-unhealthy", "fired_at": "2026-12-08T10:00:00Z" },
+        "step": "AwaitPromotion",
+        "received_at": "2026-12-08T10:00:30Z",
+        "marks": [
+            { "step": "Confirm", "at": "2026-12-08T10:00:30Z" },
+            { "step": "AwaitingApproval", "at": "2026-12-08T10:00:32Z" },
+            { "step": "Promote", "at": "2026-12-08T10:00:40Z" }
+        ],
+        "targets": targets_json()
+    });
+    let state: crate::dr::DrState = serde_json::from_value(doc).unwrap();
+    let f = dr_facts(&state, false);
+    assert_eq!(f.phase, DrPhase::FailingOver);
+    assert_eq!(f.failover.alarm_at, Some(at(0)));
+    assert_eq!(f.failover.started_at, Some(at(30)));
+    assert_eq!(f.failover.approval_seconds, Some(8));
+    assert_eq!(f.failover.promotion_started_at, Some(at(40)));
+    assert_eq!(f.failover.promotion_done_at, Some(at(340)));
+    assert_eq!(f.failover.dns_switched_at, Some(at(405)));
+    assert_eq!(f.failover.done_at, None);
+    assert_eq!(f.failover.data_loss_seconds, Some(2.5));
+}
+
+#[test]
+fn facts_are_read_off_failed_over_and_failing_back_documents() {
+    let mut doc = failed_over_json();
+    doc["phase"] = json!("FailedOver");
+    let state: crate::dr::DrState = serde_json::from_value(doc).unwrap();
+    let f = dr_facts(&state, false);
+    assert_eq!(f.phase, DrPhase::FailedOver);
+    assert_eq!(f.cooldown_until, Some(at(3600 + 420)));
+    assert_eq!(f.failover.alarm_at, Some(at(0)));
+    assert_eq!(f.failover.started_at, Some(at(30)));
+    assert_eq!(f.failover.done_at, Some(at(420)));
+    assert_eq!(f.failover.data_loss_seconds, Some(2.5));
+
+    let doc = json!({
+        "phase": "FailingBack",
+        "id": "fb-1",
+        "from": failed_over_json(),
+        "step": "Reprotect",
+        "writer": "dr",
+        "traffic_primary_percent": 0,
+        "targets": [],
+        "marks": [
+            { "step": "RetireOldPrimary", "at": "2026-12-08T12:00:00Z" },
+            { "step": "Reprotect", "at": "2026-12-08T12:03:00Z" }
+        ]
+    });
+    let state: crate::dr::DrState = serde_json::from_value(doc).unwrap();
+    let f = dr_facts(&state, false);
+    assert_eq!(f.phase, DrPhase::FailingBack);
+    assert_eq!(f.failover.done_at, Some(at(420)));
+    assert_eq!(
+        f.failback.stages,
+        vec![
+            StageMark {
+                stage: "RetireOldPrimary".into(),
+                started_at: at(7200)
+            },
+            StageMark {
+                stage: "Reprotect".into(),
+                started_at: at(7380)
+            },
+        ]
+    );
+
+    let f = dr_facts(&crate::dr::DrState::default(), true);
+    assert_eq!(f, DrFacts::normal(true));
+}
+
 // ---- properties ----
 
 #[derive(Debug, Clone)]
