@@ -2,7 +2,7 @@
 //! measured result.
 //!
 //! This module is the pure core: the game-day state machine ([`step`]) and its report
-//! ([`report`]). It decides; it does nothing. The edge (the failover function) persists
+//! ([`GameDayReport`], [`render_report`]). It decides; it does nothing. The edge (the failover function) persists
 //! [`GameDayState`] with a conditional write, performs the [`GameDayAction`]s, and feeds
 //! back what happened as [`GameDayEvent`]s, with the DR state machine's progress as
 //! [`DrFacts`] read from the DR document on every step.
@@ -27,6 +27,21 @@
 //!   DR state (FailedOver or Normal), and only then ends;
 //! - after a stop condition no failback is started automatically: the report says the
 //!   operator must fail back, because whatever fired the alarm needs a human first.
+//!
+//! # What the executor does
+//!
+//! - Keeps one [`GameDayState`] per plan, written conditionally on its version; persists
+//!   every decision's state before performing its actions.
+//! - Builds [`GameDayFacts`] on every step: [`dr_facts`] of the DR document, the active
+//!   point-in-time recovery if any, the plan's stop-condition alarms now in ALARM, and the
+//!   past reports (from S3) for the trend.
+//! - Turns `{"action": "game-day", "mode": "fis"}` into [`GameDayEvent::Start`] with the
+//!   triggering event's id; steps again with [`GameDayEvent::Tick`] at once whenever a
+//!   decision says [`Next::Continue`]; sends `Tick` on every scheduled tick and
+//!   `DrObserved` after every DR step while a game day runs.
+//! - Performs each [`GameDayAction`] and reports back: `Inject` → `InjectionStarted` or
+//!   `InjectionFailed`; `Verify` → `Verified`; `WriteReport` → `ReportWritten`.
+//!   `StopInjection`, `StartFailback` and `Notify` report nothing back.
 
 mod facts;
 mod report;

@@ -567,7 +567,7 @@ pub fn render_report(r: &GameDayReport) -> Vec<String> {
         ),
     ] {
         lines.push(format!(
-            "  - {what}: {} ({})",
+            "  - {what}: {}: {}",
             check.verdict.as_str(),
             check.detail
         ));
@@ -626,13 +626,14 @@ pub fn render_report(r: &GameDayReport) -> Vec<String> {
         .iter()
         .map(|p| opt_duration(p.rto_seconds))
         .collect();
+    let n = r.trend.points.len();
     lines.push(format!(
-        "Trend over the last {} game days: RTO {}: {}; hypothesis held in {} of {}",
-        r.trend.points.len(),
+        "Trend over the last {n} game day{}: RTO {}: {}; hypothesis held in {} of {}",
+        if n == 1 { "" } else { "s" },
         rtos.join(" → "),
         r.trend.direction.as_str(),
         r.trend.held,
-        r.trend.points.len(),
+        n,
     ));
     if r.operator_must_fail_back {
         lines.push(
