@@ -2,7 +2,7 @@
 //!
 //! This crate holds everything but the functions' thin `main.rs` files:
 //! - the pure core: the DR [`plan`], the [`retention`] planner and, as they land, the
-//!   other decisions and state machines (tiers, failover, failback), which take `now` as an
+//!   other decisions and state machines (tiers, failover, failback, [`gameday`]), which take `now` as an
 //!   argument and touch no AWS type;
 //! - the ports ([`state::StateStore`], [`notify::Notifier`], [`report::ReportSink`]) and
 //!   their adapters on the AWS SDK in [`aws`];
@@ -17,6 +17,7 @@ pub mod error;
 pub mod failback;
 pub mod failover;
 pub mod function;
+pub mod gameday;
 pub mod metrics;
 pub mod notify;
 pub mod plan;

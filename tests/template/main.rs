@@ -245,6 +245,134 @@ fn every_function_has_its_schedule_and_rules() {
     assert!(bad.is_empty(), "template.yaml:\n{}", bad.join("\n"));
 }
 
+/// Every resource of type `kind` in `doc`, by logical id.
+fn resources_of<'a>(doc: &'a Value, kind: &str) -> Vec<(String, &'a Value)> {
+    let Some(resources) = get(doc, "Resources").and_then(Value::as_mapping) else {
+        return Vec::new();
+    };
+    resources
+        .iter()
+        .filter(|(_, r)| get(r, "Type").and_then(Value::as_str) == Some(kind))
+        .map(|(id, r)| (id.as_str().unwrap_or_default().to_owned(), r))
+        .collect()
+}
+
+/// The name of a value's short-form tag (`If` for `!If`), if it has one.
+fn tag_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) => Some(tagged.tag.to_string().trim_start_matches('!').to_owned()),
+        _ => None,
+    }
+}
+
+/// A value as the template's parameter defaults make it: `!Ref` of a parameter is its
+/// default, `!If` picks by the condition, `!Equals`, `!Not`, `!And`, `!Or` evaluate.
+/// Enough for the conditions Lifeboat's templates use; anything else is `None`.
+fn evaluate(doc: &Value, value: &Value) -> Option<Value> {
+    let inner = untag(value);
+    let Some(tag) = tag_of(value) else {
+        return Some(inner.clone());
+    };
+    let args = inner.as_sequence();
+    let boolean = |v: bool| Some(Value::Bool(v));
+    match tag.as_str() {
+        "Ref" => {
+            let name = inner.as_str()?;
+            let param = get(doc, "Parameters").and_then(|p| get(p, name))?;
+            get(param, "Default").cloned()
+        }
+        "Equals" => {
+            let args = args?;
+            boolean(evaluate(doc, &args[0])? == evaluate(doc, &args[1])?)
+        }
+        "Not" => boolean(!evaluate(doc, &args?[0])?.as_bool()?),
+        "And" => boolean(
+            args?
+                .iter()
+                .map(|a| evaluate(doc, a).and_then(|v| v.as_bool()))
+                .collect::<Option<Vec<bool>>>()?
+                .into_iter()
+                .all(|b| b),
+        ),
+        "Or" => boolean(
+            args?
+                .iter()
+                .map(|a| evaluate(doc, a).and_then(|v| v.as_bool()))
+                .collect::<Option<Vec<bool>>>()?
+                .into_iter()
+                .any(|b| b),
+        ),
+        "If" => {
+            let args = args?;
+            let name = untag(&args[0]).as_str()?;
+            let condition = get(doc, "Conditions").and_then(|c| c.as_mapping()?.get(name))?;
+            if evaluate(doc, condition)?.as_bool()? {
+                evaluate(doc, &args[1])
+            } else {
+                evaluate(doc, &args[2])
+            }
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn every_fis_experiment_template_has_an_alarm_stop_condition() {
+    let mut seen = 0;
+    for (name, text) in templates() {
+        let doc = parse(&name, &text);
+        for (id, r) in resources_of(&doc, "AWS::FIS::ExperimentTemplate") {
+            seen += 1;
+            let stops = get(r, "Properties")
+                .and_then(|p| get(p, "StopConditions"))
+                .and_then(Value::as_sequence)
+                .unwrap_or_else(|| panic!("{name}: {id} has no StopConditions"));
+            assert!(!stops.is_empty(), "{name}: {id} has no stop condition");
+            for stop in stops {
+                assert_eq!(
+                    get(stop, "Source").and_then(Value::as_str),
+                    Some("aws:cloudwatch:alarm"),
+                    "{name}: {id} has a stop condition that is not an alarm (\"none\" stops nothing)"
+                );
+                assert!(get(stop, "Value").is_some(), "{name}: {id} names no alarm");
+            }
+        }
+    }
+    assert!(seen > 0, "no template defines the game-day FIS experiment");
+}
+
+#[test]
+fn the_game_day_schedule_is_disabled_by_default_and_starts_a_game_day() {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    let schedules = resources_of(&doc, "AWS::Scheduler::Schedule");
+    assert!(
+        !schedules.is_empty(),
+        "template.yaml has no game-day schedule"
+    );
+    for (id, r) in schedules {
+        let props = get(r, "Properties").unwrap();
+        let state = props
+            .as_mapping()
+            .and_then(|m| m.get("State"))
+            .and_then(|s| evaluate(&doc, s));
+        assert_eq!(
+            state.as_ref().and_then(Value::as_str),
+            Some("DISABLED"),
+            "{id} must be DISABLED with the parameters' defaults"
+        );
+        let target = get(props, "Target").unwrap();
+        let input = target
+            .as_mapping()
+            .and_then(|m| m.get("Input"))
+            .and_then(|i| evaluate(&doc, i))
+            .and_then(|i| i.as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("{id} has no Input"));
+        let input: serde_json::Value = serde_json::from_str(&input).unwrap();
+        assert_eq!(input["action"], "game-day", "{id}: {input}");
+    }
+}
+
 // The checks themselves, on templates that break each rule.
 
 const BAD: &str = r#"

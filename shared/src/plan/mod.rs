@@ -68,6 +68,98 @@ pub struct Plan {
     /// Who owns the plan and where its runbook is (the readiness report checks them).
     #[serde(default)]
     pub documentation: Documentation,
+    /// Scheduled game days: whether the plan may have them, when, and how the fault is
+    /// injected. Off unless the plan says `"allowed": true`.
+    #[serde(default)]
+    pub game_days: GameDaySettings,
+}
+
+/// Game days: a real failover and failback of this plan, on purpose, with a hypothesis
+/// and a measured result.
+///
+/// A game day fails production over, so it is off by default and must be enabled plan by
+/// plan (`allowed`), and it needs a brake: at least one stop-condition alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GameDaySettings {
+    /// Whether game days may run against this plan at all. Default `false`: a plan must be
+    /// marked explicitly, and a game day against an unmarked plan is refused.
+    #[serde(default)]
+    pub allowed: bool,
+    /// When scheduled game days run: an EventBridge Scheduler cron expression, e.g.
+    /// `cron(0 10 ? * TUE#2 *)` (10:00 UTC on the second Tuesday of each month). The
+    /// template's schedule takes it; without it game days run only on command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// How the fault is injected. Default `{"mode": "signal_only"}`.
+    #[serde(default)]
+    pub injection: InjectionMode,
+    /// Alarms that stop a game day when any of them fires (and stop the FIS experiment).
+    /// Required when `allowed` is true. They must not be health alarms, which a game day
+    /// sets off on purpose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_condition_alarms: Vec<AlarmRef>,
+    /// A write-then-read the verification performs on the DR writer, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// How many past game days the report's trend covers (1 to 50). Default 5.
+    #[serde(default = "default_game_day_history")]
+    pub history: usize,
+}
+
+fn default_game_day_history() -> usize {
+    5
+}
+
+impl Default for GameDaySettings {
+    fn default() -> Self {
+        GameDaySettings {
+            allowed: false,
+            schedule: None,
+            injection: InjectionMode::default(),
+            stop_condition_alarms: Vec::new(),
+            canary: None,
+            history: default_game_day_history(),
+        }
+    }
+}
+
+/// How a game day injects its fault.
+///
+/// Both variants are structs (`SignalOnly {}` has no field) so that an unknown field is
+/// refused in either: serde ignores extra fields of a unit variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InjectionMode {
+    /// Set the plan's health alarms to ALARM: exercises detection-to-recovery without
+    /// breaking anything, at no cost. The database itself is never disturbed.
+    SignalOnly {},
+    /// Run an AWS FIS experiment that really disturbs the primary database (the template
+    /// defines one, with the stop-condition alarm as its stop condition).
+    Fis {
+        /// The experiment template (`EXT...`). Absent: the one the SAM template deploys,
+        /// which the function reads from its environment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        experiment_template_id: Option<String>,
+    },
+}
+
+impl Default for InjectionMode {
+    fn default() -> Self {
+        InjectionMode::SignalOnly {}
+    }
+}
+
+/// A canary: a row written to the DR writer and read back, proving it accepts writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    /// The plan's id of the resource written to (an RDS instance or Aurora cluster with a
+    /// replica and restore-validation credentials, which the canary connects with).
+    pub resource: String,
+    /// The table the canary row goes to (`table` or `schema.table`), created by the
+    /// application's owners for the purpose and validated like every SQL identifier.
+    pub table: String,
 }
 
 /// Who owns the plan and where its runbook is.

@@ -46,6 +46,13 @@ fn the_shipped_plans_are_valid() {
     assert_eq!(example.snapshots.copy_to[1].key(), "eu-west-1@210987654321");
     assert_eq!(example.retention_for("us-east-1").keep_daily, 7);
     assert_eq!(example.retention_for("eu-west-1").keep_daily, 14);
+    assert!(example.game_days.allowed);
+    assert_eq!(
+        example.game_days.injection,
+        InjectionMode::Fis {
+            experiment_template_id: None
+        }
+    );
 }
 
 #[test]
@@ -587,4 +594,184 @@ fn a_bad_archive_setting_is_rejected_with_its_fix() {
     let mut p = with_archive();
     p["retention"]["archive"]["tiers"] = json!([]);
     assert_issue(&p, "retention.archive.tiers", "no tier is archived");
+}
+
+/// The local plan with game days allowed, a stop condition and a canary: valid.
+fn with_game_days() -> Value {
+    let mut p = local();
+    p["game_days"] = json!({
+        "allowed": true,
+        "schedule": "cron(0 10 ? * TUE#2 *)",
+        "injection": { "mode": "fis", "experiment_template_id": "EXT1a2b3c4d5e6f" },
+        "stop_condition_alarms": [ { "name": "orders-api-customer-errors" } ],
+        "canary": { "resource": "orders-db", "table": "lifeboat.canary" },
+        "history": 8
+    });
+    p
+}
+
+#[test]
+fn game_days_are_off_unless_the_plan_allows_them() {
+    let plan = parse_plan(LOCAL).unwrap();
+    assert!(!plan.game_days.allowed);
+    assert_eq!(plan.game_days.schedule, None);
+    assert_eq!(plan.game_days.injection, InjectionMode::SignalOnly {});
+    assert!(plan.game_days.stop_condition_alarms.is_empty());
+    assert_eq!(plan.game_days.canary, None);
+    assert_eq!(plan.game_days.history, 5);
+}
+
+#[test]
+fn a_complete_game_day_section_parses() {
+    let plan = parse_plan(&with_game_days().to_string()).unwrap();
+    let g = &plan.game_days;
+    assert!(g.allowed);
+    assert_eq!(g.schedule.as_deref(), Some("cron(0 10 ? * TUE#2 *)"));
+    assert_eq!(
+        g.injection,
+        InjectionMode::Fis {
+            experiment_template_id: Some("EXT1a2b3c4d5e6f".into())
+        }
+    );
+    assert_eq!(g.canary.as_ref().unwrap().table, "lifeboat.canary");
+    assert_eq!(g.history, 8);
+
+    let mut p = with_game_days();
+    p["game_days"]["injection"] = json!({ "mode": "fis" });
+    let plan = parse_plan(&p.to_string()).unwrap();
+    assert_eq!(
+        plan.game_days.injection,
+        InjectionMode::Fis {
+            experiment_template_id: None
+        }
+    );
+    p["game_days"]["injection"] = json!({ "mode": "signal_only" });
+    assert!(parse_plan(&p.to_string()).is_ok());
+}
+
+#[test]
+fn unknown_game_day_fields_and_modes_are_rejected() {
+    let mut p = with_game_days();
+    p["game_days"]["alowed"] = json!(true);
+    let err = parse_plan(&p.to_string()).unwrap_err().to_string();
+    assert!(err.contains("game_days") && err.contains("alowed"), "{err}");
+
+    let mut p = with_game_days();
+    p["game_days"]["injection"] = json!({ "mode": "chaos-monkey" });
+    let err = parse_plan(&p.to_string()).unwrap_err().to_string();
+    assert!(err.contains("game_days.injection"), "{err}");
+
+    let mut p = with_game_days();
+    p["game_days"]["injection"] =
+        json!({ "mode": "signal_only", "experiment_template_id": "EXT1" });
+    assert!(parse_plan(&p.to_string()).is_err());
+}
+
+#[test]
+fn a_schedule_needs_the_plan_to_allow_game_days() {
+    let mut p = with_game_days();
+    p["game_days"]["allowed"] = json!(false);
+    assert_issue(&p, "game_days.schedule", "does not allow game days");
+}
+
+#[test]
+fn a_schedule_must_be_a_daily_at_most_scheduler_cron() {
+    for (bad, words) in [
+        ("0 10 ? * TUE#2 *", "cron(...)"),
+        ("rate(7 days)", "cron(...)"),
+        ("cron(0 10 ? * TUE#2)", "has 5 fields"),
+        ("cron(*/5 10 ? * TUE *)", "minutes"),
+        ("cron(0 * ? * TUE *)", "hours"),
+        ("cron(0 24 ? * TUE *)", "hours"),
+        ("cron(0 10 * * TUE *)", "exactly one"),
+        ("cron(0 10 ? * ? *)", "exactly one"),
+        ("cron(0 10 ? * TUE;rm *)", "characters"),
+    ] {
+        let mut p = with_game_days();
+        p["game_days"]["schedule"] = json!(bad);
+        assert_issue(&p, "game_days.schedule", words);
+    }
+    for good in [
+        "cron(0 10 ? * TUE#2 *)",
+        "cron(30 14 1 * ? *)",
+        "cron(0 9 ? 1,4,7,10 MON-FRI 2027)",
+    ] {
+        let mut p = with_game_days();
+        p["game_days"]["schedule"] = json!(good);
+        assert_eq!(issues_of(&p), Vec::<String>::new(), "{good}");
+    }
+}
+
+#[test]
+fn allowed_game_days_need_a_stop_condition_that_is_not_a_health_alarm() {
+    let mut p = with_game_days();
+    p["game_days"]["stop_condition_alarms"] = json!([]);
+    assert_issue(
+        &p,
+        "game_days.stop_condition_alarms",
+        "nothing can stop one",
+    );
+
+    let mut p = with_game_days();
+    p["game_days"]["stop_condition_alarms"] = json!([{ "name": "orders-db-primary-unhealthy" }]);
+    assert_issue(
+        &p,
+        "game_days.stop_condition_alarms[0]",
+        "is a health alarm",
+    );
+
+    let mut p = with_game_days();
+    p["game_days"]["stop_condition_alarms"] = json!([{ "name": "" }]);
+    assert_issue(&p, "game_days.stop_condition_alarms[0].name", "1 to 255");
+}
+
+#[test]
+fn a_canary_must_name_a_replicated_sql_resource_and_a_safe_table() {
+    let mut p = with_game_days();
+    p["game_days"]["canary"]["resource"] = json!("payments-db");
+    assert_issue(
+        &p,
+        "game_days.canary.resource",
+        "not a resource of the plan",
+    );
+
+    let mut p = with_game_days();
+    p["game_days"]["canary"]["resource"] = json!("sessions");
+    assert_issue(&p, "game_days.canary.resource", "DynamoDB table");
+
+    let mut p = with_game_days();
+    p["game_days"]["canary"]["resource"] = json!("billing-db");
+    assert_issue(&p, "game_days.canary.resource", "no replica");
+    assert_issue(&p, "game_days.canary.resource", "no `validation` section");
+
+    for bad in ["canary; DROP TABLE users", "a.b.c", "", "\"canary\""] {
+        let mut p = with_game_days();
+        p["game_days"]["canary"]["table"] = json!(bad);
+        assert_issue(&p, "game_days.canary.table", "quote safely");
+    }
+}
+
+#[test]
+fn game_days_need_something_to_fail_over() {
+    let mut p = with_game_days();
+    p["game_days"]["canary"] = Value::Null;
+    p["resources"][0].as_object_mut().unwrap().remove("replica");
+    p["resources"][0]["rpo_minutes"] = json!(60);
+    assert_issue(&p, "game_days.allowed", "nothing to fail over");
+}
+
+#[test]
+fn bad_fis_template_ids_and_history_are_rejected() {
+    let mut p = with_game_days();
+    p["game_days"]["injection"]["experiment_template_id"] = json!("arn:aws:fis:x");
+    assert_issue(
+        &p,
+        "game_days.injection.experiment_template_id",
+        "not a FIS experiment template id",
+    );
+    for bad in [0, 51] {
+        let mut p = with_game_days();
+        p["game_days"]["history"] = json!(bad);
+        assert_issue(&p, "game_days.history", "outside 1 to 50");
+    }
 }

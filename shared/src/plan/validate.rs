@@ -43,6 +43,7 @@ pub(super) fn validate(plan: &Plan) -> Result<(), PlanError> {
     check_failover(plan, &mut issues);
     check_failback(plan, &mut issues);
     check_documentation(plan, &mut issues);
+    check_game_days(plan, &mut issues);
     if issues.0.is_empty() {
         Ok(())
     } else {
@@ -1164,6 +1165,180 @@ fn check_documentation(plan: &Plan, issues: &mut Issues) {
             "documentation.runbook_url",
             format!("{url:?} is not an http(s) URL"),
             "give the runbook's address, e.g. https://wiki.example.com/dr/orders",
+        );
+    }
+}
+
+/// The problem with an EventBridge Scheduler cron expression for game days, if any.
+///
+/// The shape is Scheduler's: `cron(minutes hours day-of-month month day-of-week year)`,
+/// with `?` in exactly one of the two day fields. Minutes and hours must be plain numbers:
+/// a game day fails production over, so a schedule that fires more than once a day is a
+/// mistake, not a choice. Only the shape is checked here; Scheduler checks the rest when
+/// the template deploys.
+pub(crate) fn game_day_cron_problem(expr: &str) -> Option<String> {
+    let Some(body) = expr
+        .trim()
+        .strip_prefix("cron(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    else {
+        return Some(format!("{expr:?} is not of the form cron(...)"));
+    };
+    let fields: Vec<&str> = body.split_whitespace().collect();
+    if fields.len() != 6 {
+        return Some(format!(
+            "{expr:?} has {} fields; Scheduler's cron has 6 (minutes hours day-of-month month day-of-week year)",
+            fields.len()
+        ));
+    }
+    let plain = |f: &str, max: u32| f.parse::<u32>().is_ok_and(|n| n <= max);
+    if !plain(fields[0], 59) {
+        return Some(format!(
+            "minutes {:?} is not one number from 0 to 59 (a game day runs at one fixed time)",
+            fields[0]
+        ));
+    }
+    if !plain(fields[1], 23) {
+        return Some(format!(
+            "hours {:?} is not one number from 0 to 23 (a game day runs at most once a day)",
+            fields[1]
+        ));
+    }
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, ',' | '-' | '*' | '/' | '?' | '#');
+    if let Some(f) = fields[2..].iter().find(|f| !f.chars().all(allowed)) {
+        return Some(format!("field {f:?} holds characters cron does not use"));
+    }
+    if (fields[2] == "?") == (fields[4] == "?") {
+        return Some("exactly one of day-of-month and day-of-week must be `?`".to_string());
+    }
+    None
+}
+
+/// A FIS experiment template id: `EXT` then letters and digits.
+fn is_fis_template_id(s: &str) -> bool {
+    s.len() <= 64
+        && s.strip_prefix("EXT")
+            .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn check_game_days(plan: &Plan, issues: &mut Issues) {
+    let g = &plan.game_days;
+    if let Some(schedule) = &g.schedule {
+        if !g.allowed {
+            issues.add(
+                "game_days.schedule",
+                "a schedule is set but the plan does not allow game days",
+                "set `game_days.allowed` to true to run scheduled game days, or remove the schedule",
+            );
+        }
+        if let Some(problem) = game_day_cron_problem(schedule) {
+            issues.add(
+                "game_days.schedule",
+                problem,
+                "use an EventBridge Scheduler cron such as \"cron(0 10 ? * TUE#2 *)\" (10:00 UTC, second Tuesday of each month)",
+            );
+        }
+    }
+    if let InjectionMode::Fis {
+        experiment_template_id: Some(id),
+    } = &g.injection
+        && !is_fis_template_id(id)
+    {
+        issues.add(
+            "game_days.injection.experiment_template_id",
+            format!("{id:?} is not a FIS experiment template id"),
+            "use the template's id (EXT followed by letters and digits), or leave it out to use the template Lifeboat deploys",
+        );
+    }
+    check_alarms(
+        plan,
+        "game_days.stop_condition_alarms",
+        &g.stop_condition_alarms,
+        issues,
+    );
+    for (i, a) in g.stop_condition_alarms.iter().enumerate() {
+        let is_health = plan
+            .failover
+            .health_alarms
+            .iter()
+            .any(|h| h.name == a.name && plan.alarm_region(h) == plan.alarm_region(a));
+        if is_health {
+            issues.add(
+                format!("game_days.stop_condition_alarms[{i}]"),
+                format!("{:?} is a health alarm, which every game day sets off on purpose: it would stop every game day", a.name),
+                "use an alarm on the harm the business cannot accept (e.g. customer errors in another service), not on the primary's health",
+            );
+        }
+    }
+    if g.allowed {
+        if g.stop_condition_alarms.is_empty() {
+            issues.add(
+                "game_days.stop_condition_alarms",
+                "game days are allowed but nothing can stop one",
+                "list at least one CloudWatch alarm that stops a game day (and its FIS experiment) when it fires",
+            );
+        }
+        if !plan.resources.iter().any(|r| r.replica.is_some()) {
+            issues.add(
+                "game_days.allowed",
+                "game days are allowed but no resource has a replica: there is nothing to fail over",
+                "give a resource a `replica`, or set `allowed` to false",
+            );
+        }
+    }
+    if let Some(c) = &g.canary {
+        match plan.resource(&c.resource) {
+            None => issues.add(
+                "game_days.canary.resource",
+                format!("{:?} is not a resource of the plan", c.resource),
+                "name the `id` of one of the plan's resources",
+            ),
+            Some(r) => {
+                if r.kind == ResourceKind::DynamodbTable {
+                    issues.add(
+                        "game_days.canary.resource",
+                        format!(
+                            "{} is a DynamoDB table; the canary writes and reads with SQL",
+                            r.id
+                        ),
+                        "name an RDS instance or Aurora cluster",
+                    );
+                } else if r.validation.is_none() {
+                    issues.add(
+                        "game_days.canary.resource",
+                        format!("{} has no `validation` section, whose database and credentials the canary connects with", r.id),
+                        "add `validation.database` and `validation.credentials_secret` to the resource",
+                    );
+                }
+                if r.replica.is_none() {
+                    issues.add(
+                        "game_days.canary.resource",
+                        format!(
+                            "{} has no replica, so no failover makes it writable in the DR region",
+                            r.id
+                        ),
+                        "name a resource with a `replica`",
+                    );
+                }
+            }
+        }
+        if !is_sql_path(&c.table, 1, 2) {
+            issues.add(
+                "game_days.canary.table",
+                format!(
+                    "{:?} is not a table name Lifeboat can quote safely",
+                    c.table
+                ),
+                "use `table` or `schema.table` of letters, digits and underscores",
+            );
+        }
+    }
+    if !(1..=50).contains(&g.history) {
+        issues.add(
+            "game_days.history",
+            format!("{} past game days is outside 1 to 50", g.history),
+            "use 1 to 50 (0 leaves the trend empty; more than 50 makes the report unreadable)",
         );
     }
 }
