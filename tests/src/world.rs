@@ -713,7 +713,8 @@ async fn create_alarms(account: &Account, plan: &Plan) -> Result<(), WorldError>
         .failover
         .health_alarms
         .iter()
-        .chain(plan.failback.gate_alarms.iter());
+        .chain(plan.failback.gate_alarms.iter())
+        .chain(plan.game_days.stop_condition_alarms.iter());
     for alarm in alarms {
         let region = plan.alarm_region(alarm);
         let cw = account.regional(region).await.cloudwatch;

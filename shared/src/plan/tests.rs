@@ -612,7 +612,10 @@ fn with_game_days() -> Value {
 
 #[test]
 fn game_days_are_off_unless_the_plan_allows_them() {
-    let plan = parse_plan(LOCAL).unwrap();
+    // A plan without the section (the local plan has one: the drill is a game day).
+    let mut json: serde_json::Value = serde_json::from_str(LOCAL).unwrap();
+    json.as_object_mut().unwrap().remove("game_days");
+    let plan = parse_plan(&json.to_string()).unwrap();
     assert!(!plan.game_days.allowed);
     assert_eq!(plan.game_days.schedule, None);
     assert_eq!(plan.game_days.injection, InjectionMode::SignalOnly {});

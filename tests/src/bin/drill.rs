@@ -28,6 +28,9 @@ mod readiness;
 #[path = "drill/accident.rs"]
 mod accident;
 
+#[path = "drill/gameday.rs"]
+mod gameday;
+
 /// How often the drill polls what it waits for, in AWS seconds (scaled like every
 /// duration, so the gap it adds is comparable with AWS's own times).
 const POLL_EVERY_AWS_SECONDS: f64 = 10.0;
@@ -203,11 +206,25 @@ async fn run() -> Result<(), String> {
         result = accident::stage_accident(&mut accident, &host, &root).await;
     }
     drop(accident);
+    // From here the drill is a game day: the failover and failback are its injection,
+    // verification and failback, and its report is the drill's summary.
+    let mut game_day = gameday::LocalGameDay::new(&plan, &world);
+    if result.is_ok() {
+        result = game_day.start().await;
+    }
     if result.is_ok() {
         result = failover(&plan, &world, &host, &root).await;
     }
     if result.is_ok() {
-        result = failback(&plan, &world, &host, &root).await;
+        result = game_day.verify().await;
+    }
+    if result.is_ok() {
+        result = failback(&plan, &world, &host, &root, &mut game_day).await;
+    }
+    if result.is_ok() {
+        let t = stage("Game-day report (the drill's summary)");
+        result = game_day.finish().await;
+        done(t);
     }
     if result.is_ok() {
         result = readiness::stage_readiness(&plan, &world, &host, &root).await;
@@ -565,6 +582,7 @@ async fn failback(
     world: &World,
     host: &FunctionHost,
     root: &std::path::Path,
+    game_day: &mut gameday::LocalGameDay<'_>,
 ) -> Result<(), String> {
     use aws_sdk_cloudwatch::types::StateValue;
     let t = stage("Recovery of the primary region and staged failback (failback function)");
@@ -605,6 +623,7 @@ async fn failback(
         "failback (events/failback-start.json): {}",
         start["phase"].as_str().unwrap_or("?")
     ));
+    game_day.observe().await?;
     let tick = sample(root, "failback-tick.json", "drill-fb-tick")?;
     let bake = plan.failback.bake_minutes;
     say(format!(
@@ -626,6 +645,7 @@ async fn failback(
         reply = host
             .invoke("failback", &tick)
             .map_err(|e| format!("failback tick: {e}"))?;
+        game_day.observe().await?;
         let phase = reply["phase"].as_str().unwrap_or("?").to_string();
         let traffic = reply["state"]["traffic_primary_percent"]
             .as_u64()
