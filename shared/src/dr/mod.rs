@@ -233,3 +233,35 @@ impl<A> Decision<A> {
         self
     }
 }
+
+/// The DR state's phase in a word: what the single-writer lock of point-in-time
+/// recoveries and the game days read of the DR state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrPhase {
+    /// No failover or failback; the primary region serves.
+    Normal,
+    /// A failover is under way.
+    FailingOver,
+    /// The DR region serves.
+    FailedOver,
+    /// A failback is under way.
+    FailingBack,
+}
+
+impl DrPhase {
+    /// The phase of a DR state.
+    pub fn of(state: &DrState) -> DrPhase {
+        match state {
+            DrState::Normal { .. } => DrPhase::Normal,
+            DrState::FailingOver(_) => DrPhase::FailingOver,
+            DrState::FailedOver(_) => DrPhase::FailedOver,
+            DrState::FailingBack(_) => DrPhase::FailingBack,
+        }
+    }
+}
+
+impl fmt::Display for DrPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}

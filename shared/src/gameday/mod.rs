@@ -130,24 +130,7 @@ impl Injection {
     }
 }
 
-/// The DR state machine's phase, as the game day needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DrPhase {
-    /// The primary region serves.
-    Normal,
-    /// A failover is under way (including one awaiting approval).
-    FailingOver,
-    /// The DR region serves.
-    FailedOver,
-    /// A failback is under way (including a paused one).
-    FailingBack,
-}
-
-impl fmt::Display for DrPhase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+pub use crate::dr::DrPhase;
 
 /// The failover's timeline, from the DR document (the `Failover` in progress, or the
 /// `FailedOver` it became, or the `from` of a failback). Every field is optional: the

@@ -26,7 +26,7 @@ pub mod run;
 #[cfg(test)]
 mod tests;
 
-use crate::dr::{DrState, Note};
+use crate::dr::Note;
 use crate::notify::Severity;
 use crate::plan::{Plan, RESOURCE_TAG, ResourceKind, SqlAssertion};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -112,36 +112,7 @@ pub enum RecoveryInput {
     Tick,
 }
 
-/// The DR state's phase, as the single-writer lock sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DrPhase {
-    /// No failover or failback; the primary region serves.
-    Normal,
-    /// A failover is under way.
-    FailingOver,
-    /// The DR region serves.
-    FailedOver,
-    /// A failback is under way.
-    FailingBack,
-}
-
-impl DrPhase {
-    /// The phase of a DR state.
-    pub fn of(state: &DrState) -> DrPhase {
-        match state {
-            DrState::Normal { .. } => DrPhase::Normal,
-            DrState::FailingOver(_) => DrPhase::FailingOver,
-            DrState::FailedOver(_) => DrPhase::FailedOver,
-            DrState::FailingBack(_) => DrPhase::FailingBack,
-        }
-    }
-}
-
-impl fmt::Display for DrPhase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+pub use crate::dr::DrPhase;
 
 /// The cutover's steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -545,7 +545,7 @@ fn commands_parse_from_the_function_event() {
         )
         .is_err()
     );
-    assert_eq!(DrPhase::of(&DrState::default()), DrPhase::Normal);
+    assert_eq!(DrPhase::of(&crate::dr::DrState::default()), DrPhase::Normal);
 }
 
 // ---------------------------------------------------------------------------------------
