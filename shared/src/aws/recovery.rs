@@ -7,7 +7,9 @@
 use super::dr::DrAws;
 use super::posture::fetch_instance;
 use super::snapshots::{rds_tags, tag_map, to_chrono};
-use super::validation::AwsValidation;
+use super::validation::{
+    AwsValidation, delete_cluster_without_snapshot, delete_instance_without_snapshot,
+};
 use super::{AwsClients, ClientSettings};
 use crate::error::{AwsError, AwsFailure};
 use crate::plan::{Plan, ProtectedResource, ResourceKind, SqlAssertion};
@@ -559,7 +561,7 @@ impl AwsRecovery {
                 if !ours(db.tag_list()) {
                     return refuse("DeleteDBInstance", target);
                 }
-                self.delete_instance(target).await
+                delete_instance_without_snapshot(self.rds(), target).await
             }
             ResourceKind::AuroraCluster => {
                 if let Some(instance) = instance
@@ -568,7 +570,7 @@ impl AwsRecovery {
                     if !ours(db.tag_list()) {
                         return refuse("DeleteDBInstance", instance);
                     }
-                    self.delete_instance(instance).await?;
+                    delete_instance_without_snapshot(self.rds(), instance).await?;
                 }
                 let Some(c) = self.cluster(target).await? else {
                     return Ok(());
@@ -576,25 +578,8 @@ impl AwsRecovery {
                 if !ours(c.tag_list()) {
                     return refuse("DeleteDBCluster", target);
                 }
-                match self
-                    .rds()
-                    .delete_db_cluster()
-                    .db_cluster_identifier(target)
-                    .skip_final_snapshot(true)
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let err = AwsError::from_sdk("rds", "DeleteDBCluster", target, &e);
-                        if err.is_code("DBClusterNotFoundFault") {
-                            Ok(())
-                        } else {
-                            // The instance is still being deleted: the next tick retries.
-                            Err(err)
-                        }
-                    }
-                }
+                // The instance may still be being deleted: the next tick retries.
+                delete_cluster_without_snapshot(self.rds(), target).await
             }
             ResourceKind::DynamodbTable => {
                 let Some(t) = self.table(target).await? else {
@@ -641,34 +626,6 @@ impl AwsRecovery {
                             Err(err)
                         }
                     }
-                }
-            }
-        }
-    }
-
-    async fn delete_instance(&self, id: &str) -> Result<(), AwsError> {
-        // No final snapshot: the data is a copy of what the source's backups hold.
-        match self
-            .rds()
-            .delete_db_instance()
-            .db_instance_identifier(id)
-            .skip_final_snapshot(true)
-            .delete_automated_backups(true)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = AwsError::from_sdk("rds", "DeleteDBInstance", id, &e);
-                // Gone already, or already being deleted: what was asked for.
-                let deleting = err.is_code("InvalidDBInstanceState")
-                    && fetch_instance(self.rds(), id)
-                        .await?
-                        .is_some_and(|db| db.db_instance_status() == Some("deleting"));
-                if err.is_code("DBInstanceNotFound") || deleting {
-                    Ok(())
-                } else {
-                    Err(err)
                 }
             }
         }

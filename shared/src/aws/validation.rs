@@ -352,52 +352,66 @@ impl AwsValidation {
     }
 
     async fn delete_tagged_instance(&self, id: &str) -> Result<(), AwsError> {
-        match self
-            .rds
-            .delete_db_instance()
-            .db_instance_identifier(id)
-            .skip_final_snapshot(true)
-            .delete_automated_backups(true)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = AwsError::from_sdk("rds", "DeleteDBInstance", id, &e);
-                // Gone, or already being deleted: the goal is reached.
-                if err.is_code("DBInstanceNotFound")
-                    || (err.is_code("InvalidDBInstanceState") && err.message.contains("deleting"))
-                {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        delete_instance_without_snapshot(&self.rds, id).await
     }
 
     async fn delete_tagged_cluster(&self, id: &str) -> Result<(), AwsError> {
-        match self
-            .rds
-            .delete_db_cluster()
-            .db_cluster_identifier(id)
-            .skip_final_snapshot(true)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = AwsError::from_sdk("rds", "DeleteDBCluster", id, &e);
-                if err.is_code("DBClusterNotFoundFault")
-                    || (err.is_code("InvalidDBClusterStateFault")
-                        && err.message.contains("deleting"))
-                {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        delete_cluster_without_snapshot(&self.rds, id).await
+    }
+}
+
+/// Delete a throw-away instance (a validation or point-in-time restore) without a final
+/// snapshot: its data is a copy of what the source's backups hold. Already gone, or
+/// already being deleted, is what was asked for.
+pub(crate) async fn delete_instance_without_snapshot(
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+) -> Result<(), AwsError> {
+    let Err(e) = rds
+        .delete_db_instance()
+        .db_instance_identifier(id)
+        .skip_final_snapshot(true)
+        .delete_automated_backups(true)
+        .send()
+        .await
+    else {
+        return Ok(());
+    };
+    let err = AwsError::from_sdk("rds", "DeleteDBInstance", id, &e);
+    if err.is_code("DBInstanceNotFound") {
+        return Ok(());
+    }
+    // The error's wording is not a contract: when it does not say "deleting", look.
+    let deleting = err.is_code("InvalidDBInstanceState")
+        && (err.message.contains("deleting")
+            || fetch_instance(rds, id)
+                .await?
+                .is_some_and(|db| db.db_instance_status() == Some("deleting")));
+    if deleting { Ok(()) } else { Err(err) }
+}
+
+/// Delete a throw-away cluster without a final snapshot; gone or already being deleted is
+/// done. Its instances must be deleted first (RDS refuses otherwise: the caller retries).
+pub(crate) async fn delete_cluster_without_snapshot(
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+) -> Result<(), AwsError> {
+    let Err(e) = rds
+        .delete_db_cluster()
+        .db_cluster_identifier(id)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+    else {
+        return Ok(());
+    };
+    let err = AwsError::from_sdk("rds", "DeleteDBCluster", id, &e);
+    if err.is_code("DBClusterNotFoundFault")
+        || (err.is_code("InvalidDBClusterStateFault") && err.message.contains("deleting"))
+    {
+        Ok(())
+    } else {
+        Err(err)
     }
 }
 
