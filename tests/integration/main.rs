@@ -6,6 +6,7 @@ mod edges;
 mod emulator;
 mod failback;
 mod failover;
+mod gameday;
 mod pitr;
 mod readiness;
 mod realism_control;

@@ -370,6 +370,58 @@ fn the_game_day_schedule_is_disabled_by_default_and_starts_a_game_day() {
             .unwrap_or_else(|| panic!("{id} has no Input"));
         let input: serde_json::Value = serde_json::from_str(&input).unwrap();
         assert_eq!(input["action"], "game-day", "{id}: {input}");
+        // What the failover function accepts as a game-day command, not only a look-alike.
+        assert!(
+            matches!(
+                lifeboat::gameday::run::parse_command(&input),
+                Ok(Some(lifeboat::gameday::run::GameDayInput::Start(_)))
+            ),
+            "{id}: {input} is not a game-day command"
+        );
+    }
+}
+
+#[test]
+fn game_days_start_the_failback_through_the_failback_function_only() {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    let resources = get(&doc, "Resources").unwrap();
+    let failover = get(resources, "FailoverFunction").unwrap();
+    let env = get(failover, "Properties")
+        .and_then(|p| get(p, "Environment"))
+        .and_then(|e| get(e, "Variables"))
+        .expect("the failover function has its own environment");
+    let failback = get(env, "LIFEBOAT_FAILBACK_FUNCTION").expect("the failback function is named");
+    assert!(
+        format!("{failback:?}").contains("FailbackFunction"),
+        "LIFEBOAT_FAILBACK_FUNCTION is {failback:?}"
+    );
+    assert!(get(env, "LIFEBOAT_FIS_TEMPLATE_ID").is_some());
+
+    // lambda:InvokeFunction is granted on the failback function and nothing else.
+    let mut found = Vec::new();
+    statements(resources, &mut found);
+    let invokes: Vec<&Mapping> = found
+        .into_iter()
+        .filter(|st| {
+            st.get("Action")
+                .map(|a| strings(a).iter().any(|x| x == "lambda:InvokeFunction"))
+                .unwrap_or(false)
+        })
+        .collect();
+    let targets: Vec<String> = invokes
+        .iter()
+        .map(|st| format!("{:?}", st.get("Resource")))
+        .collect();
+    assert!(
+        targets.iter().any(|t| t.contains("FailbackFunction.Arn")),
+        "no statement lets a game day start the failback: {targets:?}"
+    );
+    for t in &targets {
+        assert!(
+            t.contains("FailbackFunction.Arn") || t.contains("FailoverFunction.Arn"),
+            "lambda:InvokeFunction on something else: {t}"
+        );
     }
 }
 

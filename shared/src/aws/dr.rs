@@ -119,7 +119,8 @@ fn shape_of(db: &aws_sdk_rds::types::DbInstance) -> DatabaseShape {
 }
 
 impl DrAws {
-    /// Clients for the plan's regions and the regions of its alarms.
+    /// Clients for the plan's regions and the regions of its alarms (health, gate and
+    /// game-day stop conditions).
     pub(crate) async fn new(plan: &Plan, clients: &AwsClients, settings: &ClientSettings) -> Self {
         let mut alarm_regions = BTreeMap::new();
         let regions = plan
@@ -127,6 +128,7 @@ impl DrAws {
             .health_alarms
             .iter()
             .chain(plan.failback.gate_alarms.iter())
+            .chain(plan.game_days.stop_condition_alarms.iter())
             .map(|a| plan.alarm_region(a).to_string());
         for region in regions {
             if alarm_regions.contains_key(&region) {
@@ -143,6 +145,11 @@ impl DrAws {
             alarm_regions,
             zone: OnceCell::new(),
         }
+    }
+
+    /// CloudWatch in `region`, when one of the plan's alarms lives there.
+    pub(crate) fn alarm_client(&self, region: &str) -> Option<&aws_sdk_cloudwatch::Client> {
+        self.alarm_regions.get(region)
     }
 
     /// The clients of `side`.

@@ -9,6 +9,7 @@ mod dr;
 mod dynamo_state;
 mod failback;
 mod failover;
+mod gameday;
 mod posture;
 mod readiness;
 mod recovery;
@@ -24,6 +25,7 @@ pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
 pub use failback::AwsFailback;
 pub use failover::AwsFailover;
+pub use gameday::{AwsGameDay, FAILBACK_FUNCTION_ENV, FIS_TEMPLATE_ENV};
 pub use posture::{
     describe_cluster, describe_instance, describe_table, gather_posture, read_cname,
     resolve_hosted_zone,
@@ -33,7 +35,7 @@ pub use recovery::AwsRecovery;
 pub use s3_reports::S3Reports;
 pub use snapshots::AwsSnapshots;
 pub use sns_notifier::SnsNotifier;
-pub use sql_probe::SqlProbe;
+pub use sql_probe::{SqlProbe, write_canary};
 pub use validation::{
     AwsValidation, LOCAL_DATABASE_URLS_ENV, LocalDatabase, LocalDatabaseError, local_databases,
 };

@@ -244,4 +244,6 @@ pub enum FailoverAnswer {
     Readiness(Box<ReadinessAnswer>),
     /// A point-in-time recovery command was handled.
     Recovery(Box<crate::recovery::run::RecoveryReply>),
+    /// A game-day command was handled.
+    GameDay(Box<crate::gameday::run::GameDayReply>),
 }

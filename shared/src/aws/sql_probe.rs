@@ -335,3 +335,101 @@ impl DatabaseProbe for SqlProbe {
         }
     }
 }
+
+/// Write the canary's row and read it back on the writer at `target`: `sql` from
+/// [`crate::gameday::verify::canary_sql`], `row` its one bound value. Unlike the
+/// checks this writes, so it runs outside a read-only transaction, each statement
+/// committed on its own and bounded by `timeout`.
+pub async fn write_canary(
+    target: &ProbeTarget,
+    sql: &crate::gameday::verify::CanarySql,
+    row: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let failed = |e: Vec<CheckResult>| {
+        e.into_iter()
+            .map(|r| r.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let db_error = |what: &str, e: sqlx::Error| match e {
+        sqlx::Error::Database(db) => format!("the canary's {what} failed: {}", db.message()),
+        other => format!("the canary's {what} failed: {other}"),
+    };
+    let read: Option<String> = match target.dialect {
+        Dialect::Postgres => {
+            let options = PgConnectOptions::new()
+                .host(&target.host)
+                .port(target.port)
+                .username(&target.username)
+                .password(&target.password)
+                .database(&target.database)
+                .application_name("lifeboat-game-day-canary")
+                .ssl_mode(if target.require_tls {
+                    PgSslMode::Require
+                } else {
+                    PgSslMode::Prefer
+                });
+            let mut conn = connect(target, PgConnection::connect_with(&options))
+                .await
+                .map_err(failed)?;
+            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                .bind(format!("{}ms", timeout.as_millis()))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| db_error("statement timeout", e))?;
+            sqlx::query(AssertSqlSafe(sql.write.clone()))
+                .bind(row)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| db_error("write", e))?;
+            let read = sqlx::query_scalar(AssertSqlSafe(sql.read.clone()))
+                .bind(row)
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(|e| db_error("read", e))?;
+            let _ = conn.close().await;
+            read
+        }
+        Dialect::Mysql => {
+            let mut options = MySqlConnectOptions::new()
+                .host(&target.host)
+                .port(target.port)
+                .username(&target.username);
+            if !target.password.is_empty() {
+                options = options.password(&target.password);
+            }
+            let options = options
+                .database(&target.database)
+                .ssl_mode(if target.require_tls {
+                    MySqlSslMode::Required
+                } else {
+                    MySqlSslMode::Preferred
+                });
+            let mut conn = connect(target, MySqlConnection::connect_with(&options))
+                .await
+                .map_err(failed)?;
+            sqlx::query(AssertSqlSafe(sql.write.clone()))
+                .bind(row)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| db_error("write", e))?;
+            let read = sqlx::query_scalar(AssertSqlSafe(sql.read.clone()))
+                .bind(row)
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(|e| db_error("read", e))?;
+            let _ = conn.close().await;
+            read
+        }
+    };
+    match read {
+        Some(id) if id == row => Ok(()),
+        Some(other) => Err(format!(
+            "the canary read back {other:?} instead of the row it wrote ({row})"
+        )),
+        None => Err(format!(
+            "the canary's row {row} was written but not read back"
+        )),
+    }
+}

@@ -244,7 +244,7 @@ impl AwsValidation {
 
     /// Where the probe connects: the database the local-only mapping names for
     /// `local_key` (a resource id, or a prefix ending in `*`), else `endpoint`.
-    async fn target(
+    pub(crate) async fn target(
         &self,
         local_key: &str,
         engine: Engine,

@@ -214,6 +214,17 @@ impl From<crate::recovery::run::RecoveryRunError> for DrError {
     }
 }
 
+impl From<crate::gameday::run::GameDayRunError> for DrError {
+    fn from(e: crate::gameday::run::GameDayRunError) -> Self {
+        use crate::gameday::run::GameDayRunError as G;
+        match e {
+            G::Refused(why) => DrError::Refused(why),
+            G::Aws(e) => DrError::Aws(e),
+            G::State(e) => DrError::State(e),
+        }
+    }
+}
+
 impl Classify for DrError {
     fn retry(&self) -> Retry {
         match self {

@@ -82,6 +82,21 @@ fn trigger_of(input: &FailoverInput) -> String {
     }
 }
 
+#[async_trait]
+impl crate::gameday::run::DrCommands for FailoverRun<'_> {
+    async fn acknowledge(&self, invocation: &Invocation) -> Result<(), String> {
+        match self
+            .handle(&serde_json::json!({"action": "ack"}), invocation)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Acknowledged already (or no cooldown to begin with): what was wanted.
+            Err(FailoverError::Refused(why)) if why.contains("no cooldown to end") => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 impl FailoverRun<'_> {
     /// Handle one invocation payload.
     pub async fn handle(

@@ -45,8 +45,10 @@
 
 mod facts;
 mod report;
+pub mod run;
 #[cfg(test)]
 mod tests;
+pub mod verify;
 
 pub use facts::dr_facts;
 

@@ -5,10 +5,10 @@ use proptest::prelude::*;
 use serde_json::json;
 
 const LOCAL: &str = include_str!("../../../infra/plans/local.json");
-const STOP_ALARM: &str = "orders-api-customer-errors";
+pub(crate) const STOP_ALARM: &str = "orders-api-customer-errors";
 
 /// The local plan (orders-db: RTO 30 min, RPO 15 min, replicated) with game days allowed.
-fn plan() -> Plan {
+pub(crate) fn plan() -> Plan {
     let mut p: serde_json::Value = serde_json::from_str(LOCAL).unwrap();
     p["game_days"] = json!({
         "allowed": true,
@@ -926,7 +926,7 @@ fn durations_read_naturally() {
 
 // ---- the DR document as facts ----
 
-fn targets_json() -> serde_json::Value {
+pub(crate) fn targets_json() -> serde_json::Value {
     json!([{
         "resource": "orders-db",
         "lag_at_promotion": 2.5,
@@ -937,7 +937,7 @@ fn targets_json() -> serde_json::Value {
     }])
 }
 
-fn failed_over_json() -> serde_json::Value {
+pub(crate) fn failed_over_json() -> serde_json::Value {
     json!({
         "incident": "inc-1",
         "since": "2026-12-08T10:07:00Z",

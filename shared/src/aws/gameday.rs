@@ -1,0 +1,424 @@
+//! The game-day port on AWS: CloudWatch (stop conditions, the signal-only fault), FIS
+//! (the experiment), RDS and Route 53 (the DR writer, protection), the database itself
+//! (the canary), S3 (past reports) and Lambda (the failback function's `start`).
+
+use super::dr::{DrAws, identifier_on};
+use super::sql_probe::write_canary;
+use super::{AwsClients, AwsValidation, ClientSettings, LocalDatabaseError};
+use crate::dr::Side;
+use crate::error::AwsError;
+use crate::failover::AlarmValue;
+use crate::gameday::run::GameDayPort;
+use crate::gameday::verify::{canary_sql, dr_writers, protected};
+use crate::gameday::{CanaryResult, GameDayReport, Injection, Verification};
+use crate::plan::{AlarmRef, Canary, Plan};
+use crate::posture::{Observed, PostureFacts, RecordFacts, ResourceFacts};
+use crate::validation::Endpoint;
+use crate::validation::checks::Dialect;
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::types::StateValue;
+use std::time::Duration;
+
+/// The failback function's name or ARN, which a game day starts the failback with.
+pub const FAILBACK_FUNCTION_ENV: &str = "LIFEBOAT_FAILBACK_FUNCTION";
+/// The FIS experiment template a `fis` game day runs when the plan names none.
+pub const FIS_TEMPLATE_ENV: &str = "LIFEBOAT_FIS_TEMPLATE_ID";
+
+/// Longest the canary's statements may take, each.
+const CANARY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Game days on AWS.
+#[derive(Debug)]
+pub struct AwsGameDay {
+    aws: DrAws,
+    validation: AwsValidation,
+    fis: aws_sdk_fis::Client,
+    lambda: aws_sdk_lambda::Client,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    failback_function: Option<String>,
+    fis_template: Option<String>,
+}
+
+impl AwsGameDay {
+    /// The adapter for `plan`: FIS in the primary region (an experiment runs where its
+    /// targets are), Lambda and the report bucket in the function's own region, and the
+    /// settings read through `lookup` ([`FAILBACK_FUNCTION_ENV`], [`FIS_TEMPLATE_ENV`],
+    /// and the validation probe's local-only database mapping).
+    pub async fn new(
+        plan: &Plan,
+        clients: &AwsClients,
+        settings: &ClientSettings,
+        report_bucket: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, LocalDatabaseError> {
+        let setting = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        Ok(AwsGameDay {
+            aws: DrAws::new(plan, clients, settings).await,
+            validation: AwsValidation::new(plan, clients, settings, lookup)?,
+            fis: aws_sdk_fis::Client::new(&clients.primary.config),
+            lambda: aws_sdk_lambda::Client::new(&clients.home.config),
+            s3: clients.home.s3.clone(),
+            bucket: report_bucket.to_string(),
+            failback_function: setting(FAILBACK_FUNCTION_ENV),
+            fis_template: setting(FIS_TEMPLATE_ENV),
+        })
+    }
+
+    fn cloudwatch(
+        &self,
+        plan: &Plan,
+        alarm: &AlarmRef,
+    ) -> Result<&aws_sdk_cloudwatch::Client, AwsError> {
+        let region = plan.alarm_region(alarm);
+        self.aws.alarm_client(region).ok_or_else(|| {
+            AwsError::bad_request(
+                "cloudwatch",
+                "SetAlarmState",
+                &alarm.name,
+                format!("no CloudWatch client for the alarm's region {region}"),
+            )
+        })
+    }
+
+    async fn set_alarms(
+        &self,
+        plan: &Plan,
+        alarms: &[AlarmRef],
+        value: StateValue,
+        reason: &str,
+    ) -> Result<(), AwsError> {
+        for alarm in alarms {
+            self.cloudwatch(plan, alarm)?
+                .set_alarm_state()
+                .alarm_name(&alarm.name)
+                .state_value(value.clone())
+                .state_reason(reason)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("cloudwatch", "SetAlarmState", &alarm.name, &e))?;
+        }
+        Ok(())
+    }
+
+    /// The posture of the replicated resources: both sides and the writer record.
+    async fn posture(&self, plan: &Plan) -> PostureFacts {
+        let mut resources = Vec::new();
+        for r in plan.resources.iter().filter(|r| r.replica.is_some()) {
+            let (primary, _) = self.aws.read_database(plan, r, Side::Primary).await;
+            let (replica, _) = self.aws.read_database(plan, r, Side::Dr).await;
+            let record = self.aws.read_record(plan, r).await.map(|o| match o {
+                Observed::Present(values) => Observed::Present(RecordFacts {
+                    name: r.dns_record.clone().unwrap_or_default(),
+                    values: values.into_iter().map(|v| (v, None)).collect(),
+                }),
+                Observed::Missing => Observed::Missing,
+                Observed::Unknown { reason } => Observed::Unknown { reason },
+            });
+            resources.push(ResourceFacts {
+                id: r.id.clone(),
+                primary,
+                replica: Some(replica),
+                record,
+            });
+        }
+        PostureFacts {
+            resources,
+            zone: Observed::Missing,
+            traffic: Vec::new(),
+            failover_state: Observed::Missing,
+        }
+    }
+
+    /// Write and read the canary's row through the plan's writer record (in AWS the
+    /// record is what applications use: answering through it proves the switch).
+    async fn canary(&self, plan: &Plan, canary: &Canary, row: &str) -> Result<(), String> {
+        let r = plan
+            .resource(&canary.resource)
+            .ok_or_else(|| format!("the plan has no resource {}", canary.resource))?;
+        let engine = r
+            .engine
+            .ok_or_else(|| format!("{} has no `engine` in the plan", r.id))?;
+        let v = r
+            .validation
+            .as_ref()
+            .ok_or_else(|| format!("{} has no `validation` credentials in the plan", r.id))?;
+        let dialect = if engine.is_postgres_family() {
+            Dialect::Postgres
+        } else {
+            Dialect::Mysql
+        };
+        let sql = canary_sql(dialect, &canary.table).map_err(|e| e.to_string())?;
+        // The port is the DR writer's; the host the record every client resolves.
+        let port = self.replica_port(r).await.unwrap_or(match dialect {
+            Dialect::Postgres => 5432,
+            Dialect::Mysql => 3306,
+        });
+        let host = r
+            .dns_record
+            .clone()
+            .ok_or_else(|| format!("{} has no writer record to reach it by", r.id))?;
+        let target = self
+            .validation
+            .target(
+                &r.id,
+                engine,
+                Some(&Endpoint { host, port }),
+                &v.database,
+                &v.credentials_secret,
+            )
+            .await?;
+        match tokio::time::timeout(
+            CANARY_TIMEOUT * 3,
+            write_canary(&target, &sql, row, CANARY_TIMEOUT),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "the canary did not finish within {} s",
+                (CANARY_TIMEOUT * 3).as_secs()
+            )),
+        }
+    }
+
+    /// The DR writer's port, as RDS reports it.
+    async fn replica_port(&self, r: &crate::plan::ProtectedResource) -> Option<u16> {
+        let id = identifier_on(r, Side::Dr);
+        let rds = &self.aws.side(Side::Dr).rds;
+        match r.kind {
+            crate::plan::ResourceKind::AuroraCluster => {
+                let out = rds
+                    .describe_db_clusters()
+                    .db_cluster_identifier(id)
+                    .send()
+                    .await
+                    .ok()?;
+                u16::try_from(out.db_clusters().first()?.port()?).ok()
+            }
+            _ => {
+                let db = super::posture::fetch_instance(rds, id).await.ok()??;
+                u16::try_from(db.endpoint()?.port()?).ok()
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl GameDayPort for AwsGameDay {
+    async fn stop_alarms_firing(&self, plan: &Plan) -> Vec<String> {
+        self.aws
+            .read_alarms(plan, &plan.game_days.stop_condition_alarms)
+            .await
+            .into_iter()
+            .filter_map(|a| match a.value {
+                Some(AlarmValue::Alarm) => Some(a.name),
+                Some(_) => None,
+                None => Some(format!("{} (could not be read)", a.name)),
+            })
+            .collect()
+    }
+
+    async fn protected(&self, plan: &Plan) -> Result<bool, AwsError> {
+        Ok(protected(plan, &self.posture(plan).await))
+    }
+
+    async fn history(&self, plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError> {
+        let prefix = format!("{}/gameday/", plan.name);
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("s3", "ListObjectsV2", &prefix, &e))?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            token = out.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        // Keys sort by day and time: the newest are last.
+        keys.sort();
+        let mut reports = Vec::new();
+        for key in keys.iter().rev().take(limit) {
+            let out = self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("s3", "GetObject", key, &e))?;
+            let bytes = match out.body.collect().await {
+                Ok(b) => b.into_bytes(),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "past game-day report not read");
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<GameDayReport>(&bytes) {
+                Ok(r) => reports.push(r),
+                // A report of an older format, or not one at all: the trend goes without.
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "not a game-day report; left out of the trend")
+                }
+            }
+        }
+        Ok(reports)
+    }
+
+    async fn inject(
+        &self,
+        plan: &Plan,
+        game_day: &str,
+        injection: &Injection,
+    ) -> Result<Option<String>, AwsError> {
+        match injection {
+            Injection::SignalOnly { alarms } => {
+                self.set_alarms(
+                    plan,
+                    alarms,
+                    StateValue::Alarm,
+                    &format!("Lifeboat game day {game_day}: signal-only injection"),
+                )
+                .await?;
+                Ok(None)
+            }
+            Injection::Fis {
+                experiment_template_id,
+            } => {
+                let template = experiment_template_id
+                    .clone()
+                    .or_else(|| self.fis_template.clone())
+                    .ok_or_else(|| {
+                        AwsError::bad_request(
+                            "fis",
+                            "StartExperiment",
+                            game_day,
+                            format!(
+                                "no FIS experiment template: deploy primary-region.yaml with GameDayStopAlarmName and pass its GameDayExperimentTemplateId output to the template (it sets {FIS_TEMPLATE_ENV}), or name one in game_days.injection; or run the game day with \"mode\": \"signal_only\""
+                            ),
+                        )
+                    })?;
+                let out = self
+                    .fis
+                    .start_experiment()
+                    .experiment_template_id(&template)
+                    // The game day's id: a retried call starts no second experiment.
+                    .client_token(game_day)
+                    .tags("lifeboat:plan", &plan.name)
+                    .tags("lifeboat:game-day", game_day)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("fis", "StartExperiment", &template, &e))?;
+                Ok(out.experiment().and_then(|e| e.id()).map(str::to_string))
+            }
+        }
+    }
+
+    async fn stop_injection(
+        &self,
+        plan: &Plan,
+        game_day: &str,
+        injection: &Injection,
+        experiment_id: Option<&str>,
+    ) -> Result<(), AwsError> {
+        match injection {
+            Injection::SignalOnly { alarms } => {
+                self.set_alarms(
+                    plan,
+                    alarms,
+                    StateValue::Ok,
+                    &format!("Lifeboat game day {game_day}: injection over"),
+                )
+                .await
+            }
+            Injection::Fis { .. } => {
+                let Some(id) = experiment_id else {
+                    // No experiment was confirmed: nothing runs to be stopped.
+                    return Ok(());
+                };
+                let Err(e) = self.fis.stop_experiment().id(id).send().await else {
+                    return Ok(());
+                };
+                let err = AwsError::from_sdk("fis", "StopExperiment", id, &e);
+                // An experiment that already ended is what was asked for.
+                let ended = self
+                    .fis
+                    .get_experiment()
+                    .id(id)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| o.experiment)
+                    .and_then(|e| e.state)
+                    .and_then(|s| s.status)
+                    .is_some_and(|s| {
+                        use aws_sdk_fis::types::ExperimentStatus as S;
+                        matches!(s, S::Completed | S::Stopped | S::Failed | S::Cancelled)
+                    });
+                if ended { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
+    async fn verify(&self, plan: &Plan, canary: Option<&Canary>, canary_row: &str) -> Verification {
+        let writers = dr_writers(plan, &self.posture(plan).await);
+        let mut detail = writers.details.join("; ");
+        let canary = match canary {
+            None => CanaryResult::NotConfigured,
+            Some(c) => match self.canary(plan, c, canary_row).await {
+                Ok(()) => {
+                    detail.push_str(&format!(
+                        "; canary row {canary_row} written to and read back from {} on {}",
+                        c.table, c.resource
+                    ));
+                    CanaryResult::Ok
+                }
+                Err(reason) => {
+                    detail.push_str(&format!("; canary failed: {reason}"));
+                    CanaryResult::Failed { reason }
+                }
+            },
+        };
+        Verification {
+            endpoint_answered: writers.answered,
+            canary,
+            detail,
+        }
+    }
+
+    async fn start_failback(&self, _plan: &Plan, game_day: &str) -> Result<(), AwsError> {
+        let function = self.failback_function.as_deref().ok_or_else(|| {
+            AwsError::bad_request(
+                "lambda",
+                "Invoke",
+                game_day,
+                format!("{FAILBACK_FUNCTION_ENV} is not set: the SAM template sets it to the failback function"),
+            )
+        })?;
+        // Asynchronously: the failback runs in its own function, with its own rights,
+        // and its ticks carry it on; the game day follows it in the DR document.
+        self.lambda
+            .invoke()
+            .function_name(function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_smithy_types::Blob::new(
+                br#"{"action": "start"}"#.to_vec(),
+            ))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("lambda", "Invoke", function, &e))?;
+        Ok(())
+    }
+}

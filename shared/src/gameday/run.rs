@@ -1,0 +1,667 @@
+//! The executor of game days: load the plan's game day, read what the DR document, the
+//! stop-condition alarms and past reports say, decide with [`super::step`], persist,
+//! act, feed back what the actions found — until the game day waits (for the failover,
+//! the failback, or the next tick).
+//!
+//! Exactly once: the game day is one item per plan, written conditionally on its
+//! version. A decision's state is saved before its actions run, and only the invocation
+//! whose save won performs them; a crash after the save leaves the injection and the
+//! failback issued-but-unconfirmed, which the state machine never repeats (it times out
+//! and reports instead), while the report is written again under the same key.
+
+use super::verify::canary_row_id;
+use super::{
+    GameDayAction, GameDayEvent, GameDayFacts, GameDayMode, GameDayReport, GameDayState, Injection,
+    Verification, dr_facts, render_report, step,
+};
+use crate::dr::run::{Clock, DrDocument, dr_key};
+use crate::error::{AwsError, Classify, Retry};
+use crate::function::Invocation;
+use crate::notify::{Notification, Notifier, Severity};
+use crate::plan::{Canary, Plan};
+use crate::report::{ReportSink, report_key};
+use crate::state::{self, AuditEntry, MachineKey, Outcome, StateError, StateStore};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Rounds of decide-and-act per invocation, a bound against a loop that never settles.
+const MAX_ROUNDS: usize = 16;
+
+/// Where the plan's game day is kept in the state table.
+pub fn game_day_key(plan: &Plan) -> MachineKey {
+    MachineKey::new(&plan.name, "gameday")
+}
+
+/// The game-day port: the fault, the verification, the failback's start, and what the
+/// game day reads of AWS besides the DR document.
+#[async_trait]
+pub trait GameDayPort: Send + Sync {
+    /// The plan's stop-condition alarms that are in ALARM now. An alarm that cannot be
+    /// read is reported as firing (named so): a game day does not go on blind.
+    async fn stop_alarms_firing(&self, plan: &Plan) -> Vec<String>;
+    /// Whether every replicated resource has its DR replica again.
+    async fn protected(&self, plan: &Plan) -> Result<bool, AwsError>;
+    /// The reports of the plan's past game days, newest first, at most `limit`.
+    async fn history(&self, plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError>;
+    /// Inject the fault; the FIS experiment's id when one started.
+    async fn inject(
+        &self,
+        plan: &Plan,
+        game_day: &str,
+        injection: &Injection,
+    ) -> Result<Option<String>, AwsError>;
+    /// Stop the fault.
+    async fn stop_injection(
+        &self,
+        plan: &Plan,
+        game_day: &str,
+        injection: &Injection,
+        experiment_id: Option<&str>,
+    ) -> Result<(), AwsError>;
+    /// Verify the DR writer (and write and read the canary's row `canary_row`). Never
+    /// fails: what went wrong is the verification's finding.
+    async fn verify(&self, plan: &Plan, canary: Option<&Canary>, canary_row: &str) -> Verification;
+    /// Start the staged failback (the failback function's `start`).
+    async fn start_failback(&self, plan: &Plan, game_day: &str) -> Result<(), AwsError>;
+}
+
+/// The DR commands a game day gives as the operator of a real incident would.
+#[async_trait]
+pub trait DrCommands: Send + Sync {
+    /// End the failover's cooldown (the failover function's `ack`): the game day
+    /// acknowledges the incident it caused once the DR writer is verified, because the
+    /// failback does not start during a cooldown.
+    async fn acknowledge(&self, invocation: &Invocation) -> Result<(), String>;
+}
+
+/// What the failover function hands the game-day executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GameDayInput {
+    /// `{"action": "game-day", ...}`.
+    Start(GameDayCommand),
+    /// `{"action": "game-day-status"}`: the current (or last) game day, nothing changed.
+    Status,
+    /// The DR document may have changed (any other event of the failover function, ticks
+    /// included).
+    DrObserved,
+}
+
+/// `{"action": "game-day", "mode": "fis" | "signal_only", "id": ..., "who": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GameDayCommand {
+    /// Always `game-day`.
+    pub action: String,
+    /// The injection; absent: the plan's `game_days.injection`.
+    #[serde(default)]
+    pub mode: Option<GameDayMode>,
+    /// The game day's id; absent: the invocation's request id (the same across Lambda's
+    /// retries of one asynchronous invocation, so a retry is recognised).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Who starts it, for the report; absent: `operator`.
+    #[serde(default)]
+    pub who: Option<String>,
+}
+
+/// Whether a payload is a game-day command, parsed. `Ok(None)`: it is not one;
+/// `Err`: it names a game-day action but is malformed (nothing is done).
+pub fn parse_command(payload: &serde_json::Value) -> Result<Option<GameDayInput>, String> {
+    let action = payload
+        .as_object()
+        .and_then(|m| m.get("action"))
+        .and_then(|a| a.as_str());
+    match action {
+        Some("game-day") => {}
+        Some("game-day-status") => {
+            let extra: Vec<&String> = payload
+                .as_object()
+                .map(|m| m.keys().filter(|k| *k != "action").collect())
+                .unwrap_or_default();
+            if let Some(k) = extra.first() {
+                return Err(format!(
+                    "the \"game-day-status\" command takes no {k:?}: send {{\"action\": \"game-day-status\"}}"
+                ));
+            }
+            return Ok(Some(GameDayInput::Status));
+        }
+        _ => return Ok(None),
+    }
+    let command: GameDayCommand = serde_path_to_error::deserialize(payload).map_err(|e| {
+        let path = e.path().to_string();
+        format!(
+            "the \"game-day\" command at {}: {}; see events/game-day.json and the README's runbook \"Run a game day\"",
+            if path == "." { "top level".into() } else { path },
+            e.inner()
+        )
+    })?;
+    if let Some(id) = &command.id
+        && (id.trim().is_empty() || id.len() > 64 || id.chars().any(char::is_whitespace))
+    {
+        return Err(format!(
+            "the \"game-day\" command's id {id:?} must be 1 to 64 characters without spaces (it names the report and the FIS experiment's client token)"
+        ));
+    }
+    Ok(Some(GameDayInput::Start(command)))
+}
+
+/// Why a game-day invocation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GameDayRunError {
+    /// The game day was refused; nothing changed.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The state table failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// AWS could not be read before deciding; nothing was changed.
+    #[error("{0}; nothing was changed, try again")]
+    Aws(AwsError),
+}
+
+impl Classify for GameDayRunError {
+    fn retry(&self) -> Retry {
+        match self {
+            GameDayRunError::Refused(_) => Retry::NonRetryable,
+            GameDayRunError::State(e) => e.retry(),
+            GameDayRunError::Aws(e) => e.retry(),
+        }
+    }
+}
+
+/// The answer to a game-day command, status request or observation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GameDayReply {
+    /// The plan.
+    pub plan: String,
+    /// What each round of this invocation said.
+    pub steps: Vec<String>,
+    /// The plan's current (or last) game day.
+    pub game_day: Option<super::GameDay>,
+    /// Where the report went, when this invocation wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+}
+
+/// Everything the game-day executor needs.
+pub struct GameDayRun<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// CloudWatch, FIS, the probe, the failback function.
+    pub port: &'a dyn GameDayPort,
+    /// The failover function's own commands (the incident's acknowledgement).
+    pub dr: &'a dyn DrCommands,
+    /// The state table.
+    pub state: &'a dyn StateStore,
+    /// Notifications.
+    pub notifier: &'a dyn Notifier,
+    /// Reports.
+    pub reports: &'a dyn ReportSink,
+    /// Time.
+    pub clock: &'a dyn Clock,
+}
+
+/// A report's key: fixed by the game day's id and start, so writing it again replaces it.
+pub fn game_day_report_key(report: &GameDayReport) -> String {
+    report_key(
+        &report.plan,
+        "gameday",
+        &report.game_day,
+        report.requested_at,
+    )
+}
+
+fn action_name(action: &GameDayAction) -> &'static str {
+    match action {
+        GameDayAction::Inject { .. } => "gameday.inject",
+        GameDayAction::StopInjection { .. } => "gameday.stop-injection",
+        GameDayAction::Verify { .. } => "gameday.verify",
+        GameDayAction::StartFailback => "gameday.start-failback",
+        GameDayAction::Notify { .. } => "gameday.notify",
+        GameDayAction::WriteReport(_) => "gameday.report",
+    }
+}
+
+/// The first sentence of `text`, as a notification's subject.
+fn subject_of(text: &str) -> String {
+    let first = text.split(". ").next().unwrap_or(text);
+    first.trim_end_matches('.').chars().take(90).collect()
+}
+
+impl GameDayRun<'_> {
+    async fn audit(
+        &self,
+        trigger: &str,
+        action: &str,
+        outcome: Outcome,
+        detail: String,
+        data: serde_json::Value,
+    ) {
+        let entry = AuditEntry {
+            at: self.clock.now(),
+            function: "failover".into(),
+            trigger: trigger.into(),
+            action: action.into(),
+            resource: None,
+            outcome,
+            detail,
+            data,
+        };
+        if let Err(e) = self.state.append(&self.plan.name, &entry).await {
+            tracing::warn!(error = %e, "audit entry not written");
+        }
+    }
+
+    async fn notify(&self, severity: Severity, subject: String, body: String) {
+        let n = Notification {
+            plan: self.plan.name.clone(),
+            severity,
+            subject,
+            body,
+            details: serde_json::Value::Null,
+        };
+        if let Err(e) = self.notifier.notify(&n).await {
+            tracing::warn!(error = %e, "notification not sent");
+        }
+    }
+
+    async fn facts(&self, state: &GameDayState) -> Result<GameDayFacts, GameDayRunError> {
+        let doc = state::load::<DrDocument>(self.state, &dr_key(self.plan))
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default();
+        let active = state.current.as_ref().filter(|g| !g.phase.is_terminal());
+        // Protection matters only once the failback may have ended; it costs a look at
+        // every DR database, so it is asked for then alone.
+        let dr_phase = crate::dr::DrPhase::of(&doc.state);
+        let protected = if dr_phase == crate::dr::DrPhase::Normal
+            && active.is_some_and(|g| g.failback_requested_at.is_some() || g.failback_seen)
+        {
+            self.port
+                .protected(self.plan)
+                .await
+                .map_err(GameDayRunError::Aws)?
+        } else {
+            false
+        };
+        let history = match active {
+            Some(g) => match self.port.history(self.plan, g.trend_size).await {
+                Ok(h) => h,
+                Err(e) => {
+                    // The trend is a comparison, not a safety input: the game day goes on
+                    // and its report covers what could be read.
+                    tracing::warn!(error = %e, "past game-day reports not read");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        Ok(GameDayFacts {
+            dr: dr_facts(&doc.state, protected),
+            recovery_active: doc
+                .recoveries
+                .recoveries
+                .iter()
+                .find(|r| r.phase.active())
+                .map(|r| r.id.clone()),
+            stop_alarms_firing: self.port.stop_alarms_firing(self.plan).await,
+            history,
+        })
+    }
+
+    /// Handle a game-day command, or an observation that moves a running game day on
+    /// (one read when none runs).
+    pub async fn handle(
+        &self,
+        input: GameDayInput,
+        invocation: &Invocation,
+    ) -> Result<GameDayReply, GameDayRunError> {
+        let key = game_day_key(self.plan);
+        let (first, trigger) = match input {
+            GameDayInput::Status => {
+                let current = state::load::<GameDayState>(self.state, &key)
+                    .await?
+                    .and_then(|v| v.value.current);
+                let said = match &current {
+                    Some(g) => format!("game day {}: {}", g.id, g.phase.name()),
+                    None => "no game day has been run on this plan".into(),
+                };
+                return Ok(GameDayReply {
+                    plan: self.plan.name.clone(),
+                    steps: vec![said],
+                    game_day: current,
+                    report: None,
+                });
+            }
+            GameDayInput::DrObserved => {
+                let running = state::load::<GameDayState>(self.state, &key)
+                    .await?
+                    .and_then(|v| v.value.current)
+                    .is_some_and(|g| !g.phase.is_terminal());
+                if !running {
+                    return Ok(GameDayReply {
+                        plan: self.plan.name.clone(),
+                        steps: vec![],
+                        game_day: None,
+                        report: None,
+                    });
+                }
+                (GameDayEvent::DrObserved, "dr observed".to_string())
+            }
+            GameDayInput::Start(c) => {
+                let who = c.who.unwrap_or_else(|| "operator".into());
+                let id = c.id.unwrap_or_else(|| invocation.request_id.clone());
+                (
+                    GameDayEvent::Start {
+                        id,
+                        mode: c.mode,
+                        who: who.clone(),
+                    },
+                    format!("game-day command from {who}"),
+                )
+            }
+        };
+        let mut queue = VecDeque::from([first]);
+        let mut steps = Vec::new();
+        let mut report_uri = None;
+        let mut current = None;
+        for _ in 0..MAX_ROUNDS {
+            let Some(event) = queue.pop_front() else {
+                break;
+            };
+            let stored = state::load::<GameDayState>(self.state, &key).await?;
+            let (version, game_days) = match stored {
+                Some(v) => (Some(v.version), v.value),
+                None => (None, GameDayState::default()),
+            };
+            current = game_days.current.clone();
+            let facts = self.facts(&game_days).await?;
+            let now = self.clock.now();
+            let decision = step(&game_days, &event, self.plan, &facts, now);
+            if let Some(refusal) = decision.refusal {
+                self.audit(
+                    &trigger,
+                    "gameday.refused",
+                    Outcome::Refused,
+                    refusal.to_string(),
+                    serde_json::Value::Null,
+                )
+                .await;
+                return Err(GameDayRunError::Refused(refusal.to_string()));
+            }
+            if decision.state != game_days {
+                match state::save(self.state, &key, &decision.state, version, now).await {
+                    Ok(_) => {}
+                    Err(StateError::Conflict { .. }) => {
+                        // Another invocation moved the game day: decide again on what it
+                        // wrote (its actions are its own to perform).
+                        steps.push(
+                            "the game day changed under this invocation; reading it again".into(),
+                        );
+                        queue.push_front(event);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            current = decision.state.current.clone();
+            let game_day = current.as_ref().map(|g| g.id.clone()).unwrap_or_default();
+            steps.push(decision.reply.clone());
+            for action in &decision.actions {
+                if let Some(found) = self
+                    .perform(
+                        action,
+                        &game_day,
+                        &trigger,
+                        invocation,
+                        &mut steps,
+                        &mut report_uri,
+                    )
+                    .await
+                {
+                    queue.push_back(found);
+                }
+            }
+            if decision.next == crate::dr::Next::Continue && queue.is_empty() {
+                queue.push_back(GameDayEvent::Tick);
+            }
+        }
+        Ok(GameDayReply {
+            plan: self.plan.name.clone(),
+            steps,
+            game_day: current,
+            report: report_uri,
+        })
+    }
+
+    /// Perform one action; what it found, as the event to step with next.
+    async fn perform(
+        &self,
+        action: &GameDayAction,
+        game_day: &str,
+        trigger: &str,
+        invocation: &Invocation,
+        steps: &mut Vec<String>,
+        report_uri: &mut Option<String>,
+    ) -> Option<GameDayEvent> {
+        let name = action_name(action);
+        match action {
+            GameDayAction::Notify { severity, text } => {
+                self.audit(
+                    trigger,
+                    name,
+                    Outcome::Succeeded,
+                    text.clone(),
+                    serde_json::json!({"game_day": game_day}),
+                )
+                .await;
+                self.notify(*severity, subject_of(text), text.clone()).await;
+                None
+            }
+            GameDayAction::Inject { injection } => {
+                match self.port.inject(self.plan, game_day, injection).await {
+                    Ok(experiment_id) => {
+                        self.audit(
+                            trigger,
+                            name,
+                            Outcome::Started,
+                            format!(
+                                "{} injection started{}",
+                                injection.mode(),
+                                experiment_id
+                                    .as_ref()
+                                    .map(|e| format!(": FIS experiment {e}"))
+                                    .unwrap_or_default()
+                            ),
+                            serde_json::json!({"game_day": game_day, "experiment_id": experiment_id}),
+                        )
+                        .await;
+                        Some(GameDayEvent::InjectionStarted { experiment_id })
+                    }
+                    Err(e) => {
+                        self.audit(
+                            trigger,
+                            name,
+                            Outcome::Failed,
+                            format!("{} injection failed: {e}", injection.mode()),
+                            serde_json::json!({"game_day": game_day}),
+                        )
+                        .await;
+                        steps.push(format!("the injection failed: {e}"));
+                        Some(GameDayEvent::InjectionFailed {
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+            }
+            GameDayAction::StopInjection {
+                injection,
+                experiment_id,
+            } => {
+                let result = self
+                    .port
+                    .stop_injection(self.plan, game_day, injection, experiment_id.as_deref())
+                    .await;
+                match result {
+                    Ok(()) => {
+                        self.audit(
+                            trigger,
+                            name,
+                            Outcome::Succeeded,
+                            format!("{} injection stopped", injection.mode()),
+                            serde_json::json!({"game_day": game_day, "experiment_id": experiment_id}),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        // The state says stopped: it is not issued again. A person must
+                        // end the fault, so the notification says how.
+                        let how = match (injection, experiment_id) {
+                            (Injection::Fis { .. }, Some(id)) => format!(
+                                "stop it: `aws fis stop-experiment --id {id}` in {}",
+                                self.plan.regions.primary
+                            ),
+                            (Injection::Fis { .. }, None) => {
+                                "stop the game day's FIS experiment in the FIS console".into()
+                            }
+                            (Injection::SignalOnly { .. }, _) => {
+                                "set the health alarms back to OK: `aws cloudwatch set-alarm-state --state-value OK ...` (CloudWatch also re-evaluates them at their next period)".into()
+                            }
+                        };
+                        let text = format!(
+                            "Game day {game_day}: the injection could not be stopped: {e}. {how}."
+                        );
+                        self.audit(
+                            trigger,
+                            name,
+                            Outcome::Failed,
+                            text.clone(),
+                            serde_json::json!({"game_day": game_day}),
+                        )
+                        .await;
+                        self.notify(
+                            Severity::Critical,
+                            format!("game day {game_day}: the fault is still on"),
+                            text.clone(),
+                        )
+                        .await;
+                        steps.push(text);
+                    }
+                }
+                None
+            }
+            GameDayAction::Verify { canary } => {
+                let row = canary_row_id(game_day, self.clock.now().timestamp_millis());
+                let v = self.port.verify(self.plan, canary.as_ref(), &row).await;
+                self.audit(
+                    trigger,
+                    name,
+                    if v.passed() {
+                        Outcome::Succeeded
+                    } else {
+                        Outcome::Failed
+                    },
+                    v.detail.clone(),
+                    serde_json::json!({"game_day": game_day, "canary": v.canary}),
+                )
+                .await;
+                Some(GameDayEvent::Verified(v))
+            }
+            GameDayAction::StartFailback => {
+                let started = match self.dr.acknowledge(invocation).await {
+                    Ok(()) => self
+                        .port
+                        .start_failback(self.plan, game_day)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(format!(
+                        "the incident could not be acknowledged (the cooldown blocks the failback): {e}"
+                    )),
+                };
+                match started {
+                    Ok(()) => {
+                        self.audit(
+                            trigger,
+                            name,
+                            Outcome::Started,
+                            "the staged failback was asked to start".into(),
+                            serde_json::json!({"game_day": game_day}),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        let text = format!(
+                            "Game day {game_day}: the failback could not be started: {e}. Start it yourself: {{\"action\": \"ack\"}} to the failover function, then {{\"action\": \"start\"}} to the failback function; the game day follows it."
+                        );
+                        self.audit(
+                            trigger,
+                            name,
+                            Outcome::Failed,
+                            text.clone(),
+                            serde_json::json!({"game_day": game_day}),
+                        )
+                        .await;
+                        self.notify(
+                            Severity::Critical,
+                            format!("game day {game_day}: failback not started"),
+                            text.clone(),
+                        )
+                        .await;
+                        steps.push(text);
+                    }
+                }
+                None
+            }
+            GameDayAction::WriteReport(report) => {
+                let body = match serde_json::to_value(report.as_ref()) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        steps.push(format!("the report could not be serialised: {e}"));
+                        return None;
+                    }
+                };
+                let key = game_day_report_key(report);
+                match self.reports.put_report(&key, &body).await {
+                    Ok(uri) => {
+                        let text = render_report(report).join("\n");
+                        self.notify(
+                            report.severity(),
+                            format!(
+                                "game day {}: {}",
+                                report.game_day,
+                                if report.hypothesis.held() {
+                                    "hypothesis held"
+                                } else {
+                                    "hypothesis NOT held"
+                                }
+                            ),
+                            format!("{text}\n\nReport: {uri}"),
+                        )
+                        .await;
+                        self.audit(
+                            trigger,
+                            name,
+                            Outcome::Succeeded,
+                            format!("report written to {uri}"),
+                            serde_json::json!({"game_day": game_day, "report": uri}),
+                        )
+                        .await;
+                        *report_uri = Some(uri);
+                        Some(GameDayEvent::ReportWritten)
+                    }
+                    Err(e) => {
+                        // Not confirmed: the Reporting phase asks for it again next tick.
+                        steps.push(format!(
+                            "the report was not written (the next tick retries): {e}"
+                        ));
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
