@@ -5,9 +5,9 @@
 //! Lifeboat's clock and the account's emulated clock move together and only when the
 //! test moves them, so bake times and record TTLs are honoured without waiting for them.
 
-use crate::support::{state_store, world};
+use crate::support::{put_replica_lag, set_alarm, state_store, world};
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
+use aws_sdk_cloudwatch::types::StateValue;
 use chrono::{DateTime, Duration, Utc};
 use harness::realism::Fault;
 use harness::{Account, World};
@@ -172,47 +172,13 @@ impl Fixture {
     }
 
     async fn alarm(&self, name: &str, value: StateValue) {
-        self.world
-            .clients
-            .dr
-            .cloudwatch
-            .set_alarm_state()
-            .alarm_name(name)
-            .state_value(value)
-            .state_reason("set by the test")
-            .send()
-            .await
-            .unwrap();
+        set_alarm(&self.world.clients.dr.cloudwatch, name, value).await;
     }
 
-    /// Publish `ReplicaLag` datapoints for `instance`, each `(seconds ago, lag)`, as RDS
-    /// would.
+    /// Publish `ReplicaLag` datapoints for `instance` in `region`.
     async fn lag(&self, region: &str, instance: &str, points: &[(i64, f64)]) {
         let clients = self.world.clients.region(region).unwrap();
-        for (ago, lag) in points {
-            clients
-                .cloudwatch
-                .put_metric_data()
-                .namespace("AWS/RDS")
-                .metric_data(
-                    MetricDatum::builder()
-                        .metric_name("ReplicaLag")
-                        .dimensions(
-                            Dimension::builder()
-                                .name("DBInstanceIdentifier")
-                                .value(instance)
-                                .build(),
-                        )
-                        .value(*lag)
-                        .timestamp(aws_smithy_types::DateTime::from_secs(
-                            Utc::now().timestamp() - ago,
-                        ))
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
+        put_replica_lag(&clients.cloudwatch, instance, points).await;
     }
 
     async fn primary(&self) -> Option<StoreFacts> {

@@ -1,9 +1,9 @@
 //! The failover function's executor with its real AWS adapter, against the emulator:
 //! CloudWatch alarms, RDS promotion, Route 53, DynamoDB state, SNS.
 
-use crate::support::{state_store, world};
+use crate::support::{put_replica_lag, set_alarm, state_store, world};
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
+use aws_sdk_cloudwatch::types::StateValue;
 use chrono::{DateTime, Duration, Utc};
 use harness::{Account, World};
 use lifeboat::aws::{
@@ -69,46 +69,17 @@ impl Fixture {
 
     /// The primary goes down: the health alarm goes to ALARM in CloudWatch.
     async fn primary_down(&self) {
-        self.world
-            .clients
-            .dr
-            .cloudwatch
-            .set_alarm_state()
-            .alarm_name(ALARM)
-            .state_value(StateValue::Alarm)
-            .state_reason("the primary stopped answering (test)")
-            .send()
-            .await
-            .unwrap();
+        set_alarm(&self.world.clients.dr.cloudwatch, ALARM, StateValue::Alarm).await;
     }
 
-    /// CloudWatch has a recent ReplicaLag value for the DR replica (the emulator publishes
-    /// none of its own).
+    /// CloudWatch has a recent ReplicaLag value for the DR replica.
     async fn replica_lag(&self, seconds: f64) {
-        self.world
-            .clients
-            .dr
-            .cloudwatch
-            .put_metric_data()
-            .namespace("AWS/RDS")
-            .metric_data(
-                MetricDatum::builder()
-                    .metric_name("ReplicaLag")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("DBInstanceIdentifier")
-                            .value("orders-db-dr")
-                            .build(),
-                    )
-                    .value(seconds)
-                    .timestamp(aws_smithy_types::DateTime::from_secs(
-                        Utc::now().timestamp(),
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        put_replica_lag(
+            &self.world.clients.dr.cloudwatch,
+            "orders-db-dr",
+            &[(0, seconds)],
+        )
+        .await;
     }
 
     async fn record(&self) -> Vec<String> {

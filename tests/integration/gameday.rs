@@ -8,9 +8,9 @@
 //! The failback's start goes to the failback executor in-process: the emulator's Lambda
 //! runs functions only in Docker, which these machines do not use.
 
-use crate::support::{state_store, world};
+use crate::support::{put_replica_lag, set_alarm, state_store, world};
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
+use aws_sdk_cloudwatch::types::StateValue;
 use chrono::{Duration, Utc};
 use harness::databases::{ScratchDatabase, put_credentials_secret};
 use harness::{Account, World};
@@ -81,11 +81,11 @@ impl GameDayPort for Port<'_> {
     async fn verify(&self, plan: &Plan, canary: Option<&Canary>, row: &str) -> Verification {
         self.aws.verify(plan, canary, row).await
     }
-    async fn start_failback(&self, _plan: &Plan, game_day: &str) -> Result<(), AwsError> {
+    async fn start_failback(&self, _plan: &Plan, game_day: &str) -> Result<bool, AwsError> {
         self.failback
             .handle(&json!({"action": "start"}), &invocation(game_day))
             .await
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|e| AwsError::bad_request("lambda", "Invoke", "failback", e.to_string()))
     }
 }
@@ -223,45 +223,17 @@ impl Fixture {
     }
 
     async fn set_alarm(&self, name: &str, value: StateValue) {
-        self.world
-            .clients
-            .dr
-            .cloudwatch
-            .set_alarm_state()
-            .alarm_name(name)
-            .state_value(value)
-            .state_reason("set by the test")
-            .send()
-            .await
-            .unwrap();
+        set_alarm(&self.world.clients.dr.cloudwatch, name, value).await;
     }
 
-    /// A current `ReplicaLag` datapoint for the DR replica, as RDS would publish.
+    /// A current `ReplicaLag` datapoint for the DR replica.
     async fn lag(&self, lag: f64) {
-        self.world
-            .clients
-            .dr
-            .cloudwatch
-            .put_metric_data()
-            .namespace("AWS/RDS")
-            .metric_data(
-                MetricDatum::builder()
-                    .metric_name("ReplicaLag")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("DBInstanceIdentifier")
-                            .value("orders-db-dr")
-                            .build(),
-                    )
-                    .value(lag)
-                    .timestamp(aws_smithy_types::DateTime::from_secs(
-                        Utc::now().timestamp(),
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        put_replica_lag(
+            &self.world.clients.dr.cloudwatch,
+            "orders-db-dr",
+            &[(0, lag)],
+        )
+        .await;
     }
 
     async fn dr_state(&self) -> DrState {

@@ -1,5 +1,6 @@
 //! What several tests share.
 
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
 use harness::{Account, LocalAws, World, create_world};
 use lifeboat::aws::DynamoStateStore;
 use lifeboat::plan::{Plan, parse_plan};
@@ -98,4 +99,48 @@ where
 /// The duration (AWS seconds) the account uses for `name`.
 pub async fn duration(account: &Account, name: &str) -> f64 {
     account.realism_config().await.unwrap().durations[name]
+}
+
+/// Set alarm `name` to `value`, as CloudWatch would when its metric crosses.
+pub async fn set_alarm(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str, value: StateValue) {
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(value)
+        .state_reason("set by the test")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Publish `ReplicaLag` datapoints for `instance`, each `(seconds ago, lag)`, as RDS
+/// would (the emulator publishes none of its own).
+pub async fn put_replica_lag(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    instance: &str,
+    points: &[(i64, f64)],
+) {
+    for (ago, lag) in points {
+        cloudwatch
+            .put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("ReplicaLag")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(instance)
+                            .build(),
+                    )
+                    .value(*lag)
+                    .timestamp(aws_smithy_types::DateTime::from_secs(
+                        chrono::Utc::now().timestamp() - ago,
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
 }

@@ -63,6 +63,12 @@ impl FunctionHost {
         for (k, v) in env {
             command.arg("--env-var").arg(format!("{k}={v}"));
         }
+        // A function that invokes another (a game day starts the failback) reaches it
+        // through this watch, which serves Lambda's Invoke API.
+        command.arg("--env-var").arg(format!(
+            "{}=http://127.0.0.1:{port}",
+            lifeboat::aws::LAMBDA_ENDPOINT_ENV
+        ));
         {
             use std::os::unix::process::CommandExt;
             // Its own process group, so stopping it stops the functions it runs too.

@@ -101,6 +101,8 @@ impl World {
             ("AWS_ENDPOINT_URL", endpoint.to_string()),
             ("AWS_ACCESS_KEY_ID", "testing".to_string()),
             ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            // The failback function a game day starts the failback with.
+            ("LIFEBOAT_FAILBACK_FUNCTION", "failback".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

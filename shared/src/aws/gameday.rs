@@ -23,7 +23,11 @@ use std::time::Duration;
 pub const FAILBACK_FUNCTION_ENV: &str = "LIFEBOAT_FAILBACK_FUNCTION";
 /// The FIS experiment template a `fis` game day runs when the plan names none.
 pub const FIS_TEMPLATE_ENV: &str = "LIFEBOAT_FIS_TEMPLATE_ID";
+/// Where Lambda's Invoke API is, when not AWS's (the SDK's own per-service variable).
+pub const LAMBDA_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_LAMBDA";
 
+/// How long the failback function's asynchronous start may take to be acknowledged.
+const START_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest the canary's statements may take, each.
 const CANARY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,7 +48,7 @@ impl AwsGameDay {
     /// The adapter for `plan`: FIS in the primary region (an experiment runs where its
     /// targets are), Lambda and the report bucket in the function's own region, and the
     /// settings read through `lookup` ([`FAILBACK_FUNCTION_ENV`], [`FIS_TEMPLATE_ENV`],
-    /// and the validation probe's local-only database mapping).
+    /// [`LAMBDA_ENDPOINT_ENV`], and the validation probe's local-only database mapping).
     pub async fn new(
         plan: &Plan,
         clients: &AwsClients,
@@ -53,11 +57,17 @@ impl AwsGameDay {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, LocalDatabaseError> {
         let setting = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // Locally the functions run under `cargo lambda watch`, which serves Lambda's
+        // Invoke API: the standard per-service endpoint variable points there.
+        let mut lambda = aws_sdk_lambda::config::Builder::from(&clients.home.config);
+        if let Some(url) = setting(LAMBDA_ENDPOINT_ENV) {
+            lambda = lambda.endpoint_url(url);
+        }
         Ok(AwsGameDay {
             aws: DrAws::new(plan, clients, settings).await,
             validation: AwsValidation::new(plan, clients, settings, lookup)?,
             fis: aws_sdk_fis::Client::new(&clients.primary.config),
-            lambda: aws_sdk_lambda::Client::new(&clients.home.config),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
             s3: clients.home.s3.clone(),
             bucket: report_bucket.to_string(),
             failback_function: setting(FAILBACK_FUNCTION_ENV),
@@ -398,7 +408,7 @@ impl GameDayPort for AwsGameDay {
         }
     }
 
-    async fn start_failback(&self, _plan: &Plan, game_day: &str) -> Result<(), AwsError> {
+    async fn start_failback(&self, _plan: &Plan, game_day: &str) -> Result<bool, AwsError> {
         let function = self.failback_function.as_deref().ok_or_else(|| {
             AwsError::bad_request(
                 "lambda",
@@ -408,17 +418,35 @@ impl GameDayPort for AwsGameDay {
             )
         })?;
         // Asynchronously: the failback runs in its own function, with its own rights,
-        // and its ticks carry it on; the game day follows it in the DR document.
-        self.lambda
+        // and its ticks carry it on; the game day follows it in the DR document. Lambda
+        // answers an asynchronous invoke at once, so a short wait suffices, and the
+        // request is not sent twice (a duplicate start would only be refused).
+        let sent = self
+            .lambda
             .invoke()
             .function_name(function)
             .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
             .payload(aws_smithy_types::Blob::new(
                 br#"{"action": "start"}"#.to_vec(),
             ))
+            .customize()
+            .config_override(
+                aws_sdk_lambda::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+                    .timeout_config(
+                        aws_config::timeout::TimeoutConfig::builder()
+                            .operation_timeout(START_ACK_TIMEOUT)
+                            .build(),
+                    ),
+            )
             .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("lambda", "Invoke", function, &e))?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            // Sent, not acknowledged: `cargo lambda watch` runs every invocation to its
+            // end before answering, where Lambda would have answered 202 at once.
+            Err(aws_sdk_lambda::error::SdkError::TimeoutError(_)) => Ok(false),
+            Err(e) => Err(AwsError::from_sdk("lambda", "Invoke", function, &e)),
+        }
     }
 }

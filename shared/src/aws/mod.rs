@@ -25,7 +25,7 @@ pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
 pub use failback::AwsFailback;
 pub use failover::AwsFailover;
-pub use gameday::{AwsGameDay, FAILBACK_FUNCTION_ENV, FIS_TEMPLATE_ENV};
+pub use gameday::{AwsGameDay, FAILBACK_FUNCTION_ENV, FIS_TEMPLATE_ENV, LAMBDA_ENDPOINT_ENV};
 pub use posture::{
     describe_cluster, describe_instance, describe_table, gather_posture, read_cname,
     resolve_hosted_zone,

@@ -215,18 +215,7 @@ async fn open_postgres(
     target: &ProbeTarget,
     timeout: Duration,
 ) -> Result<Postgres, Vec<CheckResult>> {
-    let options = PgConnectOptions::new()
-        .host(&target.host)
-        .port(target.port)
-        .username(&target.username)
-        .password(&target.password)
-        .database(&target.database)
-        .application_name("lifeboat-restore-validator")
-        .ssl_mode(if target.require_tls {
-            PgSslMode::Require
-        } else {
-            PgSslMode::Prefer
-        });
+    let options = pg_options(target, "lifeboat-restore-validator");
     let mut conn = connect(target, PgConnection::connect_with(&options)).await?;
     pg_begin(&mut conn, timeout)
         .await
@@ -234,7 +223,25 @@ async fn open_postgres(
     Ok(Postgres { conn, timeout })
 }
 
-async fn open_mysql(target: &ProbeTarget, timeout: Duration) -> Result<Mysql, Vec<CheckResult>> {
+/// How to reach a PostgreSQL target; `application` names the connection in
+/// `pg_stat_activity`.
+fn pg_options(target: &ProbeTarget, application: &str) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .host(&target.host)
+        .port(target.port)
+        .username(&target.username)
+        .password(&target.password)
+        .database(&target.database)
+        .application_name(application)
+        .ssl_mode(if target.require_tls {
+            PgSslMode::Require
+        } else {
+            PgSslMode::Prefer
+        })
+}
+
+/// How to reach a MySQL or MariaDB target.
+fn mysql_options(target: &ProbeTarget) -> MySqlConnectOptions {
     let mut options = MySqlConnectOptions::new()
         .host(&target.host)
         .port(target.port)
@@ -243,13 +250,17 @@ async fn open_mysql(target: &ProbeTarget, timeout: Duration) -> Result<Mysql, Ve
     if !target.password.is_empty() {
         options = options.password(&target.password);
     }
-    let options = options
+    options
         .database(&target.database)
         .ssl_mode(if target.require_tls {
             MySqlSslMode::Required
         } else {
             MySqlSslMode::Preferred
-        });
+        })
+}
+
+async fn open_mysql(target: &ProbeTarget, timeout: Duration) -> Result<Mysql, Vec<CheckResult>> {
+    let options = mysql_options(target);
     let mut conn = connect(target, MySqlConnection::connect_with(&options)).await?;
     // MariaDB limits statements with `max_statement_time` (seconds), MySQL with
     // `max_execution_time` (milliseconds, SELECTs only). Both values are numbers Lifeboat
@@ -358,18 +369,7 @@ pub async fn write_canary(
     };
     let read: Option<String> = match target.dialect {
         Dialect::Postgres => {
-            let options = PgConnectOptions::new()
-                .host(&target.host)
-                .port(target.port)
-                .username(&target.username)
-                .password(&target.password)
-                .database(&target.database)
-                .application_name("lifeboat-game-day-canary")
-                .ssl_mode(if target.require_tls {
-                    PgSslMode::Require
-                } else {
-                    PgSslMode::Prefer
-                });
+            let options = pg_options(target, "lifeboat-game-day-canary");
             let mut conn = connect(target, PgConnection::connect_with(&options))
                 .await
                 .map_err(failed)?;
@@ -392,20 +392,7 @@ pub async fn write_canary(
             read
         }
         Dialect::Mysql => {
-            let mut options = MySqlConnectOptions::new()
-                .host(&target.host)
-                .port(target.port)
-                .username(&target.username);
-            if !target.password.is_empty() {
-                options = options.password(&target.password);
-            }
-            let options = options
-                .database(&target.database)
-                .ssl_mode(if target.require_tls {
-                    MySqlSslMode::Required
-                } else {
-                    MySqlSslMode::Preferred
-                });
+            let options = mysql_options(target);
             let mut conn = connect(target, MySqlConnection::connect_with(&options))
                 .await
                 .map_err(failed)?;

@@ -11,8 +11,8 @@
 
 use super::verify::canary_row_id;
 use super::{
-    GameDayAction, GameDayEvent, GameDayFacts, GameDayMode, GameDayReport, GameDayState, Injection,
-    Verification, dr_facts, render_report, step,
+    FAILBACK_START_MINUTES, GameDayAction, GameDayEvent, GameDayFacts, GameDayMode, GameDayReport,
+    GameDayState, Injection, Verification, dr_facts, render_report, step,
 };
 use crate::dr::run::{Clock, DrDocument, dr_key};
 use crate::error::{AwsError, Classify, Retry};
@@ -62,8 +62,10 @@ pub trait GameDayPort: Send + Sync {
     /// Verify the DR writer (and write and read the canary's row `canary_row`). Never
     /// fails: what went wrong is the verification's finding.
     async fn verify(&self, plan: &Plan, canary: Option<&Canary>, canary_row: &str) -> Verification;
-    /// Start the staged failback (the failback function's `start`).
-    async fn start_failback(&self, plan: &Plan, game_day: &str) -> Result<(), AwsError>;
+    /// Start the staged failback (the failback function's `start`, invoked
+    /// asynchronously). `Ok(false)`: the request went out but was not acknowledged in
+    /// time (the game day follows the DR state either way).
+    async fn start_failback(&self, plan: &Plan, game_day: &str) -> Result<bool, AwsError>;
 }
 
 /// The DR commands a game day gives as the operator of a real incident would.
@@ -223,6 +225,13 @@ fn action_name(action: &GameDayAction) -> &'static str {
     }
 }
 
+/// Who acts, in the audit trail: the trigger, the audited action, the game day.
+struct Acting<'s> {
+    trigger: &'s str,
+    action: &'static str,
+    game_day: &'s str,
+}
+
 /// The first sentence of `text`, as a notification's subject.
 fn subject_of(text: &str) -> String {
     let first = text.split(". ").next().unwrap_or(text);
@@ -230,19 +239,23 @@ fn subject_of(text: &str) -> String {
 }
 
 impl GameDayRun<'_> {
+    /// Record one step of the game day in the plan's timeline.
     async fn audit(
         &self,
-        trigger: &str,
-        action: &str,
+        at: &Acting<'_>,
         outcome: Outcome,
         detail: String,
-        data: serde_json::Value,
+        extra: serde_json::Value,
     ) {
+        let mut data = serde_json::json!({"game_day": at.game_day});
+        if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+            d.extend(more);
+        }
         let entry = AuditEntry {
             at: self.clock.now(),
             function: "failover".into(),
-            trigger: trigger.into(),
-            action: action.into(),
+            trigger: at.trigger.into(),
+            action: at.action.into(),
             resource: None,
             outcome,
             detail,
@@ -251,6 +264,22 @@ impl GameDayRun<'_> {
         if let Err(e) = self.state.append(&self.plan.name, &entry).await {
             tracing::warn!(error = %e, "audit entry not written");
         }
+    }
+
+    /// A step that went wrong in a way a person must know of: audited and notified;
+    /// returns the text, for the reply.
+    async fn alert(
+        &self,
+        at: &Acting<'_>,
+        outcome: Outcome,
+        severity: Severity,
+        subject: String,
+        text: String,
+    ) -> String {
+        self.audit(at, outcome, text.clone(), serde_json::Value::Null)
+            .await;
+        self.notify(severity, subject, text.clone()).await;
+        text
     }
 
     async fn notify(&self, severity: Severity, subject: String, body: String) {
@@ -380,9 +409,16 @@ impl GameDayRun<'_> {
             let now = self.clock.now();
             let decision = step(&game_days, &event, self.plan, &facts, now);
             if let Some(refusal) = decision.refusal {
+                let at = Acting {
+                    trigger: &trigger,
+                    action: "gameday.refused",
+                    game_day: match &event {
+                        GameDayEvent::Start { id, .. } => id,
+                        _ => "",
+                    },
+                };
                 self.audit(
-                    &trigger,
-                    "gameday.refused",
+                    &at,
                     Outcome::Refused,
                     refusal.to_string(),
                     serde_json::Value::Null,
@@ -445,15 +481,18 @@ impl GameDayRun<'_> {
         steps: &mut Vec<String>,
         report_uri: &mut Option<String>,
     ) -> Option<GameDayEvent> {
-        let name = action_name(action);
+        let at = Acting {
+            trigger,
+            action: action_name(action),
+            game_day,
+        };
         match action {
             GameDayAction::Notify { severity, text } => {
                 self.audit(
-                    trigger,
-                    name,
+                    &at,
                     Outcome::Succeeded,
                     text.clone(),
-                    serde_json::json!({"game_day": game_day}),
+                    serde_json::Value::Null,
                 )
                 .await;
                 self.notify(*severity, subject_of(text), text.clone()).await;
@@ -462,32 +501,22 @@ impl GameDayRun<'_> {
             GameDayAction::Inject { injection } => {
                 match self.port.inject(self.plan, game_day, injection).await {
                     Ok(experiment_id) => {
-                        self.audit(
-                            trigger,
-                            name,
-                            Outcome::Started,
-                            format!(
-                                "{} injection started{}",
-                                injection.mode(),
-                                experiment_id
-                                    .as_ref()
-                                    .map(|e| format!(": FIS experiment {e}"))
-                                    .unwrap_or_default()
-                            ),
-                            serde_json::json!({"game_day": game_day, "experiment_id": experiment_id}),
-                        )
-                        .await;
+                        let detail = format!(
+                            "{} injection started{}",
+                            injection.mode(),
+                            experiment_id
+                                .as_ref()
+                                .map(|e| format!(": FIS experiment {e}"))
+                                .unwrap_or_default()
+                        );
+                        let data = serde_json::json!({"experiment_id": experiment_id});
+                        self.audit(&at, Outcome::Started, detail, data).await;
                         Some(GameDayEvent::InjectionStarted { experiment_id })
                     }
                     Err(e) => {
-                        self.audit(
-                            trigger,
-                            name,
-                            Outcome::Failed,
-                            format!("{} injection failed: {e}", injection.mode()),
-                            serde_json::json!({"game_day": game_day}),
-                        )
-                        .await;
+                        let detail = format!("{} injection failed: {e}", injection.mode());
+                        self.audit(&at, Outcome::Failed, detail, serde_json::Value::Null)
+                            .await;
                         steps.push(format!("the injection failed: {e}"));
                         Some(GameDayEvent::InjectionFailed {
                             reason: e.to_string(),
@@ -505,14 +534,9 @@ impl GameDayRun<'_> {
                     .await;
                 match result {
                     Ok(()) => {
-                        self.audit(
-                            trigger,
-                            name,
-                            Outcome::Succeeded,
-                            format!("{} injection stopped", injection.mode()),
-                            serde_json::json!({"game_day": game_day, "experiment_id": experiment_id}),
-                        )
-                        .await;
+                        let detail = format!("{} injection stopped", injection.mode());
+                        let data = serde_json::json!({"experiment_id": experiment_id});
+                        self.audit(&at, Outcome::Succeeded, detail, data).await;
                     }
                     Err(e) => {
                         // The state says stopped: it is not issued again. A person must
@@ -532,21 +556,11 @@ impl GameDayRun<'_> {
                         let text = format!(
                             "Game day {game_day}: the injection could not be stopped: {e}. {how}."
                         );
-                        self.audit(
-                            trigger,
-                            name,
-                            Outcome::Failed,
-                            text.clone(),
-                            serde_json::json!({"game_day": game_day}),
-                        )
-                        .await;
-                        self.notify(
-                            Severity::Critical,
-                            format!("game day {game_day}: the fault is still on"),
-                            text.clone(),
-                        )
-                        .await;
-                        steps.push(text);
+                        let subject = format!("game day {game_day}: the fault is still on");
+                        steps.push(
+                            self.alert(&at, Outcome::Failed, Severity::Critical, subject, text)
+                                .await,
+                        );
                     }
                 }
                 None
@@ -554,18 +568,13 @@ impl GameDayRun<'_> {
             GameDayAction::Verify { canary } => {
                 let row = canary_row_id(game_day, self.clock.now().timestamp_millis());
                 let v = self.port.verify(self.plan, canary.as_ref(), &row).await;
-                self.audit(
-                    trigger,
-                    name,
-                    if v.passed() {
-                        Outcome::Succeeded
-                    } else {
-                        Outcome::Failed
-                    },
-                    v.detail.clone(),
-                    serde_json::json!({"game_day": game_day, "canary": v.canary}),
-                )
-                .await;
+                let outcome = if v.passed() {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Failed
+                };
+                let data = serde_json::json!({"canary": v.canary});
+                self.audit(&at, outcome, v.detail.clone(), data).await;
                 Some(GameDayEvent::Verified(v))
             }
             GameDayAction::StartFailback => {
@@ -580,35 +589,30 @@ impl GameDayRun<'_> {
                     )),
                 };
                 match started {
-                    Ok(()) => {
-                        self.audit(
-                            trigger,
-                            name,
-                            Outcome::Started,
-                            "the staged failback was asked to start".into(),
-                            serde_json::json!({"game_day": game_day}),
-                        )
-                        .await;
+                    Ok(true) => {
+                        let detail = "the staged failback was asked to start".to_string();
+                        self.audit(&at, Outcome::Started, detail, serde_json::Value::Null)
+                            .await;
+                    }
+                    Ok(false) => {
+                        let text = format!(
+                            "Game day {game_day}: the failback function was asked to start but did not acknowledge in time; the game day follows the DR state and reports if no failback begins within {FAILBACK_START_MINUTES} minutes."
+                        );
+                        let subject = format!("game day {game_day}: failback start unconfirmed");
+                        steps.push(
+                            self.alert(&at, Outcome::Started, Severity::Warning, subject, text)
+                                .await,
+                        );
                     }
                     Err(e) => {
                         let text = format!(
                             "Game day {game_day}: the failback could not be started: {e}. Start it yourself: {{\"action\": \"ack\"}} to the failover function, then {{\"action\": \"start\"}} to the failback function; the game day follows it."
                         );
-                        self.audit(
-                            trigger,
-                            name,
-                            Outcome::Failed,
-                            text.clone(),
-                            serde_json::json!({"game_day": game_day}),
-                        )
-                        .await;
-                        self.notify(
-                            Severity::Critical,
-                            format!("game day {game_day}: failback not started"),
-                            text.clone(),
-                        )
-                        .await;
-                        steps.push(text);
+                        let subject = format!("game day {game_day}: failback not started");
+                        steps.push(
+                            self.alert(&at, Outcome::Failed, Severity::Critical, subject, text)
+                                .await,
+                        );
                     }
                 }
                 None
@@ -625,26 +629,23 @@ impl GameDayRun<'_> {
                 match self.reports.put_report(&key, &body).await {
                     Ok(uri) => {
                         let text = render_report(report).join("\n");
+                        let held = if report.hypothesis.held() {
+                            "hypothesis held"
+                        } else {
+                            "hypothesis NOT held"
+                        };
                         self.notify(
                             report.severity(),
-                            format!(
-                                "game day {}: {}",
-                                report.game_day,
-                                if report.hypothesis.held() {
-                                    "hypothesis held"
-                                } else {
-                                    "hypothesis NOT held"
-                                }
-                            ),
+                            format!("game day {}: {held}", report.game_day),
                             format!("{text}\n\nReport: {uri}"),
                         )
                         .await;
+                        let data = serde_json::json!({"report": uri});
                         self.audit(
-                            trigger,
-                            name,
+                            &at,
                             Outcome::Succeeded,
                             format!("report written to {uri}"),
-                            serde_json::json!({"game_day": game_day, "report": uri}),
+                            data,
                         )
                         .await;
                         *report_uri = Some(uri);

@@ -206,24 +206,24 @@ async fn run() -> Result<(), String> {
         result = accident::stage_accident(&mut accident, &host, &root).await;
     }
     drop(accident);
-    // From here the drill is a game day: the failover and failback are its injection,
-    // verification and failback, and its report is the drill's summary.
-    let mut game_day = gameday::LocalGameDay::new(&plan, &world);
+    // From here the drill is a game day, run by the failover function's `game-day`
+    // command: it injects the fault, verifies the DR writer after the failover, starts
+    // the failback, and its report is the drill's summary.
     if result.is_ok() {
-        result = game_day.start().await;
+        result = validation::prepare_canary().await;
+    }
+    if result.is_ok() {
+        result = gameday::start(&host, &root);
     }
     if result.is_ok() {
         result = failover(&plan, &world, &host, &root).await;
     }
     if result.is_ok() {
-        result = game_day.verify().await;
-    }
-    if result.is_ok() {
-        result = failback(&plan, &world, &host, &root, &mut game_day).await;
+        result = failback(&plan, &world, &host, &root).await;
     }
     if result.is_ok() {
         let t = stage("Game-day report (the drill's summary)");
-        result = game_day.finish().await;
+        result = gameday::finish(&host, &root);
         done(t);
     }
     if result.is_ok() {
@@ -488,16 +488,30 @@ async fn failover(
             .await
             .map_err(|e| format!("putting ReplicaLag: {e:?}"))?;
     }
-    let failed_at = chrono::Utc::now();
-    cw.set_alarm_state()
-        .alarm_name(&alarm.name)
-        .state_value(StateValue::Alarm)
-        .state_reason("drill: the primary region stopped answering")
+    // The game day set the alarm (its signal-only injection); EventBridge would deliver
+    // the change with the alarm's own time.
+    let described = cw
+        .describe_alarms()
+        .alarm_names(&alarm.name)
         .send()
         .await
-        .map_err(|e| format!("setting the alarm: {e:?}"))?;
+        .map_err(|e| format!("reading the alarm: {e:?}"))?;
+    let current = described
+        .metric_alarms()
+        .first()
+        .ok_or_else(|| format!("no alarm {}", alarm.name))?;
+    if current.state_value() != Some(&StateValue::Alarm) {
+        return Err(format!(
+            "{} is not in ALARM: the game day's injection did not take",
+            alarm.name
+        ));
+    }
+    let failed_at = current
+        .state_updated_timestamp()
+        .and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_millis().ok()?))
+        .unwrap_or_else(chrono::Utc::now);
     say(format!(
-        "{} is in ALARM at {} (the primary region is down)",
+        "{} is in ALARM since {} (the game day's injection: the primary region is down)",
         alarm.name,
         failed_at.format("%H:%M:%S")
     ));
@@ -569,6 +583,9 @@ async fn failover(
         "report: {}",
         reply["report"].as_str().unwrap_or("none")
     ));
+    // The same invocation moved the game day on: the verification, the incident's
+    // acknowledgement, the failback's start.
+    gameday::verified(host, root)?;
     done(t);
     Ok(())
 }
@@ -582,48 +599,40 @@ async fn failback(
     world: &World,
     host: &FunctionHost,
     root: &std::path::Path,
-    game_day: &mut gameday::LocalGameDay<'_>,
 ) -> Result<(), String> {
-    use aws_sdk_cloudwatch::types::StateValue;
     let t = stage("Recovery of the primary region and staged failback (failback function)");
-    for alarm in &plan.failover.health_alarms {
-        world
-            .clients
-            .region(plan.alarm_region(alarm))
-            .ok_or("no clients for the alarm's region")?
-            .cloudwatch
-            .set_alarm_state()
-            .alarm_name(&alarm.name)
-            .state_value(StateValue::Ok)
-            .state_reason("drill: the primary region answers again")
-            .send()
-            .await
-            .map_err(|e| format!("setting the alarm: {e:?}"))?;
-        say(format!(
-            "{} is OK again (the primary region is back)",
-            alarm.name
-        ));
-    }
-    let ack = host
-        .invoke("failover", &sample(root, "failover-ack.json", "drill-ack")?)
-        .map_err(|e| format!("failover ack: {e}"))?;
-    say(format!(
-        "failover (events/failover-ack.json): incident acknowledged, cooldown ended ({})",
-        ack["phase"].as_str().unwrap_or("?")
-    ));
+    say(
+        "the game day took its signal back (the health alarms are OK: the primary region answers again), acknowledged the incident and started the failback",
+    );
     publish_primary_lag(plan, world).await?;
-    let started_at = chrono::Utc::now();
     let start = host
         .invoke(
             "failback",
-            &sample(root, "failback-start.json", "drill-fb")?,
+            &sample(root, "failback-status.json", "drill-fb")?,
         )
-        .map_err(|e| format!("failback start: {e}"))?;
+        .map_err(|e| format!("failback status: {e}"))?;
     say(format!(
-        "failback (events/failback-start.json): {}",
+        "failback (events/failback-status.json): {}",
         start["phase"].as_str().unwrap_or("?")
     ));
-    game_day.observe().await?;
+    if !start["phase"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("FailingBack"))
+    {
+        return Err(format!(
+            "the game day's failback is not under way: {}",
+            start["phase"]
+        ));
+    }
+    // When the game day started it: the failback's first mark.
+    let started_at = start["state"]["marks"][0]["at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(chrono::Utc::now);
+    // The failover function's schedule ticks it every minute; the game day follows the
+    // failback's stages on those ticks.
+    let failover_tick = sample(root, "failover-tick.json", "drill-fo-tick")?;
     let tick = sample(root, "failback-tick.json", "drill-fb-tick")?;
     let bake = plan.failback.bake_minutes;
     say(format!(
@@ -645,7 +654,8 @@ async fn failback(
         reply = host
             .invoke("failback", &tick)
             .map_err(|e| format!("failback tick: {e}"))?;
-        game_day.observe().await?;
+        host.invoke("failover", &failover_tick)
+            .map_err(|e| format!("failover tick: {e}"))?;
         let phase = reply["phase"].as_str().unwrap_or("?").to_string();
         let traffic = reply["state"]["traffic_primary_percent"]
             .as_u64()

@@ -25,6 +25,7 @@ fn start_time() -> DateTime<Utc> {
 struct Calls {
     injected: Vec<Injection>,
     stopped: u32,
+    stopped_experiments: Vec<Option<String>>,
     verified: u32,
     failbacks: u32,
 }
@@ -72,9 +73,13 @@ impl GameDayPort for FakePort {
         _plan: &Plan,
         _game_day: &str,
         _injection: &Injection,
-        _experiment_id: Option<&str>,
+        experiment_id: Option<&str>,
     ) -> Result<(), AwsError> {
-        self.calls.lock().unwrap().stopped += 1;
+        let mut calls = self.calls.lock().unwrap();
+        calls.stopped += 1;
+        calls
+            .stopped_experiments
+            .push(experiment_id.map(str::to_string));
         Ok(())
     }
     async fn verify(&self, _plan: &Plan, canary: Option<&Canary>, row: &str) -> Verification {
@@ -97,7 +102,7 @@ impl GameDayPort for FakePort {
             detail,
         }
     }
-    async fn start_failback(&self, _plan: &Plan, _game_day: &str) -> Result<(), AwsError> {
+    async fn start_failback(&self, _plan: &Plan, _game_day: &str) -> Result<bool, AwsError> {
         if self.failback_fails {
             return Err(AwsError::bad_request(
                 "lambda",
@@ -107,7 +112,7 @@ impl GameDayPort for FakePort {
             ));
         }
         self.calls.lock().unwrap().failbacks += 1;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -215,6 +220,16 @@ impl Rig {
 
     fn calls(&self) -> std::sync::MutexGuard<'_, Calls> {
         self.port.calls.lock().unwrap()
+    }
+}
+
+/// What a step reads in a quiet Normal state.
+fn normal_facts() -> GameDayFacts {
+    GameDayFacts {
+        dr: crate::gameday::DrFacts::normal(true),
+        recovery_active: None,
+        stop_alarms_firing: vec![],
+        history: vec![],
     }
 }
 
@@ -464,12 +479,7 @@ async fn a_crash_after_the_injection_was_recorded_never_injects_again() {
             who: "tests".into(),
         },
         &rig.plan,
-        &GameDayFacts {
-            dr: crate::gameday::DrFacts::normal(true),
-            recovery_active: None,
-            stop_alarms_firing: vec![],
-            history: vec![],
-        },
+        &normal_facts(),
         rig.clock.now(),
     );
     state = decision.state;
@@ -477,12 +487,7 @@ async fn a_crash_after_the_injection_was_recorded_never_injects_again() {
         &state,
         &GameDayEvent::Tick,
         &rig.plan,
-        &GameDayFacts {
-            dr: crate::gameday::DrFacts::normal(true),
-            recovery_active: None,
-            stop_alarms_firing: vec![],
-            history: vec![],
-        },
+        &normal_facts(),
         rig.clock.now(),
     );
     assert!(
@@ -668,12 +673,7 @@ async fn of_two_racing_starts_of_one_game_day_only_the_winner_injects() {
             who: "tests".into(),
         },
         &rig.plan,
-        &GameDayFacts {
-            dr: crate::gameday::DrFacts::normal(true),
-            recovery_active: None,
-            stop_alarms_firing: vec![],
-            history: vec![],
-        },
+        &normal_facts(),
         rig.clock.now(),
     );
     let store = Racing {
@@ -782,4 +782,32 @@ fn the_sample_events_are_game_day_commands() {
     let status: serde_json::Value =
         serde_json::from_str(include_str!("../../../../events/game-day-status.json")).unwrap();
     assert_eq!(parse_command(&status).unwrap(), Some(GameDayInput::Status));
+}
+
+#[tokio::test]
+async fn a_fis_game_day_stops_the_experiment_it_started_once_failed_over() {
+    let rig = Rig::new(FakePort::default());
+    let input = parse_command(&json!({"action": "game-day", "mode": "fis"}))
+        .unwrap()
+        .unwrap();
+    rig.run()
+        .handle(input, &rig.invocation("req-fis"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.calls().injected.as_slice(),
+        [Injection::Fis { .. }]
+    ));
+    assert_eq!(
+        rig.game_day().await.unwrap().experiment_id.as_deref(),
+        Some("EXP1")
+    );
+    rig.advance(300);
+    rig.set_dr(failed_over()).await;
+    rig.observe().await;
+    assert_eq!(
+        rig.calls().stopped_experiments,
+        vec![Some("EXP1".to_string())],
+        "the experiment is stopped by its id, once"
+    );
 }

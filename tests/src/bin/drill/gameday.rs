@@ -1,258 +1,130 @@
-//! The drill as a game day: the game-day state machine (`lifeboat::gameday`) runs beside
-//! the failover and failback stages, fed the real DR document after every step, and the
-//! drill performs its actions itself: the injection is "signal only" (the failover stage
-//! sets the plan's health alarm to ALARM), the verification reads the writer record and
-//! the promoted replica back from the emulator, and the failback is the failback stage.
-//! The drill's summary is the game day's report, with the same fields a deployed game day
-//! writes: hypothesis held or not, RTO split, data-loss window, time in each failback
-//! stage.
+//! The drill as a game day, through the failover function's own `game-day` command: the
+//! function injects the fault (signal only: it sets the plan's health alarm to ALARM),
+//! follows the real failover the drill then delivers the alarm for, verifies the DR
+//! writer (the record, and the canary row written to and read back from the local
+//! PostgreSQL database mapped to `orders-db`), acknowledges the incident and starts the
+//! failback through the failback function (`cargo lambda watch` serves Lambda's Invoke
+//! API), and, once the failback is over, writes its report to S3 and SNS. The drill's
+//! summary is that report.
 
-use super::say;
-use harness::World;
-use lifeboat::aws::{DynamoStateStore, read_cname};
-use lifeboat::dr::Next;
-use lifeboat::dr::run::{DrDocument, dr_key};
-use lifeboat::gameday::{
-    CanaryResult, GameDayAction, GameDayEvent, GameDayFacts, GameDayMode, GameDayReport,
-    GameDayState, Verification, dr_facts, render_report, step,
-};
-use lifeboat::plan::Plan;
-use lifeboat::state;
+use super::{sample, say};
+use harness::functions::FunctionHost;
+use lifeboat::gameday::{GameDayReport, render_report};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-/// A game day run by the drill, on the local stack.
-pub struct LocalGameDay<'a> {
-    plan: &'a Plan,
-    world: &'a World,
-    store: DynamoStateStore,
-    state: GameDayState,
-    report: Option<GameDayReport>,
-    /// The last thing the machine said, so that a wait is printed once.
-    said: String,
+fn invoke(host: &FunctionHost, payload: &Value) -> Result<Value, String> {
+    host.invoke("failover", payload)
+        .map_err(|e| format!("failover function, {}: {e}", payload["action"]))
 }
 
-impl<'a> LocalGameDay<'a> {
-    /// A game day of `plan` in the drill's world.
-    pub fn new(plan: &'a Plan, world: &'a World) -> Self {
-        LocalGameDay {
-            plan,
-            world,
-            store: DynamoStateStore::new(
-                world.clients.home.dynamodb.clone(),
-                &world.control.state_table,
-            ),
-            state: GameDayState::default(),
-            report: None,
-            said: String::new(),
+/// The game day's phase in a reply (`{"game_day": {"phase": {"phase": "Done"}}}`).
+fn phase(reply: &Value) -> String {
+    reply["game_day"]["phase"]["phase"]
+        .as_str()
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// Print what the function said, one line per step.
+fn print_steps(reply: &Value) {
+    for step in reply["steps"].as_array().into_iter().flatten() {
+        if let Some(text) = step.as_str().filter(|t| !t.is_empty()) {
+            say(format!("  game day: {text}"));
         }
     }
+}
 
-    async fn facts(&self) -> Result<GameDayFacts, String> {
-        let doc = state::load::<DrDocument>(&self.store, &dr_key(self.plan))
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|v| v.value)
-            .unwrap_or_default();
-        let mut firing = Vec::new();
-        for alarm in &self.plan.game_days.stop_condition_alarms {
-            let cw = if self.plan.alarm_region(alarm) == self.plan.regions.primary {
-                &self.world.clients.primary.cloudwatch
-            } else {
-                &self.world.clients.dr.cloudwatch
-            };
-            let out = cw
-                .describe_alarms()
-                .alarm_names(&alarm.name)
-                .send()
-                .await
-                .map_err(|e| format!("reading the stop-condition alarm {}: {e}", alarm.name))?;
-            if out
-                .metric_alarms()
-                .iter()
-                .any(|a| a.state_value() == Some(&aws_sdk_cloudwatch::types::StateValue::Alarm))
-            {
-                firing.push(alarm.name.clone());
-            }
-        }
-        Ok(GameDayFacts {
-            // The failback's last step waits for the DR replicas to be re-created, so a
-            // Normal reached by the failback is protected; the drill's posture check
-            // after the failback asserts it.
-            dr: dr_facts(&doc.state, true),
-            recovery_active: doc
-                .recoveries
-                .recoveries
-                .iter()
-                .find(|r| r.phase.active())
-                .map(|r| r.id.clone()),
-            stop_alarms_firing: firing,
-            history: vec![],
-        })
-    }
+/// `{"action": "game-day-status"}`.
+pub fn status(host: &FunctionHost, root: &Path) -> Result<Value, String> {
+    invoke(host, &sample(root, "game-day-status.json", "")?)
+}
 
-    /// Step with `event` (and again with ticks while the machine asks to go on);
-    /// print what it says; return the actions to perform.
-    async fn step(&mut self, event: GameDayEvent) -> Result<Vec<GameDayAction>, String> {
-        let mut event = event;
-        let mut actions = Vec::new();
-        for _ in 0..8 {
-            let facts = self.facts().await?;
-            let decision = step(&self.state, &event, self.plan, &facts, chrono::Utc::now());
-            if let Some(refused) = decision.refusal {
-                return Err(format!("the game day was refused: {refused}"));
-            }
-            self.state = decision.state;
-            if !decision.reply.is_empty() && decision.reply != self.said {
-                say(format!("  game day: {}", decision.reply));
-                self.said = decision.reply.clone();
-            }
-            for action in decision.actions {
-                match action {
-                    GameDayAction::Notify { severity, text } => {
-                        say(format!("  game day [{severity:?}]: {text}"));
-                    }
-                    GameDayAction::WriteReport(report) => self.report = Some(*report),
-                    other => actions.push(other),
-                }
-            }
-            if decision.next != Next::Continue {
-                break;
-            }
-            event = GameDayEvent::Tick;
-        }
-        Ok(actions)
-    }
-
-    /// Start: the hypothesis is set and the machine asks for the injection, which the
-    /// failover stage performs (it sets the health alarm to ALARM) right after.
-    pub async fn start(&mut self) -> Result<(), String> {
-        say(format!(
-            "game day (signal only) on plan {}: hypothesis: failover within the RTO target, data loss within the RPO target, failback returns to Normal and protected",
-            self.plan.name
+/// Start: the hypothesis is set, and the function injects the fault at once.
+pub fn start(host: &FunctionHost, root: &Path) -> Result<(), String> {
+    let mut command = sample(root, "game-day.json", "")?;
+    command["id"] = json!(format!(
+        "drill-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    command["who"] = json!("make drill");
+    say(
+        "game day (events/game-day.json, signal only): hypothesis: failover within the RTO target, data loss within the RPO target, failback returns to Normal and protected",
+    );
+    let reply = invoke(host, &command)?;
+    print_steps(&reply);
+    if phase(&reply) != "AwaitingFailover" {
+        return Err(format!(
+            "the game day did not inject its fault: it is {} ({})",
+            phase(&reply),
+            reply["steps"]
         ));
-        let actions = self
-            .step(GameDayEvent::Start {
-                id: format!("drill-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")),
-                mode: Some(GameDayMode::SignalOnly),
-                who: "make drill".into(),
-            })
-            .await?;
-        if !actions
-            .iter()
-            .any(|a| matches!(a, GameDayAction::Inject { .. }))
-        {
-            return Err(format!("the game day asked for no injection: {actions:?}"));
-        }
-        self.step(GameDayEvent::InjectionStarted {
-            experiment_id: None,
-        })
-        .await?;
-        Ok(())
     }
+    Ok(())
+}
 
-    /// After the failover: the machine asks for the verification; the drill reads the
-    /// writer record and the promoted replica back and reports; the machine then asks
-    /// for the failback.
-    pub async fn verify(&mut self) -> Result<(), String> {
-        let actions = self.step(GameDayEvent::DrObserved).await?;
-        if !actions
-            .iter()
-            .any(|a| matches!(a, GameDayAction::Verify { .. }))
-        {
-            return Err(format!(
-                "after the failover the game day asked for no verification: {actions:?}"
-            ));
-        }
-        let mut answered = true;
-        let mut details = Vec::new();
-        for r in &self.plan.resources {
-            let (Some(record), Some(replica)) = (&r.dns_record, &r.replica) else {
-                continue;
-            };
-            let out = self
-                .world
-                .clients
-                .dr
-                .rds
-                .describe_db_instances()
-                .db_instance_identifier(&replica.identifier)
-                .send()
-                .await
-                .map_err(|e| format!("describing {}: {e}", replica.identifier))?;
-            let db = out.db_instances().first();
-            let endpoint = db
-                .and_then(|d| d.endpoint())
-                .and_then(|e| e.address())
-                .unwrap_or_default()
-                .to_string();
-            let writer = db.is_some_and(|d| {
-                d.db_instance_status() == Some("available")
-                    && d.read_replica_source_db_instance_identifier().is_none()
-            });
-            let values = read_cname(&self.world.clients.route53, &self.world.zone_id, record)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|f| f.values)
-                .unwrap_or_default();
-            let points = values
-                .iter()
-                .any(|(v, _)| v.trim_end_matches('.').eq_ignore_ascii_case(&endpoint));
-            answered &= writer && points;
-            details.push(format!(
-                "{record} -> {endpoint}: {} writer, record {}",
-                if writer {
-                    "available"
-                } else {
-                    "NOT an available"
-                },
-                if points {
-                    "points at it"
-                } else {
-                    "does NOT point at it"
-                }
-            ));
-        }
-        let detail = details.join("; ");
-        say(format!(
-            "  verification: {detail} (no canary in the local plan)"
+/// After the failover: the function verified the DR writer and started the failback.
+pub fn verified(host: &FunctionHost, root: &Path) -> Result<(), String> {
+    let reply = status(host, root)?;
+    let gd = &reply["game_day"];
+    let v = &gd["verification"];
+    if v.is_null() {
+        return Err(format!(
+            "after the failover the game day has not verified the DR writer: it is {}",
+            phase(&reply)
         ));
-        let actions = self
-            .step(GameDayEvent::Verified(Verification {
-                endpoint_answered: answered,
-                canary: CanaryResult::NotConfigured,
-                detail,
-            }))
-            .await?;
-        if !actions
-            .iter()
-            .any(|a| matches!(a, GameDayAction::StartFailback))
-        {
+    }
+    say(format!(
+        "  game day verification: {} (canary: {})",
+        v["detail"].as_str().unwrap_or_default(),
+        v["canary"]["result"].as_str().unwrap_or("?")
+    ));
+    if v["endpoint_answered"] != true || v["canary"]["result"] != "ok" {
+        return Err(format!(
+            "the DR writer failed the game day's verification: {v}"
+        ));
+    }
+    if phase(&reply) != "AwaitingFailback" || gd["failback_requested_at"].is_null() {
+        return Err(format!(
+            "after the verification the game day did not start the failback: it is {}",
+            phase(&reply)
+        ));
+    }
+    say("  game day: incident acknowledged and the failback started through the failback function");
+    Ok(())
+}
+
+/// After the failback: tick the failover function (as its schedule would) until the game
+/// day has written its report, print the report as the drill's summary, and fail the
+/// drill unless the hypothesis held.
+pub fn finish(host: &FunctionHost, root: &Path) -> Result<(), String> {
+    let tick = sample(root, "failover-tick.json", "drill-gameday-tick")?;
+    let limit = Instant::now() + Duration::from_secs(60);
+    let reply = loop {
+        let reply = status(host, root)?;
+        if matches!(phase(&reply).as_str(), "Done" | "Aborted") {
+            break reply;
+        }
+        if Instant::now() > limit {
             return Err(format!(
-                "after the verification the game day asked for no failback: {actions:?}"
+                "the game day did not end after the failback: it is {}",
+                phase(&reply)
             ));
         }
-        Ok(())
+        invoke(host, &tick)?;
+    };
+    let report: GameDayReport = serde_json::from_value(reply["game_day"]["report"].clone())
+        .map_err(|e| format!("the game day's report does not read back: {e}"))?;
+    for line in render_report(&report) {
+        say(line);
     }
-
-    /// While the failback runs: the machine records the stages it sees.
-    pub async fn observe(&mut self) -> Result<(), String> {
-        self.step(GameDayEvent::DrObserved).await.map(|_| ())
+    say(format!(
+        "report: {} in the report bucket, and the SNS topic",
+        lifeboat::gameday::run::game_day_report_key(&report)
+    ));
+    if !report.hypothesis.held() {
+        return Err("the game day's hypothesis did not hold".into());
     }
-
-    /// After the failback: the report, printed as the drill's summary. Fails the drill
-    /// when the hypothesis did not hold.
-    pub async fn finish(&mut self) -> Result<(), String> {
-        self.step(GameDayEvent::DrObserved).await?;
-        let report = self
-            .report
-            .take()
-            .ok_or("the game day wrote no report after the failback")?;
-        self.step(GameDayEvent::ReportWritten).await?;
-        for line in render_report(&report) {
-            say(line);
-        }
-        if !report.hypothesis.held() {
-            return Err("the game day's hypothesis did not hold".into());
-        }
-        Ok(())
-    }
+    Ok(())
 }

@@ -29,6 +29,21 @@ pub fn database_mapping() -> (String, String) {
     )
 }
 
+/// The game day's canary table (the plan's `game_days.canary`), in the database mapped
+/// to `orders-db`: seeded afresh (the validation stage emptied a table of it), with the
+/// table the plan's owners would create for the canary.
+pub async fn prepare_canary() -> Result<(), String> {
+    let db = ScratchDatabase::seeded_named(Dialect::Postgres, DATABASE).await?;
+    db.execute(
+        "CREATE TABLE lifeboat_canary (id text PRIMARY KEY, written_at timestamptz NOT NULL)",
+    )
+    .await?;
+    say(format!(
+        "canary table lifeboat_canary in {DATABASE} (the game day writes a row to the DR writer and reads it back)"
+    ));
+    Ok(())
+}
+
 /// Validate `orders-db` once through the function: the manual request, then ticks as the
 /// tick schedule would send them, until the run is recorded. Returns the finished run.
 fn validate(host: &FunctionHost, root: &std::path::Path) -> Result<(Value, Duration), String> {
