@@ -56,6 +56,9 @@ impl GameDayPort for Port<'_> {
     async fn protected(&self, plan: &Plan) -> Result<bool, AwsError> {
         self.aws.protected(plan).await
     }
+    async fn health_alarms_not_ok(&self, plan: &Plan) -> Vec<String> {
+        self.aws.health_alarms_not_ok(plan).await
+    }
     async fn history(&self, plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError> {
         self.aws.history(plan, limit).await
     }
@@ -294,6 +297,11 @@ async fn a_signal_only_game_day_fails_over_verifies_fails_back_and_stops_on_its_
     assert_eq!(gd.phase, Phase::AwaitingFailback, "{:#?}", reply.steps);
     let v = gd.verification.clone().unwrap();
     assert!(v.endpoint_answered, "{v:?}");
+    assert!(
+        v.detail
+            .contains("orders-db answered SQL through orders-db.db.lifeboat.internal."),
+        "{v:?}"
+    );
     assert_eq!(v.canary, CanaryResult::Ok, "{v:?}");
     // The canary's row is in the database, and the signal was taken back.
     f.db

@@ -4,17 +4,17 @@
 
 use super::dr::{DrAws, identifier_on};
 use super::sql_probe::write_canary;
-use super::{AwsClients, AwsValidation, ClientSettings, LocalDatabaseError};
+use super::{AwsClients, AwsValidation, ClientSettings, LocalDatabaseError, SqlProbe};
 use crate::dr::Side;
 use crate::error::AwsError;
 use crate::failover::AlarmValue;
 use crate::gameday::run::GameDayPort;
 use crate::gameday::verify::{canary_sql, dr_writers, protected};
 use crate::gameday::{CanaryResult, GameDayReport, Injection, Verification};
-use crate::plan::{AlarmRef, Canary, Plan};
+use crate::plan::{AlarmRef, Canary, Plan, ProtectedResource};
 use crate::posture::{Observed, PostureFacts, RecordFacts, ResourceFacts};
 use crate::validation::Endpoint;
-use crate::validation::checks::Dialect;
+use crate::validation::run::{DatabaseProbe, ProbeTarget};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::StateValue;
 use std::time::Duration;
@@ -28,7 +28,8 @@ pub const LAMBDA_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_LAMBDA";
 
 /// How long the failback function's asynchronous start may take to be acknowledged.
 const START_ACK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest the canary's statements may take, each.
+/// Longest the canary's statements (and the connection through a writer record) may
+/// take, each.
 const CANARY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Game days on AWS.
@@ -142,10 +143,10 @@ impl AwsGameDay {
 
     /// Write and read the canary's row through the plan's writer record (in AWS the
     /// record is what applications use: answering through it proves the switch).
-    async fn canary(&self, plan: &Plan, canary: &Canary, row: &str) -> Result<(), String> {
-        let r = plan
-            .resource(&canary.resource)
-            .ok_or_else(|| format!("the plan has no resource {}", canary.resource))?;
+    /// Where a SQL client reaches `r`'s writer: the plan's writer record (in AWS the
+    /// record is what applications use, so answering through it proves the switch) on
+    /// the DR writer's port, with the plan's validation credentials.
+    async fn writer_target(&self, r: &ProtectedResource) -> Result<ProbeTarget, String> {
         let engine = r
             .engine
             .ok_or_else(|| format!("{} has no `engine` in the plan", r.id))?;
@@ -153,23 +154,19 @@ impl AwsGameDay {
             .validation
             .as_ref()
             .ok_or_else(|| format!("{} has no `validation` credentials in the plan", r.id))?;
-        let dialect = if engine.is_postgres_family() {
-            Dialect::Postgres
-        } else {
-            Dialect::Mysql
-        };
-        let sql = canary_sql(dialect, &canary.table).map_err(|e| e.to_string())?;
-        // The port is the DR writer's; the host the record every client resolves.
-        let port = self.replica_port(r).await.unwrap_or(match dialect {
-            Dialect::Postgres => 5432,
-            Dialect::Mysql => 3306,
-        });
         let host = r
             .dns_record
             .clone()
             .ok_or_else(|| format!("{} has no writer record to reach it by", r.id))?;
-        let target = self
-            .validation
+        let port = self
+            .replica_port(r)
+            .await
+            .unwrap_or(if engine.is_postgres_family() {
+                5432
+            } else {
+                3306
+            });
+        self.validation
             .target(
                 &r.id,
                 engine,
@@ -177,7 +174,51 @@ impl AwsGameDay {
                 &v.database,
                 &v.credentials_secret,
             )
-            .await?;
+            .await
+    }
+
+    /// Connect to each replicated SQL database through its writer record (with the
+    /// plan's validation credentials, in a read-only session): whether every one
+    /// answered, and what each did.
+    async fn answer_through_records(&self, plan: &Plan) -> (bool, Vec<String>) {
+        let mut answered = true;
+        let mut details = Vec::new();
+        for r in plan.resources.iter().filter(|r| {
+            r.replica.is_some()
+                && r.dns_record.is_some()
+                && r.engine.is_some()
+                && r.validation.is_some()
+        }) {
+            let record = r.dns_record.as_deref().unwrap_or_default();
+            let failures = match self.writer_target(r).await {
+                Ok(target) => SqlProbe.probe(&target, &[], CANARY_TIMEOUT).await,
+                Err(e) => {
+                    answered = false;
+                    details.push(format!("{}: {e}", r.id));
+                    continue;
+                }
+            };
+            if failures.is_empty() {
+                details.push(format!("{} answered SQL through {record}", r.id));
+            } else {
+                answered = false;
+                let why: Vec<String> = failures.into_iter().map(|f| f.detail).collect();
+                details.push(format!(
+                    "{} did NOT answer through {record}: {}",
+                    r.id,
+                    why.join("; ")
+                ));
+            }
+        }
+        (answered, details)
+    }
+
+    async fn canary(&self, plan: &Plan, canary: &Canary, row: &str) -> Result<(), String> {
+        let r = plan
+            .resource(&canary.resource)
+            .ok_or_else(|| format!("the plan has no resource {}", canary.resource))?;
+        let target = self.writer_target(r).await?;
+        let sql = canary_sql(target.dialect, &canary.table).map_err(|e| e.to_string())?;
         match tokio::time::timeout(
             CANARY_TIMEOUT * 3,
             write_canary(&target, &sql, row, CANARY_TIMEOUT),
@@ -193,7 +234,7 @@ impl AwsGameDay {
     }
 
     /// The DR writer's port, as RDS reports it.
-    async fn replica_port(&self, r: &crate::plan::ProtectedResource) -> Option<u16> {
+    async fn replica_port(&self, r: &ProtectedResource) -> Option<u16> {
         let id = identifier_on(r, Side::Dr);
         let rds = &self.aws.side(Side::Dr).rds;
         match r.kind {
@@ -224,6 +265,19 @@ impl GameDayPort for AwsGameDay {
             .filter_map(|a| match a.value {
                 Some(AlarmValue::Alarm) => Some(a.name),
                 Some(_) => None,
+                None => Some(format!("{} (could not be read)", a.name)),
+            })
+            .collect()
+    }
+
+    async fn health_alarms_not_ok(&self, plan: &Plan) -> Vec<String> {
+        self.aws
+            .read_alarms(plan, &plan.failover.health_alarms)
+            .await
+            .into_iter()
+            .filter_map(|a| match a.value {
+                Some(AlarmValue::Ok) => None,
+                Some(_) => Some(a.name),
                 None => Some(format!("{} (could not be read)", a.name)),
             })
             .collect()
@@ -384,7 +438,14 @@ impl GameDayPort for AwsGameDay {
 
     async fn verify(&self, plan: &Plan, canary: Option<&Canary>, canary_row: &str) -> Verification {
         let writers = dr_writers(plan, &self.posture(plan).await);
-        let mut detail = writers.details.join("; ");
+        let (sql_answered, sql_details) = self.answer_through_records(plan).await;
+        let mut detail = writers
+            .details
+            .iter()
+            .chain(sql_details.iter())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         let canary = match canary {
             None => CanaryResult::NotConfigured,
             Some(c) => match self.canary(plan, c, canary_row).await {
@@ -402,7 +463,7 @@ impl GameDayPort for AwsGameDay {
             },
         };
         Verification {
-            endpoint_answered: writers.answered,
+            endpoint_answered: writers.answered && sql_answered,
             canary,
             detail,
         }

@@ -27,14 +27,18 @@
 //!   DR state (FailedOver or Normal), and only then ends;
 //! - after a stop condition no failback is started automatically: the report says the
 //!   operator must fail back, because whatever fired the alarm needs a human first.
+//! - no failback is started while the primary's health alarms are out of OK (the
+//!   failback function would refuse it); after [`PRIMARY_RECOVERY_MINUTES`] of waiting
+//!   the game day reports that the operator must fail back.
 //!
 //! # What the executor does
 //!
 //! - Keeps one [`GameDayState`] per plan, written conditionally on its version; persists
 //!   every decision's state before performing its actions.
 //! - Builds [`GameDayFacts`] on every step: [`dr_facts`] of the DR document, the active
-//!   point-in-time recovery if any, the plan's stop-condition alarms now in ALARM, and the
-//!   past reports (from S3) for the trend.
+//!   point-in-time recovery if any, the plan's stop-condition alarms now in ALARM, its
+//!   health alarms not OK (the failback waits for none), and the past reports (from S3)
+//!   for the trend. [`run`] is that executor.
 //! - Turns `{"action": "game-day", "mode": "fis"}` into [`GameDayEvent::Start`] with the
 //!   triggering event's id; steps again with [`GameDayEvent::Tick`] at once whenever a
 //!   decision says [`Next::Continue`]; sends `Tick` on every scheduled tick and
@@ -75,6 +79,10 @@ pub const FAILOVER_START_MINUTES: i64 = 30;
 pub const VERIFY_TIMEOUT_MINUTES: i64 = 15;
 /// How long after `StartFailback` the DR state must show the failback.
 pub const FAILBACK_START_MINUTES: i64 = 30;
+/// How long after the failover the primary's health alarms may stay out of OK before
+/// the game day gives up on failing back (the failback needs a healthy primary: after a
+/// FIS disruption ends, its health check takes a few periods to pass again).
+pub const PRIMARY_RECOVERY_MINUTES: i64 = 30;
 /// After a stop with the DR state still Normal, how long the game day watches for a
 /// failover the fault may already have set off before it calls Normal consistent.
 pub const STOP_SETTLE_MINUTES: i64 = 5;
@@ -262,6 +270,10 @@ pub struct GameDayFacts {
     /// Reports of past game days of this plan (any order; the trend takes the newest).
     #[serde(default)]
     pub history: Vec<GameDayReport>,
+    /// The plan's health alarms that are not OK now (re-read each step): the failback
+    /// starts only once this is empty, as the failback function would refuse otherwise.
+    #[serde(default)]
+    pub primary_unhealthy: Vec<String>,
 }
 
 /// The result of verifying the DR writer after the failover.
@@ -904,7 +916,7 @@ impl Machine<'_> {
                     }
                 }
                 if self.gd.phase == Phase::Verifying {
-                    self.start_failback();
+                    self.start_failback_when_healthy();
                 }
             }
             GameDayEvent::StopConditionFired { alarm } => self.stop_condition(alarm),
@@ -1015,6 +1027,27 @@ impl Machine<'_> {
         }
         self.actions.push(GameDayAction::StartFailback);
         self.reply = "verified; failback started".into();
+    }
+
+    /// Start the failback once the primary's health alarms are OK (the failback function
+    /// refuses otherwise); give up, and report, when they stay out of OK too long.
+    fn start_failback_when_healthy(&mut self) {
+        if self.facts.primary_unhealthy.is_empty() {
+            self.start_failback();
+            return;
+        }
+        if self.elapsed_minutes(self.gd.phase_since) >= PRIMARY_RECOVERY_MINUTES {
+            self.gd.abort_reason = Some(format!(
+                "the primary's health alarms ({}) were not OK within {PRIMARY_RECOVERY_MINUTES} minutes of the failover, so no failback was started",
+                self.facts.primary_unhealthy.join(", ")
+            ));
+            self.report();
+        } else {
+            self.reply = format!(
+                "verified; waiting for the primary's health alarms ({}) to be OK before failing back",
+                self.facts.primary_unhealthy.join(", ")
+            );
+        }
     }
 
     fn stop_condition(&mut self, alarm: &str) {
@@ -1155,15 +1188,20 @@ impl Machine<'_> {
                 }
                 DrPhase::Normal => self.report(),
                 DrPhase::FailedOver | DrPhase::FailingOver => {
-                    if self.elapsed_minutes(self.gd.phase_since) >= VERIFY_TIMEOUT_MINUTES {
-                        self.notify(
-                            Severity::Warning,
-                            format!(
-                                "Game day {}: no verification result within {VERIFY_TIMEOUT_MINUTES} minutes; failing back without it",
-                                self.gd.id
-                            ),
-                        );
-                        self.start_failback();
+                    if self.gd.verification.is_some() {
+                        // Verified; waiting for the primary to be healthy again.
+                        self.start_failback_when_healthy();
+                    } else if self.elapsed_minutes(self.gd.phase_since) >= VERIFY_TIMEOUT_MINUTES {
+                        if self.facts.primary_unhealthy.is_empty() {
+                            self.notify(
+                                Severity::Warning,
+                                format!(
+                                    "Game day {}: no verification result within {VERIFY_TIMEOUT_MINUTES} minutes; failing back without it",
+                                    self.gd.id
+                                ),
+                            );
+                        }
+                        self.start_failback_when_healthy();
                     }
                 }
             },

@@ -42,6 +42,9 @@ pub trait GameDayPort: Send + Sync {
     async fn stop_alarms_firing(&self, plan: &Plan) -> Vec<String>;
     /// Whether every replicated resource has its DR replica again.
     async fn protected(&self, plan: &Plan) -> Result<bool, AwsError>;
+    /// The plan's health alarms that are not OK now (one that cannot be read among
+    /// them): the failback waits for none.
+    async fn health_alarms_not_ok(&self, plan: &Plan) -> Vec<String>;
     /// The reports of the plan's past game days, newest first, at most `limit`.
     async fn history(&self, plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError>;
     /// Inject the fault; the FIS experiment's id when one started.
@@ -336,6 +339,11 @@ impl GameDayRun<'_> {
                 .map(|r| r.id.clone()),
             stop_alarms_firing: self.port.stop_alarms_firing(self.plan).await,
             history,
+            primary_unhealthy: if active.is_some() {
+                self.port.health_alarms_not_ok(self.plan).await
+            } else {
+                Vec::new()
+            },
         })
     }
 

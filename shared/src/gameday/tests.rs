@@ -34,6 +34,7 @@ fn facts(dr: DrFacts) -> GameDayFacts {
         recovery_active: None,
         stop_alarms_firing: Vec::new(),
         history: Vec::new(),
+        primary_unhealthy: Vec::new(),
     }
 }
 
@@ -1040,6 +1041,8 @@ enum Input {
     Written,
     Tick,
     StopAlarmOnTick,
+    /// The primary's health alarm goes out of OK (true) or back to OK (false).
+    PrimaryUnhealthy(bool),
 }
 
 fn input() -> impl Strategy<Value = (Input, i64)> {
@@ -1059,6 +1062,7 @@ fn input() -> impl Strategy<Value = (Input, i64)> {
         Just(Input::Written),
         Just(Input::Tick),
         Just(Input::StopAlarmOnTick),
+        any::<bool>().prop_map(Input::PrimaryUnhealthy),
     ];
     (input, 0i64..1200)
 }
@@ -1110,6 +1114,14 @@ fn apply(run: &mut Run, input: &Input) {
             run.facts.stop_alarms_firing = vec![STOP_ALARM.into()];
             GameDayEvent::Tick
         }
+        Input::PrimaryUnhealthy(down) => {
+            run.facts.primary_unhealthy = if *down {
+                vec!["orders-db-primary-unhealthy".into()]
+            } else {
+                Vec::new()
+            };
+            GameDayEvent::Tick
+        }
     };
     let before = run.state.clone();
     let d = step(&run.state, &event, &run.plan, &run.facts, run.now);
@@ -1144,6 +1156,14 @@ fn apply(run: &mut Run, input: &Input) {
         assert!(
             !d.actions.iter().any(is_failback),
             "StartFailback after a stop: {input:?} from {before:#?}"
+        );
+    }
+    // Never a failback while the primary's health alarms are out of OK: the failback
+    // function would refuse it, and the game day would wait for a failback never begun.
+    if !run.facts.primary_unhealthy.is_empty() {
+        assert!(
+            !d.actions.iter().any(is_failback),
+            "StartFailback with the primary unhealthy: {input:?} from {before:#?}"
         );
     }
     run.actions.extend(d.actions.iter().cloned());
@@ -1190,4 +1210,57 @@ proptest! {
             prop_assert!(gd.report.is_some());
         }
     }
+}
+
+#[test]
+fn the_failback_waits_for_the_primary_to_be_healthy_and_gives_up_after_a_while() {
+    let p = plan();
+    let start = GameDayEvent::Start {
+        id: "gd-1".into(),
+        mode: Some(GameDayMode::Fis),
+        who: "test".into(),
+    };
+    let mut f = facts(DrFacts::normal(true));
+    let d = step(&GameDayState::default(), &start, &p, &f, at(0));
+    let d = step(&d.state, &GameDayEvent::Tick, &p, &f, at(0));
+    let d = step(
+        &d.state,
+        &GameDayEvent::InjectionStarted {
+            experiment_id: Some("EXP1".into()),
+        },
+        &p,
+        &f,
+        at(1),
+    );
+    // The FIS disruption: failed over, and the primary's health check still failing.
+    f.dr = dr(DrPhase::FailedOver, timeline(10, 420, 2.0));
+    f.primary_unhealthy = vec!["orders-db-primary-unhealthy".into()];
+    let d = step(&d.state, &GameDayEvent::DrObserved, &p, &f, at(600));
+    assert!(d.actions.iter().any(is_verify));
+    let verified = Verification {
+        endpoint_answered: true,
+        canary: CanaryResult::Ok,
+        detail: "ok".into(),
+    };
+    let d = step(&d.state, &GameDayEvent::Verified(verified), &p, &f, at(610));
+    assert!(!d.actions.iter().any(is_failback), "{:?}", d.actions);
+    assert!(d.reply.contains("waiting for the primary"), "{}", d.reply);
+    assert_eq!(d.state.current.as_ref().unwrap().phase, Phase::Verifying);
+    // Healthy again: the failback starts.
+    let mut healthy = f.clone();
+    healthy.primary_unhealthy.clear();
+    let later = step(&d.state, &GameDayEvent::Tick, &p, &healthy, at(900));
+    assert!(later.actions.iter().any(is_failback));
+    // Never healthy: after PRIMARY_RECOVERY_MINUTES the game day reports, with the DR
+    // region still serving.
+    let t = at(600 + 60 * PRIMARY_RECOVERY_MINUTES);
+    let given_up = step(&d.state, &GameDayEvent::Tick, &p, &f, t);
+    assert!(!given_up.actions.iter().any(is_failback));
+    let gd = given_up.state.current.unwrap();
+    assert_eq!(gd.phase, Phase::Reporting);
+    let report = gd.report.unwrap();
+    assert!(report.operator_must_fail_back);
+    assert!(
+        matches!(report.outcome, GameDayOutcome::Aborted { ref reason } if reason.contains("health alarms"))
+    );
 }

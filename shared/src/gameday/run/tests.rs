@@ -34,6 +34,7 @@ struct Calls {
 struct FakePort {
     calls: Mutex<Calls>,
     firing: Mutex<Vec<String>>,
+    unhealthy: Mutex<Vec<String>>,
     inject_fails: bool,
     failback_fails: bool,
     canary_fails: bool,
@@ -47,6 +48,9 @@ impl GameDayPort for FakePort {
     }
     async fn protected(&self, _plan: &Plan) -> Result<bool, AwsError> {
         Ok(true)
+    }
+    async fn health_alarms_not_ok(&self, _plan: &Plan) -> Vec<String> {
+        self.unhealthy.lock().unwrap().clone()
     }
     async fn history(&self, _plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError> {
         Ok(self.history.iter().take(limit).cloned().collect())
@@ -230,6 +234,7 @@ fn normal_facts() -> GameDayFacts {
         recovery_active: None,
         stop_alarms_firing: vec![],
         history: vec![],
+        primary_unhealthy: vec![],
     }
 }
 
@@ -802,9 +807,17 @@ async fn a_fis_game_day_stops_the_experiment_it_started_once_failed_over() {
         rig.game_day().await.unwrap().experiment_id.as_deref(),
         Some("EXP1")
     );
+    // The disruption is over, but the primary's health check still fails for a while:
+    // the failback waits for it.
+    *rig.port.unhealthy.lock().unwrap() = vec!["orders-db-primary-unhealthy".into()];
     rig.advance(300);
     rig.set_dr(failed_over()).await;
     rig.observe().await;
+    assert_eq!(rig.calls().failbacks, 0);
+    rig.port.unhealthy.lock().unwrap().clear();
+    rig.advance(120);
+    rig.observe().await;
+    assert_eq!(rig.calls().failbacks, 1);
     assert_eq!(
         rig.calls().stopped_experiments,
         vec![Some("EXP1".to_string())],
