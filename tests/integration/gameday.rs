@@ -56,8 +56,8 @@ impl GameDayPort for Port<'_> {
     async fn protected(&self, plan: &Plan) -> Result<bool, AwsError> {
         self.aws.protected(plan).await
     }
-    async fn health_alarms_not_ok(&self, plan: &Plan) -> Vec<String> {
-        self.aws.health_alarms_not_ok(plan).await
+    async fn primary_not_ready(&self, plan: &Plan) -> Vec<String> {
+        self.aws.primary_not_ready(plan).await
     }
     async fn history(&self, plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError> {
         self.aws.history(plan, limit).await

@@ -8,6 +8,7 @@ use crate::failover::run::FailoverPort;
 use crate::failover::{AlarmReading, FenceOutcome, TargetFacts};
 use crate::plan::{Plan, ProtectedResource, ResourceKind};
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
 
 /// Failover on AWS.
 #[derive(Debug)]
@@ -18,8 +19,21 @@ pub struct AwsFailover {
 impl AwsFailover {
     /// Clients for the plan's regions and the regions of its alarms.
     pub async fn new(plan: &Plan, clients: &AwsClients, settings: &ClientSettings) -> Self {
+        // A failover never waits on the region it leaves: one attempt per RDS call there.
+        // A primary that does not answer is recorded as such (the fence, the facts), and
+        // the next tick looks again; retries with backoff at every step added tens of
+        // seconds to the RTO when the primary region was down.
+        let mut clients = clients.clone();
+        let one_attempt = clients
+            .primary
+            .config
+            .clone()
+            .into_builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .build();
+        clients.primary.rds = aws_sdk_rds::Client::new(&one_attempt);
         AwsFailover {
-            aws: DrAws::new(plan, clients, settings).await,
+            aws: DrAws::new(plan, &clients, settings).await,
         }
     }
 }

@@ -270,8 +270,9 @@ impl GameDayPort for AwsGameDay {
             .collect()
     }
 
-    async fn health_alarms_not_ok(&self, plan: &Plan) -> Vec<String> {
-        self.aws
+    async fn primary_not_ready(&self, plan: &Plan) -> Vec<String> {
+        let mut not_ready: Vec<String> = self
+            .aws
             .read_alarms(plan, &plan.failover.health_alarms)
             .await
             .into_iter()
@@ -280,7 +281,19 @@ impl GameDayPort for AwsGameDay {
                 Some(_) => Some(a.name),
                 None => Some(format!("{} (could not be read)", a.name)),
             })
-            .collect()
+            .collect();
+        for r in plan.resources.iter().filter(|r| r.replica.is_some()) {
+            if let (Observed::Unknown { .. }, _) =
+                self.aws.read_database(plan, r, Side::Primary).await
+            {
+                not_ready.push(format!(
+                    "{} in {} (the primary region does not answer)",
+                    r.aws_identifier(),
+                    plan.regions.primary
+                ));
+            }
+        }
+        not_ready
     }
 
     async fn protected(&self, plan: &Plan) -> Result<bool, AwsError> {

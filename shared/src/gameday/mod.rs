@@ -27,8 +27,8 @@
 //!   DR state (FailedOver or Normal), and only then ends;
 //! - after a stop condition no failback is started automatically: the report says the
 //!   operator must fail back, because whatever fired the alarm needs a human first.
-//! - no failback is started while the primary's health alarms are out of OK (the
-//!   failback function would refuse it); after [`PRIMARY_RECOVERY_MINUTES`] of waiting
+//! - no failback is started while the primary region is not ready (health alarms out
+//!   of OK, or it does not answer: the failback function would refuse it); after [`PRIMARY_RECOVERY_MINUTES`] of waiting
 //!   the game day reports that the operator must fail back.
 //!
 //! # What the executor does
@@ -36,8 +36,8 @@
 //! - Keeps one [`GameDayState`] per plan, written conditionally on its version; persists
 //!   every decision's state before performing its actions.
 //! - Builds [`GameDayFacts`] on every step: [`dr_facts`] of the DR document, the active
-//!   point-in-time recovery if any, the plan's stop-condition alarms now in ALARM, its
-//!   health alarms not OK (the failback waits for none), and the past reports (from S3)
+//!   point-in-time recovery if any, the plan's stop-condition alarms now in ALARM, what
+//!   keeps the primary region from taking the writer back (the failback waits for it), and the past reports (from S3)
 //!   for the trend. [`run`] is that executor.
 //! - Turns `{"action": "game-day", "mode": "fis"}` into [`GameDayEvent::Start`] with the
 //!   triggering event's id; steps again with [`GameDayEvent::Tick`] at once whenever a
@@ -79,9 +79,9 @@ pub const FAILOVER_START_MINUTES: i64 = 30;
 pub const VERIFY_TIMEOUT_MINUTES: i64 = 15;
 /// How long after `StartFailback` the DR state must show the failback.
 pub const FAILBACK_START_MINUTES: i64 = 30;
-/// How long after the failover the primary's health alarms may stay out of OK before
-/// the game day gives up on failing back (the failback needs a healthy primary: after a
-/// FIS disruption ends, its health check takes a few periods to pass again).
+/// How long after the failover the primary region may stay not ready (health alarms
+/// out of OK, or not answering) before the game day gives up on failing back (after a
+/// FIS disruption ends, the health check takes a few periods to pass again).
 pub const PRIMARY_RECOVERY_MINUTES: i64 = 30;
 /// After a stop with the DR state still Normal, how long the game day watches for a
 /// failover the fault may already have set off before it calls Normal consistent.
@@ -270,7 +270,8 @@ pub struct GameDayFacts {
     /// Reports of past game days of this plan (any order; the trend takes the newest).
     #[serde(default)]
     pub history: Vec<GameDayReport>,
-    /// The plan's health alarms that are not OK now (re-read each step): the failback
+    /// What keeps the primary region from taking the writer back now (health alarms
+    /// not OK, a primary region that does not answer; re-read each step): the failback
     /// starts only once this is empty, as the failback function would refuse otherwise.
     #[serde(default)]
     pub primary_unhealthy: Vec<String>,
@@ -1029,8 +1030,8 @@ impl Machine<'_> {
         self.reply = "verified; failback started".into();
     }
 
-    /// Start the failback once the primary's health alarms are OK (the failback function
-    /// refuses otherwise); give up, and report, when they stay out of OK too long.
+    /// Start the failback once the primary region is ready (the failback function
+    /// refuses otherwise); give up, and report, when it stays not ready too long.
     fn start_failback_when_healthy(&mut self) {
         if self.facts.primary_unhealthy.is_empty() {
             self.start_failback();
@@ -1038,13 +1039,13 @@ impl Machine<'_> {
         }
         if self.elapsed_minutes(self.gd.phase_since) >= PRIMARY_RECOVERY_MINUTES {
             self.gd.abort_reason = Some(format!(
-                "the primary's health alarms ({}) were not OK within {PRIMARY_RECOVERY_MINUTES} minutes of the failover, so no failback was started",
+                "the primary region was not ready ({}) within {PRIMARY_RECOVERY_MINUTES} minutes of the failover, so no failback was started",
                 self.facts.primary_unhealthy.join(", ")
             ));
             self.report();
         } else {
             self.reply = format!(
-                "verified; waiting for the primary's health alarms ({}) to be OK before failing back",
+                "verified; waiting for the primary region before failing back: {}",
                 self.facts.primary_unhealthy.join(", ")
             );
         }

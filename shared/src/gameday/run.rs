@@ -42,9 +42,11 @@ pub trait GameDayPort: Send + Sync {
     async fn stop_alarms_firing(&self, plan: &Plan) -> Vec<String>;
     /// Whether every replicated resource has its DR replica again.
     async fn protected(&self, plan: &Plan) -> Result<bool, AwsError>;
-    /// The plan's health alarms that are not OK now (one that cannot be read among
-    /// them): the failback waits for none.
-    async fn health_alarms_not_ok(&self, plan: &Plan) -> Vec<String>;
+    /// What keeps the primary region from taking the writer back, as the failback
+    /// function's own start checks it: health alarms not OK (or unreadable), and
+    /// replicated databases whose primary region does not answer. The failback waits
+    /// for none.
+    async fn primary_not_ready(&self, plan: &Plan) -> Vec<String>;
     /// The reports of the plan's past game days, newest first, at most `limit`.
     async fn history(&self, plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError>;
     /// Inject the fault; the FIS experiment's id when one started.
@@ -340,7 +342,7 @@ impl GameDayRun<'_> {
             stop_alarms_firing: self.port.stop_alarms_firing(self.plan).await,
             history,
             primary_unhealthy: if active.is_some() {
-                self.port.health_alarms_not_ok(self.plan).await
+                self.port.primary_not_ready(self.plan).await
             } else {
                 Vec::new()
             },

@@ -1244,7 +1244,11 @@ fn the_failback_waits_for_the_primary_to_be_healthy_and_gives_up_after_a_while()
     };
     let d = step(&d.state, &GameDayEvent::Verified(verified), &p, &f, at(610));
     assert!(!d.actions.iter().any(is_failback), "{:?}", d.actions);
-    assert!(d.reply.contains("waiting for the primary"), "{}", d.reply);
+    assert!(
+        d.reply.contains("waiting for the primary region"),
+        "{}",
+        d.reply
+    );
     assert_eq!(d.state.current.as_ref().unwrap().phase, Phase::Verifying);
     // Healthy again: the failback starts.
     let mut healthy = f.clone();
@@ -1261,6 +1265,6 @@ fn the_failback_waits_for_the_primary_to_be_healthy_and_gives_up_after_a_while()
     let report = gd.report.unwrap();
     assert!(report.operator_must_fail_back);
     assert!(
-        matches!(report.outcome, GameDayOutcome::Aborted { ref reason } if reason.contains("health alarms"))
+        matches!(report.outcome, GameDayOutcome::Aborted { ref reason } if reason.contains("orders-db-primary-unhealthy"))
     );
 }

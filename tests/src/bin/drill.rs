@@ -9,8 +9,9 @@
 mod retention;
 
 use harness::functions::FunctionHost;
+use harness::realism::{Fault, FaultId};
 use harness::timing::{self, StepTiming, human};
-use harness::{LocalAws, Settle, World, create_world_with};
+use harness::{Account, LocalAws, Settle, World, create_world_with};
 use lifeboat::aws::{DynamoStateStore, gather_posture};
 use lifeboat::plan::{Plan, PlanSource, load_plan_text, parse_plan};
 use lifeboat::posture::{Concern, assess, render};
@@ -215,11 +216,16 @@ async fn run() -> Result<(), String> {
     if result.is_ok() {
         result = gameday::start(&host, &root);
     }
+    let mut outage = None;
     if result.is_ok() {
-        result = failover(&plan, &world, &host, &root).await;
+        result = failover(&plan, &world, &account, &host, &root)
+            .await
+            .map(|id| outage = Some(id));
     }
-    if result.is_ok() {
-        result = failback(&plan, &world, &host, &root).await;
+    if result.is_ok()
+        && let Some(outage) = &outage
+    {
+        result = failback(&plan, &world, &account, outage, &host, &root).await;
     }
     if result.is_ok() {
         let t = stage("Game-day report (the drill's summary)");
@@ -446,9 +452,10 @@ async fn backups(
 async fn failover(
     plan: &Plan,
     world: &World,
+    account: &Account,
     host: &FunctionHost,
     root: &std::path::Path,
-) -> Result<(), String> {
+) -> Result<FaultId, String> {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
     let t = stage("Regional failure and failover (failover function)");
     let alarm = plan
@@ -511,9 +518,19 @@ async fn failover(
         .and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_millis().ok()?))
         .unwrap_or_else(chrono::Utc::now);
     say(format!(
-        "{} is in ALARM since {} (the game day's injection: the primary region is down)",
+        "{} is in ALARM since {} (the game day's injection)",
         alarm.name,
         failed_at.format("%H:%M:%S")
+    ));
+    // The disaster the signal stands for: the primary region stops answering (the
+    // emulator drops every call signed for it, as in [1b]'s realism layer).
+    let outage = account
+        .inject(Fault::region_outage(&plan.regions.primary))
+        .await
+        .map_err(|e| format!("taking {} down: {e}", plan.regions.primary))?;
+    say(format!(
+        "{} is down: every call to it meets a closed connection",
+        plan.regions.primary
     ));
     let mut event = sample(root, "failover-alarm.json", "drill-alarm-1")?;
     event["detail"]["alarmName"] = json!(alarm.name);
@@ -583,11 +600,11 @@ async fn failover(
         "report: {}",
         reply["report"].as_str().unwrap_or("none")
     ));
-    // The same invocation moved the game day on: the verification, the incident's
-    // acknowledgement, the failback's start.
+    // The same invocation moved the game day on: the verification; the failback waits
+    // for the primary region.
     gameday::verified(host, root)?;
     done(t);
-    Ok(())
+    Ok(outage)
 }
 
 /// Stage: the primary region is healthy again. The failback function re-protects into
@@ -597,14 +614,28 @@ async fn failover(
 async fn failback(
     plan: &Plan,
     world: &World,
+    account: &Account,
+    outage: &FaultId,
     host: &FunctionHost,
     root: &std::path::Path,
 ) -> Result<(), String> {
     let t = stage("Recovery of the primary region and staged failback (failback function)");
-    say(
-        "the game day took its signal back (the health alarms are OK: the primary region answers again), acknowledged the incident and started the failback",
-    );
+    account
+        .remove_fault(outage)
+        .await
+        .map_err(|e| format!("bringing {} back: {e}", plan.regions.primary))?;
+    say(format!(
+        "{} answers again (the game day took its signal back after the failover: the health alarms are OK)",
+        plan.regions.primary
+    ));
     publish_primary_lag(plan, world).await?;
+    // The failover function's next tick: the old primary, back as a writer, is fenced,
+    // and the game day, the primary region ready, acknowledges the incident and starts
+    // the failback.
+    let tick = sample(root, "failover-tick.json", "drill-fo-tick-recovered")?;
+    host.invoke("failover", &tick)
+        .map_err(|e| format!("failover tick: {e}"))?;
+    gameday::failback_started(host, root)?;
     let start = host
         .invoke(
             "failback",

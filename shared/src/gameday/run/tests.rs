@@ -49,7 +49,7 @@ impl GameDayPort for FakePort {
     async fn protected(&self, _plan: &Plan) -> Result<bool, AwsError> {
         Ok(true)
     }
-    async fn health_alarms_not_ok(&self, _plan: &Plan) -> Vec<String> {
+    async fn primary_not_ready(&self, _plan: &Plan) -> Vec<String> {
         self.unhealthy.lock().unwrap().clone()
     }
     async fn history(&self, _plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError> {

@@ -85,13 +85,28 @@ pub fn verified(host: &FunctionHost, root: &Path) -> Result<(), String> {
             "the DR writer failed the game day's verification: {v}"
         ));
     }
-    if phase(&reply) != "AwaitingFailback" || gd["failback_requested_at"].is_null() {
+    if !gd["failback_requested_at"].is_null() {
+        return Err("the game day started the failback while the primary region was down".into());
+    }
+    if let Some(said) = reply["steps"].as_array().and_then(|s| s.last()) {
+        say(format!("  game day: {}", said.as_str().unwrap_or_default()));
+    }
+    Ok(())
+}
+
+/// After the primary region recovered and the failover function ticked: the game day
+/// acknowledged the incident and started the failback.
+pub fn failback_started(host: &FunctionHost, root: &Path) -> Result<(), String> {
+    let reply = status(host, root)?;
+    if phase(&reply) != "AwaitingFailback" || reply["game_day"]["failback_requested_at"].is_null() {
         return Err(format!(
-            "after the verification the game day did not start the failback: it is {}",
+            "with the primary region back the game day did not start the failback: it is {}",
             phase(&reply)
         ));
     }
-    say("  game day: incident acknowledged and the failback started through the failback function");
+    say(
+        "  game day: the primary region is ready; incident acknowledged and the failback started through the failback function",
+    );
     Ok(())
 }
 
