@@ -5,7 +5,7 @@
 //! Lifeboat's clock and the account's emulated clock move together and only when the
 //! test moves them, so bake times and record TTLs are honoured without waiting for them.
 
-use crate::support::{put_replica_lag, set_alarm, state_store, world};
+use crate::support::{notifier, put_replica_lag, reports, set_alarm, state_store, world};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::StateValue;
 use chrono::{DateTime, Duration, Utc};
@@ -74,12 +74,8 @@ impl Fixture {
         let f = Fixture {
             aws: AwsFailback::new(&plan, &world.clients, &account.settings()).await,
             state: state_store(&world),
-            notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-            reports: S3Reports::new(
-                world.clients.home.s3.clone(),
-                &world.control.report_bucket,
-                None,
-            ),
+            notifier: notifier(&world),
+            reports: reports(&world),
             clock: LockstepClock {
                 account: account.clone(),
                 now: Mutex::new(Utc::now()),

@@ -1,7 +1,9 @@
 //! The failover function's executor with its real AWS adapter, against the emulator:
 //! CloudWatch alarms, RDS promotion, Route 53, DynamoDB state, SNS.
 
-use crate::support::{put_replica_lag, set_alarm, state_store, world};
+use crate::support::{
+    invocation, notifier, put_replica_lag, reports, set_alarm, state_store, world,
+};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::StateValue;
 use chrono::{DateTime, Duration, Utc};
@@ -39,12 +41,8 @@ impl Fixture {
         let aws = AwsFailover::new(&plan, &world.clients, &account.settings()).await;
         Fixture {
             state: state_store(&world),
-            notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-            reports: S3Reports::new(
-                world.clients.home.s3.clone(),
-                &world.control.report_bucket,
-                None,
-            ),
+            notifier: notifier(&world),
+            reports: reports(&world),
             account,
             plan,
             world,
@@ -113,15 +111,6 @@ impl Fixture {
             .unwrap()
             .map(|d| d.value.state)
             .unwrap_or_default()
-    }
-}
-
-fn invocation(id: &str) -> Invocation {
-    let now = Utc::now();
-    Invocation {
-        request_id: id.into(),
-        now,
-        deadline: now + Duration::minutes(15),
     }
 }
 

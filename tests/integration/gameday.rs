@@ -8,10 +8,12 @@
 //! The failback's start goes to the failback executor in-process: the emulator's Lambda
 //! runs functions only in Docker, which these machines do not use.
 
-use crate::support::{put_replica_lag, set_alarm, state_store, world};
+use crate::support::{
+    invocation, notifier, put_replica_lag, reports, set_alarm, state_store, world,
+};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::StateValue;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use harness::databases::{ScratchDatabase, put_credentials_secret};
 use harness::{Account, World};
 use lifeboat::aws::{
@@ -23,7 +25,6 @@ use lifeboat::dr::run::{DrDocument, SystemClock, dr_key};
 use lifeboat::error::AwsError;
 use lifeboat::failback::run::FailbackRun;
 use lifeboat::failover::run::FailoverRun;
-use lifeboat::function::Invocation;
 use lifeboat::gameday::run::{
     GameDayInput, GameDayPort, GameDayReply, GameDayRun, GameDayRunError, game_day_key,
     parse_command,
@@ -139,12 +140,8 @@ impl Fixture {
             failover: AwsFailover::new(&plan, &world.clients, &settings).await,
             failback: AwsFailback::new(&plan, &world.clients, &settings).await,
             state: state_store(&world),
-            notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-            reports: S3Reports::new(
-                world.clients.home.s3.clone(),
-                &world.control.report_bucket,
-                None,
-            ),
+            notifier: notifier(&world),
+            reports: reports(&world),
             account,
             plan,
             world,
@@ -253,15 +250,6 @@ impl Fixture {
             .unwrap()
             .map(|v| v.value)
             .unwrap_or_default()
-    }
-}
-
-fn invocation(id: &str) -> Invocation {
-    let now = Utc::now();
-    Invocation {
-        request_id: id.into(),
-        now,
-        deadline: now + Duration::minutes(15),
     }
 }
 

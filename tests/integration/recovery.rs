@@ -3,7 +3,7 @@
 //! recovery's checks against the real local PostgreSQL (the emulator restores no data,
 //! so the recovered instance is mapped to a scratch database).
 
-use crate::support::{state_store, world};
+use crate::support::{invocation, notifier, reports, state_store, world};
 use chrono::{DateTime, Duration, Utc};
 use harness::databases::{ScratchDatabase, put_credentials_secret};
 use harness::{Account, World};
@@ -11,7 +11,6 @@ use lifeboat::aws::{
     AwsRecovery, DynamoStateStore, LOCAL_DATABASE_URLS_ENV, S3Reports, SnsNotifier, read_cname,
 };
 use lifeboat::dr::run::{DrDocument, SystemClock, dr_key};
-use lifeboat::function::Invocation;
 use lifeboat::plan::Plan;
 use lifeboat::recovery::run::{RecoveryReply, RecoveryRun, RecoveryRunError, parse_command};
 use lifeboat::recovery::{Phase, Recovery, RecoveryInput};
@@ -52,12 +51,8 @@ impl Fixture {
             .expect("adapter");
         Fixture {
             state: state_store(&world),
-            notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-            reports: S3Reports::new(
-                world.clients.home.s3.clone(),
-                &world.control.report_bucket,
-                None,
-            ),
+            notifier: notifier(&world),
+            reports: reports(&world),
             account,
             plan,
             world,
@@ -182,15 +177,6 @@ impl Fixture {
             .into_iter()
             .map(|e| e.action)
             .collect()
-    }
-}
-
-fn invocation(id: &str) -> Invocation {
-    let now = Utc::now();
-    Invocation {
-        request_id: id.into(),
-        now,
-        deadline: now + Duration::minutes(15),
     }
 }
 

@@ -2,7 +2,7 @@
 //! backdated snapshots in both regions, dry run and real run, what is never deleted, the
 //! per-run cap, an unreadable listing, the archive tier, and 2,000 snapshots in one run.
 
-use crate::support::{local_plan, state_store};
+use crate::support::{local_plan, notifier, reports, state_store};
 use chrono::{DateTime, Duration, Utc};
 use harness::realism::{Fault, Limits};
 use harness::retention::{SeedKind, SeedSnapshot, manual_snapshot_names, seed_snapshots};
@@ -41,12 +41,8 @@ impl Fixture {
         let snapshots = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
         Fixture {
             state: state_store(&world),
-            notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-            reports: S3Reports::new(
-                world.clients.home.s3.clone(),
-                &world.control.report_bucket,
-                None,
-            ),
+            notifier: notifier(&world),
+            reports: reports(&world),
             account,
             plan,
             world,

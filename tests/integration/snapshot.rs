@@ -1,6 +1,6 @@
 //! The snapshot function's orchestration with its real AWS adapter, against the emulator.
 
-use crate::support::state_store;
+use crate::support::{notifier, reports, state_store};
 use chrono::{DateTime, Duration, Utc};
 use harness::{Account, LocalAws, World, create_world};
 use lifeboat::aws::{AwsSnapshots, DynamoStateStore, S3Reports, SnsNotifier};
@@ -39,12 +39,8 @@ impl Fixture {
         let snapshots = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
         Fixture {
             state: state_store(&world),
-            notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-            reports: S3Reports::new(
-                world.clients.home.s3.clone(),
-                &world.control.report_bucket,
-                None,
-            ),
+            notifier: notifier(&world),
+            reports: reports(&world),
             account,
             plan,
             world,
@@ -527,12 +523,8 @@ async fn a_plan_naming_a_missing_resource_fails_naming_it_and_the_rest_is_snapsh
     let f = Fixture {
         snapshots: AwsSnapshots::new(&plan, &world.clients, &account.settings()).await,
         state: state_store(&world),
-        notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-        reports: S3Reports::new(
-            world.clients.home.s3.clone(),
-            &world.control.report_bucket,
-            None,
-        ),
+        notifier: notifier(&world),
+        reports: reports(&world),
         account,
         plan,
         world,

@@ -2,7 +2,8 @@
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
 use harness::{Account, LocalAws, World, create_world};
-use lifeboat::aws::DynamoStateStore;
+use lifeboat::aws::{DynamoStateStore, S3Reports, SnsNotifier};
+use lifeboat::function::Invocation;
 use lifeboat::plan::{Plan, parse_plan};
 
 /// The local stack's plan.
@@ -26,6 +27,30 @@ pub fn state_store(world: &World) -> DynamoStateStore {
         world.clients.home.dynamodb.clone(),
         &world.control.state_table,
     )
+}
+
+/// The world's SNS topic, as the functions notify it.
+pub fn notifier(world: &World) -> SnsNotifier {
+    SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn)
+}
+
+/// The world's report bucket (SSE-S3), as the functions write to it.
+pub fn reports(world: &World) -> S3Reports {
+    S3Reports::new(
+        world.clients.home.s3.clone(),
+        &world.control.report_bucket,
+        None,
+    )
+}
+
+/// An invocation `id` starting now, with Lambda's longest run ahead of it.
+pub fn invocation(id: &str) -> Invocation {
+    let now = chrono::Utc::now();
+    Invocation {
+        request_id: id.into(),
+        now,
+        deadline: now + chrono::Duration::minutes(15),
+    }
 }
 
 /// A fresh account whose clock moves only when the test moves it (time scale 1: real

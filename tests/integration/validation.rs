@@ -2,7 +2,7 @@
 //! the SQL checks against the real local PostgreSQL and MariaDB servers (each test in a
 //! database of its own, created and dropped).
 
-use crate::support::{local_plan, state_store};
+use crate::support::{invocation, local_plan, notifier, reports, state_store};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use harness::databases::{ScratchDatabase, put_credentials_secret};
@@ -13,7 +13,6 @@ use lifeboat::aws::{
 use lifeboat::backup::BackupRecord;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::error::{AwsError, AwsFailure};
-use lifeboat::function::Invocation;
 use lifeboat::plan::{
     CREATED_TAG, PLAN_TAG, Plan, ProtectedResource, RESOURCE_TAG, VALIDATED_TAG, parse_plan,
 };
@@ -69,12 +68,8 @@ impl Fixture {
             .unwrap();
         Fixture {
             state: state_store(&world),
-            notifier: SnsNotifier::new(world.clients.home.sns.clone(), &world.topic_arn),
-            reports: S3Reports::new(
-                world.clients.home.s3.clone(),
-                &world.control.report_bucket,
-                None,
-            ),
+            notifier: notifier(&world),
+            reports: reports(&world),
             account,
             plan,
             world,
@@ -177,15 +172,6 @@ impl Fixture {
 
 fn schedule() -> Value {
     serde_json::from_str(include_str!("../../events/validation-schedule.json")).unwrap()
-}
-
-fn invocation(id: &str) -> Invocation {
-    let now = Utc::now();
-    Invocation {
-        request_id: id.into(),
-        now,
-        deadline: now + chrono::Duration::minutes(15),
-    }
 }
 
 fn finished(reply: &ValidationReply) -> &Run {
