@@ -300,7 +300,13 @@ impl GameDayRun<'_> {
         }
     }
 
-    async fn facts(&self, state: &GameDayState) -> Result<GameDayFacts, GameDayRunError> {
+    /// What a step reads. `history` holds the past reports once read: they do not change
+    /// while this invocation runs, so its rounds read them once.
+    async fn facts(
+        &self,
+        state: &GameDayState,
+        history: &mut Option<Vec<GameDayReport>>,
+    ) -> Result<GameDayFacts, GameDayRunError> {
         let doc = state::load::<DrDocument>(self.state, &dr_key(self.plan))
             .await?
             .map(|v| v.value)
@@ -319,17 +325,22 @@ impl GameDayRun<'_> {
         } else {
             false
         };
-        let history = match active {
-            Some(g) => match self.port.history(self.plan, g.trend_size).await {
-                Ok(h) => h,
-                Err(e) => {
-                    // The trend is a comparison, not a safety input: the game day goes on
-                    // and its report covers what could be read.
-                    tracing::warn!(error = %e, "past game-day reports not read");
-                    Vec::new()
-                }
-            },
-            None => Vec::new(),
+        let past = match (active, history.as_ref()) {
+            (Some(_), Some(read)) => read.clone(),
+            (Some(g), None) => {
+                let read = match self.port.history(self.plan, g.trend_size).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        // The trend is a comparison, not a safety input: the game day goes
+                        // on and its report covers what could be read.
+                        tracing::warn!(error = %e, "past game-day reports not read");
+                        Vec::new()
+                    }
+                };
+                *history = Some(read.clone());
+                read
+            }
+            (None, _) => Vec::new(),
         };
         Ok(GameDayFacts {
             dr: dr_facts(&doc.state, protected),
@@ -340,7 +351,7 @@ impl GameDayRun<'_> {
                 .find(|r| r.phase.active())
                 .map(|r| r.id.clone()),
             stop_alarms_firing: self.port.stop_alarms_firing(self.plan).await,
-            history,
+            history: past,
             primary_unhealthy: if active.is_some() {
                 self.port.primary_not_ready(self.plan).await
             } else {
@@ -402,6 +413,7 @@ impl GameDayRun<'_> {
             }
         };
         let mut queue = VecDeque::from([first]);
+        let mut history = None;
         let mut steps = Vec::new();
         let mut report_uri = None;
         let mut current = None;
@@ -415,7 +427,7 @@ impl GameDayRun<'_> {
                 None => (None, GameDayState::default()),
             };
             current = game_days.current.clone();
-            let facts = self.facts(&game_days).await?;
+            let facts = self.facts(&game_days, &mut history).await?;
             let now = self.clock.now();
             let decision = step(&game_days, &event, self.plan, &facts, now);
             if let Some(refusal) = decision.refusal {

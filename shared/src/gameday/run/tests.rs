@@ -24,6 +24,7 @@ fn start_time() -> DateTime<Utc> {
 #[derive(Default)]
 struct Calls {
     injected: Vec<Injection>,
+    history_reads: u32,
     stopped: u32,
     stopped_experiments: Vec<Option<String>>,
     verified: u32,
@@ -53,6 +54,7 @@ impl GameDayPort for FakePort {
         self.unhealthy.lock().unwrap().clone()
     }
     async fn history(&self, _plan: &Plan, limit: usize) -> Result<Vec<GameDayReport>, AwsError> {
+        self.calls.lock().unwrap().history_reads += 1;
         Ok(self.history.iter().take(limit).cloned().collect())
     }
     async fn inject(
@@ -283,6 +285,11 @@ async fn a_game_day_runs_from_the_command_to_its_report() {
     assert_eq!(reply.game_day.as_ref().unwrap().id, "req-1");
     assert_eq!(rig.game_day().await.unwrap().phase, Phase::AwaitingFailover);
     assert_eq!(rig.calls().injected.len(), 1, "the signal is injected once");
+    assert_eq!(
+        rig.calls().history_reads,
+        1,
+        "past reports are read once per invocation, however many rounds it steps"
+    );
     assert!(matches!(
         rig.calls().injected[0],
         Injection::SignalOnly { ref alarms } if !alarms.is_empty()
