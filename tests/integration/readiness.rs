@@ -3,7 +3,6 @@
 //! exercised), and passes them once the state says otherwise; the report lands in S3.
 
 use crate::support::{state_store, world};
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use chrono::{Duration, Utc};
 use lifeboat::aws::{S3Reports, answer_readiness, gather_readiness};
 use lifeboat::plan::{CREATED_TAG, PLAN_TAG, RESOURCE_TAG, VALIDATED_TAG};
@@ -91,28 +90,13 @@ async fn readiness_follows_the_real_state() {
         create.send().await.expect("snapshot");
     }
     account.settle().await.expect("snapshots available");
-    world
-        .clients
-        .dr
-        .cloudwatch
-        .put_metric_data()
-        .namespace("AWS/RDS")
-        .metric_data(
-            MetricDatum::builder()
-                .metric_name("ReplicaLag")
-                .dimensions(
-                    Dimension::builder()
-                        .name("DBInstanceIdentifier")
-                        .value("orders-db-dr")
-                        .build(),
-                )
-                .value(4.0)
-                .timestamp(aws_smithy_types::DateTime::from_secs(now.timestamp()))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("lag datapoint");
+    harness::realism::publish_replica_lag(
+        &world.clients.dr.cloudwatch,
+        "orders-db-dr",
+        &[(0, 4.0)],
+    )
+    .await
+    .expect("lag datapoint");
     store
         .append(
             &plan.name,

@@ -1,6 +1,6 @@
 //! What several tests share.
 
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
+use aws_sdk_cloudwatch::types::StateValue;
 use harness::{Account, LocalAws, World, create_world};
 use lifeboat::aws::{DynamoStateStore, S3Reports, SnsNotifier};
 use lifeboat::function::Invocation;
@@ -138,34 +138,14 @@ pub async fn set_alarm(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str, valu
         .unwrap();
 }
 
-/// Publish `ReplicaLag` datapoints for `instance`, each `(seconds ago, lag)`, as RDS
-/// would (the emulator publishes none of its own).
+/// Publish `ReplicaLag` datapoints for `instance`, each `(seconds ago, lag)`
+/// ([`harness::realism::publish_replica_lag`]); a failure fails the test.
 pub async fn put_replica_lag(
     cloudwatch: &aws_sdk_cloudwatch::Client,
     instance: &str,
     points: &[(i64, f64)],
 ) {
-    for (ago, lag) in points {
-        cloudwatch
-            .put_metric_data()
-            .namespace("AWS/RDS")
-            .metric_data(
-                MetricDatum::builder()
-                    .metric_name("ReplicaLag")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("DBInstanceIdentifier")
-                            .value(instance)
-                            .build(),
-                    )
-                    .value(*lag)
-                    .timestamp(aws_smithy_types::DateTime::from_secs(
-                        chrono::Utc::now().timestamp() - ago,
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
+    harness::realism::publish_replica_lag(cloudwatch, instance, points)
+        .await
+        .unwrap();
 }

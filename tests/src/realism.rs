@@ -496,3 +496,38 @@ fn parse<T: serde::de::DeserializeOwned>(answer: Value) -> Result<T, ControlErro
         message: format!("unexpected answer: {e}"),
     })
 }
+
+/// Publish `ReplicaLag` datapoints for `instance`, each `(seconds ago, lag in seconds)`,
+/// as RDS does every minute for a read replica: the emulator publishes none, so the
+/// tests and the drill stand in for it.
+pub async fn publish_replica_lag(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    instance: &str,
+    points: &[(i64, f64)],
+) -> Result<(), String> {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    for (ago, lag) in points {
+        cloudwatch
+            .put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("ReplicaLag")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(instance)
+                            .build(),
+                    )
+                    .value(*lag)
+                    .timestamp(aws_smithy_types::DateTime::from_secs(
+                        chrono::Utc::now().timestamp() - ago,
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("putting ReplicaLag of {instance}: {e:?}"))?;
+    }
+    Ok(())
+}

@@ -9,7 +9,7 @@
 mod retention;
 
 use harness::functions::FunctionHost;
-use harness::realism::{Fault, FaultId};
+use harness::realism::{Fault, FaultId, publish_replica_lag};
 use harness::timing::{self, StepTiming, human};
 use harness::{Account, LocalAws, Settle, World, create_world_with};
 use lifeboat::aws::{DynamoStateStore, gather_posture};
@@ -456,7 +456,7 @@ async fn failover(
     host: &FunctionHost,
     root: &std::path::Path,
 ) -> Result<FaultId, String> {
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
+    use aws_sdk_cloudwatch::types::StateValue;
     let t = stage("Regional failure and failover (failover function)");
     let alarm = plan
         .failover
@@ -470,30 +470,7 @@ async fn failover(
         .cloudwatch;
     // The emulator publishes no ReplicaLag: the drill stands in for RDS.
     for r in plan.resources.iter().filter_map(|r| r.replica.as_ref()) {
-        world
-            .clients
-            .dr
-            .cloudwatch
-            .put_metric_data()
-            .namespace("AWS/RDS")
-            .metric_data(
-                MetricDatum::builder()
-                    .metric_name("ReplicaLag")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("DBInstanceIdentifier")
-                            .value(&r.identifier)
-                            .build(),
-                    )
-                    .value(2.0)
-                    .timestamp(aws_smithy_types::DateTime::from_secs(
-                        chrono::Utc::now().timestamp(),
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| format!("putting ReplicaLag: {e:?}"))?;
+        publish_replica_lag(&world.clients.dr.cloudwatch, &r.identifier, &[(0, 2.0)]).await?;
     }
     // The game day set the alarm (its signal-only injection); EventBridge would deliver
     // the change with the alarm's own time.
@@ -776,29 +753,8 @@ async fn publish_caught_up_lag(
     cloudwatch: &aws_sdk_cloudwatch::Client,
     instances: &[String],
 ) -> Result<(), String> {
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
     for id in instances {
-        cloudwatch
-            .put_metric_data()
-            .namespace("AWS/RDS")
-            .metric_data(
-                MetricDatum::builder()
-                    .metric_name("ReplicaLag")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("DBInstanceIdentifier")
-                            .value(id)
-                            .build(),
-                    )
-                    .value(0.0)
-                    .timestamp(aws_smithy_types::DateTime::from_secs(
-                        chrono::Utc::now().timestamp(),
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| format!("putting ReplicaLag: {e:?}"))?;
+        publish_replica_lag(cloudwatch, id, &[(0, 0.0)]).await?;
     }
     Ok(())
 }
