@@ -461,6 +461,54 @@ async fn a_gate_alarm_at_50_rolls_back_to_10_and_pauses_until_resumed() {
 }
 
 #[tokio::test]
+async fn resume_with_the_gate_still_in_alarm_stays_paused_and_moves_no_weight() {
+    let f = Fixture::failed_over().await;
+    f.command("start").await.unwrap();
+    f.tick_until("catch-up", at_step(Step::AwaitCatchUp)).await;
+    f.lag("us-east-1", "orders-db", &[(0, 0.0)]).await;
+    for _ in 0..180 {
+        f.tick().await;
+        if f.traffic().await == 50 {
+            break;
+        }
+    }
+    f.alarm(GATE, StateValue::Alarm).await;
+    let rolled = f.tick().await;
+    assert!(rolled.phase.ends_with("(paused)"), "{}", rolled.phase);
+    assert_eq!(f.traffic().await, 10);
+    // The gate still fires: resume is refused, saying why, and nothing moves.
+    let doc = || async {
+        state::load::<DrDocument>(&f.state, &dr_key(&f.plan))
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+    };
+    let before = doc().await;
+    let err = f.command("resume").await.unwrap_err();
+    assert!(
+        matches!(&err, DrError::Refused(why) if why.contains(&format!("gate alarm {GATE} is in ALARM"))),
+        "{err}"
+    );
+    assert_eq!(f.traffic().await, 10, "weights unchanged");
+    assert_eq!(doc().await, before, "the failback stays paused");
+    assert!(
+        f.state
+            .timeline(&f.plan.name, None)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "failback.resume-refused" && e.detail.contains(GATE))
+    );
+    // Once the gate is OK, resume goes on to Normal.
+    f.alarm(GATE, StateValue::Ok).await;
+    f.command("resume").await.unwrap();
+    f.tick_until("Normal", |s| matches!(s, DrState::Normal { .. }))
+        .await;
+    assert_eq!(f.traffic().await, 100);
+}
+
+#[tokio::test]
 async fn abort_before_the_writer_moves_returns_the_record_to_the_dr_writer() {
     let f = Fixture::failed_over().await;
     // Short invocations stop at each wait, so the operator can act in between.

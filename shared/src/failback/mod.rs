@@ -285,6 +285,20 @@ impl FailbackFacts {
             .find(|g| g.value == Some(AlarmValue::Alarm))
             .map(|g| g.name.as_str())
     }
+
+    /// Why traffic may not move towards the primary region now: a gate in ALARM, or one
+    /// that could not be read (its region may be the one traffic would move to).
+    /// INSUFFICIENT_DATA holds nothing back: a gate on the primary's application metrics
+    /// has no data while the primary serves no traffic.
+    fn gates_hold(&self) -> Option<String> {
+        if let Some(gate) = self.gate_firing() {
+            return Some(format!("gate alarm {gate} is in ALARM"));
+        }
+        self.gates
+            .iter()
+            .find(|g| g.value.is_none())
+            .map(|g| format!("gate alarm {} could not be read", g.name))
+    }
 }
 
 /// Something to do in AWS.
@@ -455,20 +469,24 @@ pub fn step(
             ),
         },
         FailbackInput::Resume => match state {
-            DrState::FailingBack(f) if f.paused.is_some() => {
-                let mut f = f.clone();
-                f.paused = None;
-                // The current stage bakes again from now.
-                if let Some(shift) = f.shift.as_mut() {
-                    shift.entered_at = None;
+            // The gates are read before any weight moves: resuming into a gate that still
+            // fires would set the stage and roll it back at once.
+            DrState::FailingBack(f) if f.paused.is_some() && !f.cut_over => {
+                if let Some(why) = facts.gates_hold() {
+                    return Decision::refuse(
+                        state,
+                        format!("not resumed: {why}; the failback stays paused, traffic unchanged at {} % on the primary region. Resume once the gate is OK, or abort", f.traffic_primary_percent),
+                    )
+                    .note(
+                        Severity::Warning,
+                        "failback.resume-refused",
+                        "failback not resumed: a gate holds it",
+                        format!("An operator asked to resume failback {}, but {why}. It stays paused with {} % of traffic on the primary region; nothing was changed.", f.id, f.traffic_primary_percent),
+                    );
                 }
-                Decision::then(DrState::FailingBack(f), "resumed").note(
-                    Severity::Warning,
-                    "failback.resume",
-                    "failback resumed",
-                    "An operator resumed the failback.",
-                )
+                resume(f)
             }
+            DrState::FailingBack(f) if f.paused.is_some() => resume(f),
             DrState::FailingBack(_) => Decision::refuse(state, "the failback is not paused"),
             _ => Decision::refuse(
                 state,
@@ -488,6 +506,21 @@ pub fn step(
             _ => Decision::keep(state, status(state)),
         },
     }
+}
+
+fn resume(f: &Failback) -> FbDecision {
+    let mut f = f.clone();
+    f.paused = None;
+    // The current stage bakes again from now.
+    if let Some(shift) = f.shift.as_mut() {
+        shift.entered_at = None;
+    }
+    Decision::then(DrState::FailingBack(f), "resumed").note(
+        Severity::Warning,
+        "failback.resume",
+        "failback resumed",
+        "An operator resumed the failback.",
+    )
 }
 
 fn status(state: &DrState) -> String {
@@ -1149,6 +1182,36 @@ fn shift(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>
         .change
         .as_ref()
         .is_some_and(|c| c.primary_percent == target);
+    // No weight moves towards the primary region while a gate holds it back: one that
+    // fires pauses the failback where it stands (nothing was set for this stage, so there
+    // is nothing to roll back); one that cannot be read waits for the next look.
+    if !submitted
+        && !f.cut_over
+        && let Some(why) = facts.gates_hold()
+    {
+        let current = f.traffic_primary_percent;
+        if facts.gate_firing().is_some() {
+            f.paused = Some(format!(
+                "{why} before stage {target} %: held at {current} %"
+            ));
+            f.shift = Some(sh);
+            return Decision::keep(
+                &DrState::FailingBack(f),
+                format!("{why}: stage {target} % not set; pausing at {current} %"),
+            )
+            .note(
+                Severity::Critical,
+                "failback.gate",
+                format!("failback paused: {why}"),
+                format!("Before traffic moved to {target} % on the primary region, {why}; the failback is paused with {current} % there and no weight was changed. Resume with {{\"action\": \"resume\"}} once the cause is fixed, or abort."),
+            );
+        }
+        f.shift = Some(sh);
+        return Decision::keep(
+            &DrState::FailingBack(f),
+            format!("{why}: stage {target} % waits, traffic stays at {current} %"),
+        );
+    }
     if !submitted {
         f.shift = Some(sh);
         return Decision::keep(

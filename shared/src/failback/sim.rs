@@ -31,6 +31,10 @@ pub(crate) struct Sim {
     pub(crate) traffic: u32,
     pub(crate) traffic_pending: u8,
     pub(crate) gate: bool,
+    /// The gate alarm cannot be read (its region does not answer).
+    pub(crate) gate_unreadable: bool,
+    /// Weights moved towards the primary region while the gate was in ALARM: (from, to).
+    pub(crate) moved_up_under_gate: Vec<(u32, u32)>,
     pub(crate) health_ok: bool,
     pub(crate) primary_reachable: bool,
     pub(crate) promotions: u32,
@@ -57,6 +61,8 @@ impl Sim {
             traffic: 0,
             traffic_pending: 0,
             gate: false,
+            gate_unreadable: false,
+            moved_up_under_gate: vec![],
             health_ok: true,
             primary_reachable: true,
             promotions: 0,
@@ -101,7 +107,14 @@ impl Sim {
         };
         FailbackFacts {
             health: vec![reading("orders-db-primary-unhealthy", self.health_ok)],
-            gates: vec![reading("orders-api-5xx", !self.gate)],
+            gates: vec![if self.gate_unreadable {
+                AlarmReading {
+                    name: "orders-api-5xx".into(),
+                    value: None,
+                }
+            } else {
+                reading("orders-api-5xx", !self.gate)
+            }],
             targets: vec![FbTargetFacts {
                 resource: "orders-db".into(),
                 primary: if self.primary_reachable {
@@ -226,6 +239,10 @@ impl Sim {
                 }
             }
             FbAction::SetTraffic { primary_percent } => {
+                if self.gate && *primary_percent > self.traffic {
+                    self.moved_up_under_gate
+                        .push((self.traffic, *primary_percent));
+                }
                 self.traffic = *primary_percent;
                 self.traffic_pending = 1;
                 FbOutcome::TrafficSet {

@@ -194,6 +194,120 @@ fn a_gate_alarm_at_50_rolls_back_to_10_and_pauses_and_resume_continues() {
     assert_eq!(sim.traffic, 100);
 }
 
+/// Runs the failback until it is paused by the gate at 50 % (rolled back to 10 %).
+fn paused_by_the_gate_at_50(p: &Plan) -> (Sim, DrState) {
+    let mut sim = Sim::after_failover();
+    let mut state = failed_over(sim.now);
+    feed(p, &mut state, &mut sim, FailbackInput::Start, false);
+    for _ in 0..300 {
+        run_ticks(p, &mut state, &mut sim, 1);
+        if sim.traffic == 50 && sim.traffic_pending == 0 {
+            break;
+        }
+    }
+    sim.gate = true;
+    feed(p, &mut state, &mut sim, FailbackInput::Tick, false);
+    assert_eq!(sim.traffic, 10);
+    assert!(failback_of(&state).paused.is_some());
+    (sim, state)
+}
+
+#[test]
+fn resume_with_the_gate_still_in_alarm_stays_paused_and_moves_no_weight() {
+    let p = plan();
+    let (mut sim, mut state) = paused_by_the_gate_at_50(&p);
+    sim.advance(600);
+    let before = state.clone();
+    let d = feed(&p, &mut state, &mut sim, FailbackInput::Resume, false);
+    assert!(d.refused, "{}", d.reply);
+    assert!(d.actions.is_empty());
+    assert!(
+        d.reply.contains("gate alarm orders-api-5xx is in ALARM")
+            && d.reply.contains("stays paused"),
+        "{}",
+        d.reply
+    );
+    assert_eq!(d.notes[0].action, "failback.resume-refused");
+    assert_eq!(state, before, "nothing changes");
+    assert_eq!(sim.traffic, 10);
+    // A gate that cannot be read holds the resume too.
+    sim.gate = false;
+    sim.gate_unreadable = true;
+    let d = feed(&p, &mut state, &mut sim, FailbackInput::Resume, false);
+    assert!(
+        d.refused && d.reply.contains("could not be read"),
+        "{}",
+        d.reply
+    );
+    assert_eq!(sim.traffic, 10);
+    // Once it reads OK, resume goes on to Normal.
+    sim.gate_unreadable = false;
+    let d = feed(&p, &mut state, &mut sim, FailbackInput::Resume, false);
+    assert!(!d.refused, "{}", d.reply);
+    run_ticks(&p, &mut state, &mut sim, 400);
+    assert!(matches!(state, DrState::Normal { .. }), "{}", state.phase());
+    assert!(
+        sim.moved_up_under_gate.is_empty(),
+        "{:?}",
+        sim.moved_up_under_gate
+    );
+}
+
+#[test]
+fn a_gate_firing_again_right_after_resume_pauses_before_the_stage_is_set() {
+    let p = plan();
+    let (mut sim, mut state) = paused_by_the_gate_at_50(&p);
+    sim.gate = false;
+    // The resume itself goes on at once (next: Continue) into the stage; the gate fires
+    // between the resume's read and that look.
+    let d = step(&p, &state, &FailbackInput::Resume, &sim.facts(), sim.now);
+    assert!(!d.refused && d.next == Next::Continue, "{}", d.reply);
+    state = d.state;
+    sim.gate = true;
+    let d = feed(&p, &mut state, &mut sim, FailbackInput::Tick, false);
+    assert!(d.actions.is_empty(), "no weight moves: {:?}", d.actions);
+    assert_eq!(d.notes[0].action, "failback.gate");
+    let f = failback_of(&state);
+    assert!(
+        f.paused.as_deref().unwrap().contains("before stage 10 %"),
+        "{:?}",
+        f.paused
+    );
+    assert_eq!(
+        sim.traffic, 10,
+        "never 10 -> higher -> 10 in one invocation"
+    );
+    assert!(sim.moved_up_under_gate.is_empty());
+}
+
+#[test]
+fn an_unreadable_gate_holds_the_next_stage_without_pausing() {
+    let p = plan();
+    let mut sim = Sim::after_failover();
+    let mut state = failed_over(sim.now);
+    feed(&p, &mut state, &mut sim, FailbackInput::Start, false);
+    for _ in 0..300 {
+        run_ticks(&p, &mut state, &mut sim, 1);
+        if sim.traffic == 10 && sim.traffic_pending == 0 {
+            break;
+        }
+    }
+    sim.gate_unreadable = true;
+    // Well past the bake: the next stage waits while the gate cannot be read.
+    for _ in 0..10 {
+        sim.advance(300);
+        let d = feed(&p, &mut state, &mut sim, FailbackInput::Tick, false);
+        assert!(d.actions.is_empty(), "{:?}", d.actions);
+    }
+    assert_eq!(sim.traffic, 10);
+    assert!(failback_of(&state).paused.is_none());
+    let d = feed(&p, &mut state, &mut sim, FailbackInput::Tick, false);
+    assert!(d.reply.contains("could not be read"), "{}", d.reply);
+    sim.gate_unreadable = false;
+    run_ticks(&p, &mut state, &mut sim, 400);
+    assert!(matches!(state, DrState::Normal { .. }), "{}", state.phase());
+}
+
 #[test]
 fn a_gate_alarm_at_the_first_stage_rolls_back_to_none() {
     let p = plan();
@@ -393,6 +507,7 @@ fn a_crash_between_steps_resumes_without_repeating_or_skipping() {
 enum Event {
     Tick(u16),
     Gate(bool),
+    GateUnreadable(bool),
     Pause,
     Resume,
     Abort,
@@ -405,6 +520,7 @@ fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         10 => (1u16..400).prop_map(Event::Tick),
         1 => any::<bool>().prop_map(Event::Gate),
+        1 => any::<bool>().prop_map(Event::GateUnreadable),
         1 => Just(Event::Pause),
         2 => Just(Event::Resume),
         1 => Just(Event::Abort),
@@ -431,6 +547,7 @@ proptest! {
             let (input, crash) = match e {
                 Event::Tick(s) => { sim.advance(i64::from(s)); (FailbackInput::Tick, false) }
                 Event::Gate(on) => { sim.gate = on; continue; }
+                Event::GateUnreadable(on) => { sim.gate_unreadable = on; continue; }
                 Event::Pause => (FailbackInput::Pause, false),
                 Event::Resume => (FailbackInput::Resume, false),
                 Event::Abort => (FailbackInput::Abort, false),
@@ -439,6 +556,7 @@ proptest! {
                 Event::Start => (FailbackInput::Start, false),
             };
             let before = state.clone();
+            sim.moved_up_under_gate.clear();
             let mut d = feed(&p, &mut state, &mut sim, input.clone(), crash);
             let mut n = 0;
             while d.next == Next::Continue && !crash && n < 20 {
@@ -446,6 +564,11 @@ proptest! {
                 n += 1;
             }
             prop_assert!(sim.bad_promotions.is_empty(), "{:?}", sim.bad_promotions);
+            // No weight moves towards the primary while a gate fires, except the abort's
+            // cut-over (all traffic to the writer that already moved).
+            let cut_over = matches!(&state, DrState::FailingBack(f) if f.cut_over)
+                || matches!(input, FailbackInput::Abort);
+            prop_assert!(cut_over || sim.moved_up_under_gate.is_empty(), "moved up under a firing gate: {:?}", sim.moved_up_under_gate);
             if sim.traffic > 0 && sim.traffic_pending == 0 {
                 prop_assert!(matches!(sim.p, Db::Writer), "traffic {} % on the primary while it is {:?}", sim.traffic, sim.p);
             }
