@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod backup;
 pub mod config;
+pub mod detection;
 pub mod dr;
 pub mod error;
 pub mod failback;

@@ -15,7 +15,7 @@ mod validate;
 pub use load::{PlanSource, load_plan_text, parse_plan};
 #[cfg(test)]
 pub(crate) use validate::max_kept;
-pub use validate::{QuotaUsage, is_sql_identifier, normalize_dns_name, quota_usage};
+pub use validate::{QuotaUsage, is_sql_identifier, normalize_dns_name, quota_usage, warnings};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -754,7 +754,8 @@ pub struct AlarmRef {
 pub struct FailoverSettings {
     /// `automatic` or `manual`.
     pub mode: FailoverMode,
-    /// Alarms that say the primary is down; any of them in ALARM starts a failover.
+    /// Alarms that say the primary is down; any of them going to ALARM starts a failover,
+    /// which `detection` confirms. Each is one of the confirming signals.
     pub health_alarms: Vec<AlarmRef>,
     /// Automatic failover is refused when the DR replica lags more than this (the
     /// data-loss guard); `force` overrides it. Default 60.
@@ -763,6 +764,155 @@ pub struct FailoverSettings {
     /// After a failover or failback, alarms only notify for this long. Default 60.
     #[serde(default = "default_cooldown_minutes")]
     pub cooldown_minutes: u32,
+    /// How a failure is confirmed before anything is promoted: which signals besides the
+    /// health alarms are read, and how many must agree.
+    #[serde(default)]
+    pub detection: DetectionSettings,
+}
+
+/// How a failover is confirmed: from independent vantage points, a quorum of which must
+/// say the primary is failing, within a window.
+///
+/// Every health alarm is a signal of its own; `signals` adds the others. A signal says
+/// failing, healthy or unknown; signals that fail because the same region does not
+/// answer count as one vote, since one outage silences them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionSettings {
+    /// The signals read besides the health alarms. Default: the primary region's API and
+    /// the DR replicas' view of their source.
+    #[serde(default = "default_signals")]
+    pub signals: Vec<SignalSpec>,
+    /// How many votes must say the primary is failing to confirm. Default 2.
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// How long after the alarm a failover may stay unconfirmed; then it ends, nothing
+    /// changed, and a later alarm starts a new incident. Default 5.
+    #[serde(default = "default_window_minutes")]
+    pub window_minutes: u32,
+    /// What a health alarm in INSUFFICIENT_DATA says. Default `alarm_setting`.
+    #[serde(default)]
+    pub insufficient_data: InsufficientData,
+    /// What a signal whose region does not answer says.
+    #[serde(default)]
+    pub unreadable: UnreadableSignals,
+    /// Time budget, in seconds, of one call to the primary region's API (one attempt,
+    /// no retry). Default 3.
+    #[serde(default = "default_primary_api_timeout_seconds")]
+    pub primary_api_timeout_seconds: u32,
+}
+
+fn default_signals() -> Vec<SignalSpec> {
+    vec![SignalSpec::PrimaryApi {}, SignalSpec::ReplicaView {}]
+}
+fn default_quorum() -> u32 {
+    2
+}
+fn default_window_minutes() -> u32 {
+    5
+}
+fn default_primary_api_timeout_seconds() -> u32 {
+    3
+}
+
+impl Default for DetectionSettings {
+    fn default() -> Self {
+        DetectionSettings {
+            signals: default_signals(),
+            quorum: default_quorum(),
+            window_minutes: default_window_minutes(),
+            insufficient_data: InsufficientData::default(),
+            unreadable: UnreadableSignals::default(),
+            primary_api_timeout_seconds: default_primary_api_timeout_seconds(),
+        }
+    }
+}
+
+/// A signal that may confirm a failure, besides the health alarms.
+///
+/// Every variant is a struct (the first two without fields) so that an unknown field is
+/// refused in each: serde ignores extra fields of a unit variant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SignalSpec {
+    /// The primary region's RDS API as seen from the DR region: each primary database is
+    /// described there (one attempt, `primary_api_timeout_seconds`). No answer, or a
+    /// database that does not serve, is failing.
+    PrimaryApi {},
+    /// Each DR replica's view of its source, as RDS reports it in the DR region: the
+    /// replication status (`StatusInfos`) and the `ReplicaLag` metric.
+    ReplicaView {},
+    /// A TCP connection to the primary's endpoint from where the function runs (it needs
+    /// a route there: a VPC with one). A refused or timed-out connection is failing.
+    EndpointProbe {
+        /// Host name or address of the primary's endpoint.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// How long the connection may take, in seconds. Default 2.
+        #[serde(default = "default_probe_timeout_seconds")]
+        timeout_seconds: u32,
+    },
+}
+
+fn default_probe_timeout_seconds() -> u32 {
+    2
+}
+
+/// What a health alarm in INSUFFICIENT_DATA says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InsufficientData {
+    /// What the alarm's own `TreatMissingData` says: `breaching` is failing,
+    /// `notBreaching` healthy, `missing` and `ignore` (and a composite alarm) unknown.
+    #[default]
+    AlarmSetting,
+    /// Failing.
+    Failing,
+    /// Healthy.
+    Healthy,
+    /// Unknown.
+    Unknown,
+}
+
+/// What a signal whose region does not answer says, by where the signal is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnreadableSignals {
+    /// A signal read in the primary region (a health alarm there). Default `failing`: the
+    /// region not answering is what the alarm was there to say.
+    #[serde(default = "unreadable_failing")]
+    pub primary_region: Unreadable,
+    /// A signal read in any other region (the DR region's alarms and replicas). Default
+    /// `unknown`.
+    #[serde(default = "unreadable_unknown")]
+    pub other_regions: Unreadable,
+}
+
+fn unreadable_failing() -> Unreadable {
+    Unreadable::Failing
+}
+fn unreadable_unknown() -> Unreadable {
+    Unreadable::Unknown
+}
+
+impl Default for UnreadableSignals {
+    fn default() -> Self {
+        UnreadableSignals {
+            primary_region: unreadable_failing(),
+            other_regions: unreadable_unknown(),
+        }
+    }
+}
+
+/// The meaning of a signal that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreadable {
+    /// It counts as saying the primary is failing.
+    Failing,
+    /// It counts as not knowing.
+    Unknown,
 }
 
 fn default_max_replica_lag_seconds() -> u32 {

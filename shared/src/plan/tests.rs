@@ -430,6 +430,136 @@ fn the_lag_guard_cannot_allow_more_loss_than_the_rpo() {
 }
 
 #[test]
+fn detection_defaults_to_a_quorum_of_two_independent_signals() {
+    let plan = parse_plan(LOCAL).unwrap();
+    let d = &plan.failover.detection;
+    assert_eq!(d.quorum, 2);
+    assert_eq!(d.window_minutes, 5);
+    assert_eq!(
+        d.signals,
+        vec![SignalSpec::PrimaryApi {}, SignalSpec::ReplicaView {}]
+    );
+    assert_eq!(d.insufficient_data, InsufficientData::AlarmSetting);
+    assert_eq!(d.unreadable.primary_region, Unreadable::Failing);
+    assert_eq!(d.unreadable.other_regions, Unreadable::Unknown);
+    assert_eq!(d.primary_api_timeout_seconds, 3);
+    let mut p = local();
+    p["failover"]["detection"] = json!({
+        "signals": [{"kind": "endpoint_probe", "host": "orders-db.example", "port": 5432}],
+        "quorum": 1,
+        "insufficient_data": "failing",
+        "unreadable": {"other_regions": "failing"}
+    });
+    let plan = parse_plan(&p.to_string()).unwrap();
+    let d = &plan.failover.detection;
+    assert_eq!(
+        d.signals,
+        vec![SignalSpec::EndpointProbe {
+            host: "orders-db.example".into(),
+            port: 5432,
+            timeout_seconds: 2
+        }]
+    );
+    assert_eq!(d.unreadable.primary_region, Unreadable::Failing);
+    assert_eq!(d.unreadable.other_regions, Unreadable::Failing);
+}
+
+#[test]
+fn detection_settings_that_can_never_work_are_refused() {
+    let mut p = local();
+    p["failover"]["detection"] = json!({"quorum": 4});
+    assert_issue(
+        &p,
+        "failover.detection.quorum",
+        "a quorum of 4 can never be reached: the plan has 3 confirming signal(s)",
+    );
+    let mut p = local();
+    p["failover"]["detection"] = json!({"quorum": 0});
+    assert_issue(&p, "failover.detection.quorum", "quorum of zero");
+    let mut p = local();
+    p["failover"]["detection"] = json!({"window_minutes": 0, "primary_api_timeout_seconds": 300});
+    assert_issue(&p, "failover.detection.window_minutes", "outside 1 to 60");
+    assert_issue(
+        &p,
+        "failover.detection.primary_api_timeout_seconds",
+        "outside 1 to 30",
+    );
+    let mut p = local();
+    p["failover"]["detection"] = json!({"signals": [
+        {"kind": "replica_view"}, {"kind": "replica_view"},
+        {"kind": "endpoint_probe", "host": "not a host", "port": 0, "timeout_seconds": 60}
+    ]});
+    assert_issue(&p, "failover.detection.signals[1]", "listed twice");
+    assert_issue(
+        &p,
+        "failover.detection.signals[2].host",
+        "neither a host name",
+    );
+    assert_issue(&p, "failover.detection.signals[2].port", "port 0");
+    assert_issue(
+        &p,
+        "failover.detection.signals[2].timeout_seconds",
+        "outside 1 to 10",
+    );
+    let mut p = local();
+    p["failover"]["detection"] = json!({"signals": [{"kind": "replica_view", "extra": 1}]});
+    let err = parse_plan(&p.to_string()).unwrap_err().to_string();
+    assert!(err.contains("failover.detection.signals[0]"), "{err}");
+    let mut p = local();
+    p["failover"]["detection"] = json!({"signals": [{"kind": "ping"}]});
+    let err = parse_plan(&p.to_string()).unwrap_err().to_string();
+    assert!(err.contains("unknown variant `ping`"), "{err}");
+}
+
+#[test]
+fn warnings_name_detection_that_a_regional_outage_defeats() {
+    let warnings_of = |p: &Value| {
+        warnings(&parse_plan(&p.to_string()).unwrap())
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+    };
+    // The shipped plans: signals outside the primary region, a quorum of two.
+    assert_eq!(warnings_of(&local()), Vec::<String>::new());
+    assert_eq!(
+        warnings_of(&serde_json::from_str(EXAMPLE).unwrap()),
+        Vec::<String>::new()
+    );
+    // Every signal in the primary region: one vote when it goes down.
+    let mut p = local();
+    p["failover"]["health_alarms"] =
+        json!([{"name": "a", "region": "us-east-1"}, {"name": "b", "region": "us-east-1"}]);
+    p["failover"]["detection"] = json!({"signals": [{"kind": "primary_api"}]});
+    let w = warnings_of(&p);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with("`failover.detection.signals`: every confirming signal lives in the primary region (us-east-1)")
+            && w[0].contains("replica_view"),
+        "{w:#?}"
+    );
+    // Signals outside, but too few for the quorum once the primary region is dark.
+    let mut p = local();
+    p["failover"]["health_alarms"] =
+        json!([{"name": "a", "region": "us-east-1"}, {"name": "b", "region": "us-east-1"}]);
+    p["failover"]["detection"] = json!({"quorum": 3});
+    let w = warnings_of(&p);
+    assert!(
+        w.iter().any(
+            |w| w.starts_with("`failover.detection.quorum`") && w.contains("at most 2 vote(s)")
+        ),
+        "{w:#?}"
+    );
+    // One signal deciding.
+    let mut p = local();
+    p["failover"]["detection"] = json!({"quorum": 1});
+    let w = warnings_of(&p);
+    assert!(
+        w.iter().any(|w| w.contains("a single flapping alarm")),
+        "{w:#?}"
+    );
+}
+
+#[test]
 fn every_broken_rule_is_reported_at_once() {
     let mut p = local();
     p["name"] = json!("Bad Name");

@@ -1066,6 +1066,155 @@ fn check_failover(plan: &Plan, issues: &mut Issues) {
             "use at most 10080 minutes",
         );
     }
+    check_detection(plan, issues);
+}
+
+fn check_detection(plan: &Plan, issues: &mut Issues) {
+    let d = &plan.failover.detection;
+    let mut seen = HashSet::new();
+    for (i, s) in d.signals.iter().enumerate() {
+        let at = |f: &str| format!("failover.detection.signals[{i}]{f}");
+        if !seen.insert(s) {
+            issues.add(
+                at(""),
+                "the signal is listed twice",
+                "list each signal once",
+            );
+        }
+        if let SignalSpec::EndpointProbe {
+            host,
+            port,
+            timeout_seconds,
+        } = s
+        {
+            if !is_dns_name(host) && host.parse::<std::net::IpAddr>().is_err() {
+                issues.add(
+                    at(".host"),
+                    format!("{host:?} is neither a host name nor an IP address"),
+                    "give the primary endpoint's host name, e.g. orders-db.abc123.us-east-1.rds.amazonaws.com",
+                );
+            }
+            if *port == 0 {
+                issues.add(
+                    at(".port"),
+                    "port 0 is not a port",
+                    "give the database's port, e.g. 5432",
+                );
+            }
+            if !(1..=10).contains(timeout_seconds) {
+                issues.add(
+                    at(".timeout_seconds"),
+                    format!("{timeout_seconds} s is outside 1 to 10 s"),
+                    "use a short timeout (1 to 10 s): the probe runs while the failover waits",
+                );
+            }
+        }
+    }
+    let signals = signal_count(plan);
+    if d.quorum == 0 {
+        issues.add(
+            "failover.detection.quorum",
+            "a quorum of zero would fail over with no signal saying the primary is down",
+            "set how many signals must agree (default 2)",
+        );
+    } else if d.quorum as usize > signals {
+        issues.add(
+            "failover.detection.quorum",
+            format!(
+                "a quorum of {} can never be reached: the plan has {signals} confirming signal(s) ({} health alarm(s) and {} in failover.detection.signals)",
+                d.quorum,
+                plan.failover.health_alarms.len(),
+                d.signals.len()
+            ),
+            format!("set the quorum to at most {signals}, or add signals"),
+        );
+    }
+    if !(1..=60).contains(&d.window_minutes) {
+        issues.add(
+            "failover.detection.window_minutes",
+            format!("{} minutes is outside 1 to 60", d.window_minutes),
+            "give the minutes an unconfirmed failover may wait for its quorum (default 5)",
+        );
+    }
+    if !(1..=30).contains(&d.primary_api_timeout_seconds) {
+        issues.add(
+            "failover.detection.primary_api_timeout_seconds",
+            format!("{} s is outside 1 to 30 s", d.primary_api_timeout_seconds),
+            "use a short budget (default 3 s): a region that does not answer must not hold the failover",
+        );
+    }
+}
+
+/// How many signals may vote: every health alarm and every listed signal.
+fn signal_count(plan: &Plan) -> usize {
+    plan.failover.health_alarms.len() + plan.failover.detection.signals.len()
+}
+
+/// What the plan allows but an operator would want to know: each warning names the field
+/// and the fix, like an issue, but the plan loads.
+pub fn warnings(plan: &Plan) -> Vec<PlanIssue> {
+    let mut out = Issues(Vec::new());
+    if plan.resources.iter().any(|r| r.replica.is_some()) {
+        detection_warnings(plan, &mut out);
+    }
+    out.0
+}
+
+fn detection_warnings(plan: &Plan, out: &mut Issues) {
+    let d = &plan.failover.detection;
+    let primary = plan.regions.primary.as_str();
+    // Where each signal is read: an alarm in its region, the primary API in the primary
+    // region, the replicas' view in the DR region, a probe from the function (DR region).
+    let alarms_in_primary = plan
+        .failover
+        .health_alarms
+        .iter()
+        .filter(|a| plan.alarm_region(a) == primary)
+        .count();
+    let alarms_elsewhere = plan.failover.health_alarms.len() - alarms_in_primary;
+    let api = d
+        .signals
+        .iter()
+        .any(|s| matches!(s, SignalSpec::PrimaryApi {}));
+    let elsewhere = alarms_elsewhere
+        + d.signals
+            .iter()
+            .filter(|s| !matches!(s, SignalSpec::PrimaryApi {}))
+            .count();
+    // In an outage of the primary region, everything read there fails for one reason and
+    // counts as one vote.
+    let primary_vote =
+        api || (alarms_in_primary > 0 && d.unreadable.primary_region == Unreadable::Failing);
+    let outage_votes = usize::from(primary_vote) + elsewhere;
+    if d.quorum == 0 || d.quorum as usize > signal_count(plan) {
+        return;
+    }
+    if elsewhere == 0 {
+        out.add(
+            "failover.detection.signals",
+            format!(
+                "every confirming signal lives in the primary region ({primary}): when it goes down they fail together and count as one vote, so a quorum of {} is never reached and the failover waits for `force`",
+                d.quorum
+            ),
+            "add a signal read outside it: {\"kind\": \"replica_view\"} in failover.detection.signals, or a health alarm in the DR region (e.g. a canary watching the primary endpoint)",
+        );
+    } else if outage_votes < d.quorum as usize {
+        out.add(
+            "failover.detection.quorum",
+            format!(
+                "an outage of the primary region ({primary}) yields at most {outage_votes} vote(s) (what is read there counts once), fewer than the quorum of {}: such an outage is never confirmed without `force`",
+                d.quorum
+            ),
+            format!("lower the quorum to {outage_votes}, or add signals read outside {primary}"),
+        );
+    }
+    if d.quorum == 1 {
+        out.add(
+            "failover.detection.quorum",
+            "a quorum of 1 lets one signal decide: a single flapping alarm fails over",
+            "use a quorum of 2 (the default) with signals from independent vantage points",
+        );
+    }
 }
 
 fn check_failback(plan: &Plan, issues: &mut Issues) {
