@@ -526,3 +526,531 @@ fn every_dashboard_body_is_json() {
     }
     assert!(seen > 0, "template.yaml has no dashboard");
 }
+
+// Destructive rights reach only what the plan names.
+
+/// Action verbs that create, change, stop or delete: granted on everything (or on every
+/// resource of a type in an account), one of them could take down what Lifeboat protects.
+const DESTRUCTIVE_VERBS: &[&str] = &[
+    "Delete",
+    "Stop",
+    "Promote",
+    "Restore",
+    "Create",
+    "Modify",
+    "Failover",
+    "Switchover",
+    "Reboot",
+    "Copy",
+    "Put",
+    "Update",
+    "BatchWrite",
+    "Change",
+    "AddTags",
+    "RemoveTags",
+    "Tag",
+    "Untag",
+    "Start",
+    "Export",
+    "Import",
+];
+
+/// The services whose destructive actions must be scoped: the databases, the records, the
+/// buckets.
+const SCOPED_SERVICES: &[&str] = &["rds", "dynamodb", "route53", "s3"];
+
+fn destructive(action: &str) -> bool {
+    let Some((service, name)) = action.split_once(':') else {
+        return false;
+    };
+    SCOPED_SERVICES.contains(&service.to_ascii_lowercase().as_str())
+        && DESTRUCTIVE_VERBS.iter().any(|v| name.starts_with(v))
+}
+
+/// `${X}` placeholders as `{X}` with no colon inside, so an ARN splits at its own colons.
+fn placeholders_flattened(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push('{');
+                out.push_str(
+                    &rest[start + 2..start + end]
+                        .replace("::", ".")
+                        .replace(':', "."),
+                );
+                out.push('}');
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The resource strings a `Resource` value stands for: `!Sub` templates as written,
+/// `!Ref`/`!GetAtt` as `{Name}` (a list parameter is one `{Name}`), `!Join` and `!Split`
+/// evaluated, both branches of an `!If`.
+fn rendered(value: &Value) -> Vec<String> {
+    let inner = untag(value);
+    let tag = tag_of(value);
+    match (tag.as_deref(), inner) {
+        (Some("Sub"), Value::String(s)) => vec![placeholders_flattened(s)],
+        (Some("Sub"), Value::Sequence(args)) => args.first().map(rendered).unwrap_or_default(),
+        (Some("Ref"), Value::String(s)) => vec![format!("{{{s}}}")],
+        (Some("GetAtt"), v) => vec![format!("{{{}}}", strings(v).join(".").replace("::", "."))],
+        (Some("Join"), Value::Sequence(args)) if args.len() == 2 => {
+            let delimiter = untag(&args[0]).as_str().unwrap_or_default().to_string();
+            let parts: Vec<String> = match untag(&args[1]) {
+                Value::Sequence(items) => items.iter().flat_map(rendered).collect(),
+                other => rendered(other),
+            };
+            vec![parts.join(&delimiter)]
+        }
+        (Some("Split"), Value::Sequence(args)) if args.len() == 2 => {
+            let delimiter = untag(&args[0]).as_str().unwrap_or(",").to_string();
+            rendered(&args[1])
+                .iter()
+                .flat_map(|s| s.split(delimiter.as_str()).map(str::to_string))
+                .collect()
+        }
+        (Some("If"), Value::Sequence(args)) if args.len() == 3 => {
+            let mut both = rendered(&args[1]);
+            both.extend(rendered(&args[2]));
+            both
+        }
+        (Some(_), _) => vec![format!("{value:?}")],
+        (None, Value::String(s)) => vec![placeholders_flattened(s)],
+        (None, Value::Sequence(items)) => items.iter().flat_map(rendered).collect(),
+        (None, other) => vec![format!("{other:?}")],
+    }
+}
+
+/// Whether a resource string names everything, or every resource of a type in an
+/// account: `*`, `arn:...:db:*`, `arn:...:table/*/backup/*`, `arn:aws:s3:::*`.
+fn whole_account(resource: &str) -> bool {
+    if resource == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    if parts.len() < 6 || parts[0] != "arn" {
+        // Not an ARN: a bucket's or a resource's own ARN with a path after it.
+        return false;
+    }
+    let service = parts[2];
+    let tokens: Vec<&str> = parts[5].split([':', '/']).collect();
+    if service == "s3" {
+        return tokens.first().is_none_or(|bucket| *bucket == "*");
+    }
+    // The first token is the resource type; sub-resource words name no resource.
+    tokens.len() > 1
+        && tokens[1..]
+            .iter()
+            .all(|t| *t == "*" || ["backup", "export", "index", "stream"].contains(t))
+}
+
+fn sid_of(s: &Mapping) -> String {
+    s.get("Sid")
+        .map(strings)
+        .and_then(|v| v.into_iter().next())
+        .unwrap_or_else(|| "(no Sid)".into())
+}
+
+/// Allow statements of `doc` that grant a destructive action on everything, or on a
+/// whole account's resources of a type, without a condition: "Sid: action on resource".
+fn unscoped_destructive_grants(doc: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    statements(doc, &mut all);
+    let mut bad = Vec::new();
+    for s in all {
+        if s.get("Effect").map(strings).unwrap_or_default() != ["Allow"]
+            || s.contains_key("Condition")
+        {
+            continue;
+        }
+        let actions: Vec<String> = s
+            .get("Action")
+            .map(strings)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| destructive(a))
+            .collect();
+        if actions.is_empty() {
+            continue;
+        }
+        let resources = s.get("Resource").map(rendered).unwrap_or_default();
+        for r in resources.iter().filter(|r| whole_account(r)) {
+            for a in &actions {
+                bad.push(format!("{}: {a} on {r}", sid_of(s)));
+            }
+        }
+    }
+    bad
+}
+
+/// Statements granting `route53:ChangeResourceRecordSets` without limiting the records
+/// (by name and type) the change may touch.
+fn unlimited_record_changes(doc: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    statements(doc, &mut all);
+    let mut bad = Vec::new();
+    for s in all {
+        let grants = s
+            .get("Action")
+            .map(strings)
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("route53:ChangeResourceRecordSets"));
+        if !grants || s.get("Effect").map(strings).unwrap_or_default() != ["Allow"] {
+            continue;
+        }
+        let keys: Vec<String> = s
+            .get("Condition")
+            .and_then(|c| untag(c).as_mapping())
+            .map(|ops| {
+                ops.values()
+                    .filter_map(|m| untag(m).as_mapping())
+                    .flat_map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for needed in [
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+            "route53:ChangeResourceRecordSetsRecordTypes",
+        ] {
+            if !keys.iter().any(|k| k == needed) {
+                bad.push(format!("{}: no {needed} condition", sid_of(s)));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn no_destructive_action_reaches_a_whole_account() {
+    for (name, text) in templates() {
+        let doc = parse(&name, &text);
+        let bad = unscoped_destructive_grants(&doc);
+        assert!(
+            bad.is_empty(),
+            "{name} grants destructive actions on more than the plan names (scope them by \
+             the plan's identifiers or a tag condition):\n{}",
+            bad.join("\n")
+        );
+        let bad = unlimited_record_changes(&doc);
+        assert!(
+            bad.is_empty(),
+            "{name} lets a record change touch any record of the zone:\n{}",
+            bad.join("\n")
+        );
+    }
+}
+
+/// The service principals (other than Lambda's) that may assume a role of `doc` with a
+/// trust policy missing `aws:SourceAccount` or `aws:SourceArn`, by role.
+fn unconfined_service_trusts(doc: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (id, role) in resources_of(doc, "AWS::IAM::Role") {
+        let Some(trust) = get(role, "Properties").and_then(|p| get(p, "AssumeRolePolicyDocument"))
+        else {
+            continue;
+        };
+        let mut all = Vec::new();
+        statements(trust, &mut all);
+        for s in all {
+            let services = s
+                .get("Principal")
+                .and_then(|p| get(p, "Service"))
+                .map(strings)
+                .unwrap_or_default();
+            // A function's own role is assumed by Lambda for that function alone.
+            if services.is_empty() || services.iter().all(|x| x == "lambda.amazonaws.com") {
+                continue;
+            }
+            let keys: Vec<String> = s
+                .get("Condition")
+                .and_then(|c| untag(c).as_mapping())
+                .map(|ops| {
+                    ops.values()
+                        .filter_map(|m| untag(m).as_mapping())
+                        .flat_map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for needed in ["aws:SourceAccount", "aws:SourceArn"] {
+                if !keys.iter().any(|k| k == needed) {
+                    bad.push(format!("{id} ({}): no {needed}", services.join(", ")));
+                }
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn services_assume_lifeboat_roles_only_for_this_account_and_source() {
+    for (name, text) in templates() {
+        let bad = unconfined_service_trusts(&parse(&name, &text));
+        assert!(
+            bad.is_empty(),
+            "{name}: a service could assume these roles for another account or resource \
+             (the confused deputy):\n{}",
+            bad.join("\n")
+        );
+    }
+}
+
+/// Functions without an on-failure destination for asynchronous events, and the
+/// failover and failback functions without reserved concurrency.
+fn unguarded_functions(doc: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (id, f) in resources_of(doc, "AWS::Serverless::Function") {
+        let props = get(f, "Properties");
+        let destination = props
+            .and_then(|p| get(p, "EventInvokeConfig"))
+            .and_then(|c| get(c, "DestinationConfig"))
+            .and_then(|d| get(d, "OnFailure"));
+        let named = destination.is_some_and(|d| {
+            get(d, "Destination").is_some()
+                && matches!(get(d, "Type").and_then(Value::as_str), Some("SNS" | "SQS"))
+        });
+        if !named {
+            bad.push(format!(
+                "{id}: no EventInvokeConfig.DestinationConfig.OnFailure (SNS or SQS)"
+            ));
+        }
+        if ["FailoverFunction", "FailbackFunction"].contains(&id.as_str())
+            && props
+                .and_then(|p| untag(p).as_mapping())
+                .and_then(|m| m.get("ReservedConcurrentExecutions"))
+                .is_none()
+        {
+            bad.push(format!("{id}: no ReservedConcurrentExecutions"));
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_function_keeps_its_failed_events_and_the_dr_functions_their_capacity() {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    let bad = unguarded_functions(&doc);
+    assert!(bad.is_empty(), "template.yaml:\n{}", bad.join("\n"));
+}
+
+const BAD_SCOPES: &str = r#"
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - Effect: Allow
+            Principal:
+              Service: events.amazonaws.com
+            Action: sts:AssumeRole
+            Condition:
+              StringEquals:
+                aws:SourceAccount: "1"
+      Policies:
+        - PolicyDocument:
+            Statement:
+              - Sid: AnyInstance
+                Effect: Allow
+                Action: [rds:DescribeDBInstances, rds:DeleteDBInstance]
+                Resource: !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*
+              - Sid: AnyBackup
+                Effect: Allow
+                Action: dynamodb:DeleteBackup
+                Resource: !Sub arn:${AWS::Partition}:dynamodb:*:${AWS::AccountId}:table/*/backup/*
+              - Sid: Everything
+                Effect: Allow
+                Action: route53:ChangeResourceRecordSets
+                Resource: "*"
+              - Sid: NamedOnes
+                Effect: Allow
+                Action: rds:StopDBInstance
+                Resource: !Split
+                  - ","
+                  - !Join ["", ["arn:aws:rds:*:*:db:", !Join [",arn:aws:rds:*:*:db:", !Ref Ids]]]
+              - Sid: Tagged
+                Effect: Allow
+                Action: rds:DeleteDBInstance
+                Resource: !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*
+                Condition:
+                  StringEquals:
+                    aws:ResourceTag/lifeboat:plan: p
+              - Sid: Reads
+                Effect: Allow
+                Action: rds:DescribeDBSnapshots
+                Resource: "*"
+  Quiet:
+    Type: AWS::Serverless::Function
+    Properties:
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0
+  FailoverFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      EventInvokeConfig:
+        DestinationConfig:
+          OnFailure:
+            Type: SNS
+            Destination: !Ref Topic
+"#;
+
+#[test]
+fn the_scope_checks_catch_what_they_are_for() {
+    let doc = parse("bad", BAD_SCOPES);
+    assert_eq!(
+        unscoped_destructive_grants(&doc),
+        [
+            "AnyInstance: rds:DeleteDBInstance on arn:{AWS.Partition}:rds:{AWS.Region}:{AWS.AccountId}:db:*",
+            "AnyBackup: dynamodb:DeleteBackup on arn:{AWS.Partition}:dynamodb:*:{AWS.AccountId}:table/*/backup/*",
+            "Everything: route53:ChangeResourceRecordSets on *",
+        ]
+    );
+    assert_eq!(
+        unlimited_record_changes(&doc),
+        [
+            "Everything: no route53:ChangeResourceRecordSetsNormalizedRecordNames condition",
+            "Everything: no route53:ChangeResourceRecordSetsRecordTypes condition",
+        ]
+    );
+    assert_eq!(
+        unconfined_service_trusts(&doc),
+        ["Role (events.amazonaws.com): no aws:SourceArn"]
+    );
+    assert_eq!(
+        unguarded_functions(&doc),
+        [
+            "Quiet: no EventInvokeConfig.DestinationConfig.OnFailure (SNS or SQS)",
+            "FailoverFunction: no ReservedConcurrentExecutions",
+        ]
+    );
+    assert!(whole_account("arn:aws:s3:::*"));
+    assert!(!whole_account("arn:aws:s3:::{Bucket}/lifeboat/*"));
+    assert!(!whole_account("arn:aws:rds:*:*:db:*-pitr-*"));
+    assert!(!whole_account("{ReportBucket.Arn}/{PlanName}/failover/*"));
+}
+
+/// `Key="value"` pairs of samconfig.toml's `parameter_overrides`.
+fn samconfig_parameters() -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(infra().join("samconfig.toml")).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("parameter_overrides = "))
+        .expect("samconfig.toml has parameter_overrides");
+    let inner = line
+        .trim()
+        .strip_prefix('"')
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("parameter_overrides is one quoted string")
+        .replace("\\\"", "\"");
+    let mut out = std::collections::BTreeMap::new();
+    let mut rest = inner.as_str();
+    while let Some((key, after)) = rest.trim_start().split_once("=\"") {
+        let (value, tail) = after.split_once('"').expect("a closing quote");
+        out.insert(key.trim().to_string(), value.to_string());
+        rest = tail;
+    }
+    out
+}
+
+fn listed(value: Option<&String>) -> std::collections::BTreeSet<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_samconfig_example_scopes_the_roles_to_the_example_plan() {
+    use lifeboat::plan::ResourceKind;
+    let text = std::fs::read_to_string(infra().join("plans/example.json")).unwrap();
+    let plan = lifeboat::plan::parse_plan(&text).expect("the example plan is valid");
+    let params = samconfig_parameters();
+    let template = parse(
+        "template.yaml",
+        &std::fs::read_to_string(infra().join("template.yaml")).unwrap(),
+    );
+    let declared = get(&template, "Parameters")
+        .and_then(Value::as_mapping)
+        .unwrap();
+    for key in params.keys() {
+        assert!(
+            declared.contains_key(key.as_str()),
+            "samconfig.toml sets {key}, which template.yaml does not declare"
+        );
+    }
+    let set = |xs: Vec<String>| xs.into_iter().collect::<std::collections::BTreeSet<_>>();
+    let databases = set(plan
+        .resources
+        .iter()
+        .filter(|r| r.kind != ResourceKind::DynamodbTable)
+        .map(|r| r.aws_identifier().to_string())
+        .collect());
+    let replicas = set(plan
+        .resources
+        .iter()
+        .filter_map(|r| r.replica.as_ref().map(|x| x.identifier.clone()))
+        .collect());
+    let globals = set(plan
+        .resources
+        .iter()
+        .filter_map(|r| r.replica.as_ref().and_then(|x| x.global_cluster.clone()))
+        .collect());
+    let tables = set(plan
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::DynamodbTable)
+        .map(|r| r.aws_identifier().to_string())
+        .collect());
+    // As Route 53 normalises them: lower case, no trailing dot.
+    let normal = |name: &str| name.trim_end_matches('.').to_ascii_lowercase();
+    let records = set(plan
+        .resources
+        .iter()
+        .filter_map(|r| r.dns_record.as_deref().map(normal))
+        .chain(plan.failback.traffic.iter().map(|t| normal(&t.name)))
+        .collect());
+    let alarms = set(plan
+        .failover
+        .health_alarms
+        .iter()
+        .map(|a| a.name.clone())
+        .collect());
+    for (key, want) in [
+        ("ProtectedDatabaseIds", databases),
+        ("ReplicaDatabaseIds", replicas),
+        ("GlobalClusterIds", globals),
+        ("ProtectedTableNames", tables),
+        ("RecordNames", records),
+        ("HealthAlarmNames", alarms),
+    ] {
+        assert_eq!(listed(params.get(key)), want, "samconfig.toml's {key}");
+    }
+    assert_eq!(params.get("PlanName"), Some(&plan.name));
+    assert_eq!(params.get("PrimaryRegion"), Some(&plan.regions.primary));
+    assert_eq!(
+        params.get("HostedZoneId"),
+        plan.dns.hosted_zone_id.as_ref(),
+        "samconfig.toml's HostedZoneId"
+    );
+    assert_eq!(
+        params.get("ExportBucketName"),
+        plan.snapshots.dynamodb_export_bucket.as_ref(),
+        "samconfig.toml's ExportBucketName"
+    );
+}
