@@ -19,6 +19,7 @@ pub mod failback;
 pub mod failover;
 pub mod function;
 pub mod gameday;
+pub mod ident;
 pub mod metrics;
 pub mod notify;
 pub mod plan;

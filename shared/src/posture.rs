@@ -3,6 +3,7 @@
 //! The facts are gathered at the edge (`crate::aws::gather_posture`); this module only
 //! judges them (pure) and renders them for a person.
 
+use crate::ident::rds_reference_names;
 use crate::plan::{Plan, ResourceKind, normalize_dns_name};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -225,9 +226,12 @@ pub fn assess(plan: &Plan, facts: &PostureFacts) -> Vec<Finding> {
                     "check the DR region and the function's permissions".into(),
                 ),
                 Observed::Present(rep) => {
+                    let source_type = match spec.kind {
+                        ResourceKind::AuroraCluster => "cluster",
+                        _ => "db",
+                    };
                     let source_matches = rep.replicates_from.as_deref().is_some_and(|src| {
-                        src == spec.aws_identifier()
-                            || src.ends_with(&format!(":{}", spec.aws_identifier()))
+                        rds_reference_names(src, source_type, spec.aws_identifier())
                     });
                     if !source_matches {
                         add(
@@ -521,6 +525,34 @@ mod tests {
         assert!(text.contains("-> primary"), "{text}");
         assert!(text.contains("Normal (no failover recorded)"), "{text}");
         assert!(text.contains("posture: no findings"), "{text}");
+    }
+
+    #[test]
+    fn a_replica_is_known_by_its_source_whichever_case_the_plan_uses() {
+        let text = include_str!("../../infra/plans/local.json").replace(
+            "\"id\": \"orders-db\",",
+            "\"id\": \"orders-db\", \"identifier\": \"Orders-DB\",",
+        );
+        let mixed = parse_plan(&text).unwrap();
+        assert!(assess(&mixed, &healthy()).is_empty());
+        // The plan as given is what a fact from an older state or another tool is held to.
+        let mut unnormalised = mixed.clone();
+        unnormalised.resources[0].identifier = Some("Orders-DB".into());
+        assert!(assess(&unnormalised, &healthy()).is_empty());
+        // Another instance of the same name in another kind is not the source.
+        let mut facts = healthy();
+        let Some(Observed::Present(replica)) = &mut facts.resources[0].replica else {
+            panic!("the healthy facts have a replica");
+        };
+        replica.replicates_from =
+            Some("arn:aws:rds:us-east-1:123456789012:cluster:orders-db".into());
+        let findings = assess(&mixed, &facts);
+        assert!(
+            findings[0]
+                .problem
+                .contains("is not replicating from orders-db"),
+            "{findings:?}"
+        );
     }
 
     #[test]

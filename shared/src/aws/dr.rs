@@ -8,6 +8,7 @@ use crate::dr::Side;
 use crate::error::{AwsError, AwsFailure};
 use crate::failback::DatabaseShape;
 use crate::failover::{AlarmReading, AlarmValue, ChangeState, FenceOutcome};
+use crate::ident::{IdentifierRule, RdsArn};
 use crate::plan::{AlarmRef, Plan, ProtectedResource, ResourceKind};
 use crate::posture::{Observed, StoreFacts};
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
@@ -274,18 +275,16 @@ impl DrAws {
             else {
                 continue;
             };
-            // Matched by name: not every endpoint filters by the identifier.
-            let Some(g) = out
-                .global_clusters()
-                .iter()
-                .find(|g| g.global_cluster_identifier() == Some(global))
-            else {
+            // Matched by name (by RDS's rule): not every endpoint filters by the identifier.
+            let Some(g) = out.global_clusters().iter().find(|g| {
+                g.global_cluster_identifier()
+                    .is_some_and(|g| IdentifierRule::Rds.same(g, global))
+            }) else {
                 continue;
             };
             let members = g.global_cluster_members();
             let is = |arn: &str| {
-                let parts: Vec<&str> = arn.split(':').collect();
-                parts.len() >= 7 && parts[3] == region && parts[5] == "cluster" && parts[6] == id
+                RdsArn::parse(arn).is_some_and(|a| a.names("cluster", id, Some(region)))
             };
             let me = members
                 .iter()

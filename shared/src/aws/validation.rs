@@ -8,6 +8,7 @@ use super::sql_probe::SqlProbe;
 use super::{AwsClients, ClientSettings, describe_cluster};
 use crate::backup::BackupRecord;
 use crate::error::AwsError;
+use crate::ident::IdentifierRule;
 use crate::plan::{
     CREATED_TAG, Engine, PLAN_TAG, Plan, ProtectedResource, SqlAssertion, VALIDATED_TAG,
 };
@@ -415,6 +416,12 @@ pub(crate) async fn delete_cluster_without_snapshot(
     }
 }
 
+/// Whether `id` (as RDS lists it) is one of the runs' own temporary resources, which the
+/// sweep leaves alone.
+fn kept(keep: &[String], id: &str) -> bool {
+    keep.iter().any(|k| IdentifierRule::Rds.same(k, id))
+}
+
 fn is_ours(tags: &BTreeMap<String, String>, plan: &str) -> bool {
     tags.get(PURPOSE_TAG).map(String::as_str) == Some(PURPOSE_VALIDATION)
         && tags.get(PLAN_TAG).map(String::as_str) == Some(plan)
@@ -627,7 +634,7 @@ impl ValidationPort for AwsValidation {
                 let born = created(&tags).or_else(|| db.instance_create_time().and_then(to_chrono));
                 if id.starts_with(TEMP_PREFIX)
                     && is_ours(&tags, &plan.name)
-                    && !keep.contains(&id)
+                    && !kept(keep, &id)
                     && born.is_some_and(|b| b < before)
                     && db.db_instance_status() != Some("deleting")
                 {
@@ -654,7 +661,7 @@ impl ValidationPort for AwsValidation {
                 let born = created(&tags).or_else(|| c.cluster_create_time().and_then(to_chrono));
                 if id.starts_with(TEMP_PREFIX)
                     && is_ours(&tags, &plan.name)
-                    && !keep.contains(&id)
+                    && !kept(keep, &id)
                     && born.is_some_and(|b| b < before)
                     && c.status() != Some("deleting")
                     // A cluster with members is deleted once they are gone (next sweep).

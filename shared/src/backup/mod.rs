@@ -9,6 +9,7 @@ pub mod command;
 pub mod run;
 
 use crate::error::Retry;
+use crate::ident::IdentifierRule;
 use crate::plan::{
     CREATED_TAG, CopyDestination, PLAN_TAG, Plan, ProtectedResource, RESOURCE_TAG, ResourceKind,
     TIER_TAG,
@@ -52,6 +53,15 @@ impl BackupKind {
     /// Whether RDS copies this kind across regions.
     pub fn is_copyable(self) -> bool {
         matches!(self, BackupKind::DbSnapshot | BackupKind::ClusterSnapshot)
+    }
+
+    /// How AWS compares the names of this kind: RDS snapshot identifiers in any case,
+    /// DynamoDB backup names and export prefixes exactly.
+    pub fn identifier_rule(self) -> IdentifierRule {
+        match self {
+            BackupKind::DbSnapshot | BackupKind::ClusterSnapshot => IdentifierRule::Rds,
+            BackupKind::TableBackup | BackupKind::TableExport => IdentifierRule::Exact,
+        }
     }
 }
 
@@ -122,6 +132,23 @@ impl BackupRecord {
     /// The plan resource it belongs to (`lifeboat:resource`).
     pub fn resource(&self) -> Option<&str> {
         self.tags.get(RESOURCE_TAG).map(String::as_str)
+    }
+
+    /// Whether `name` (from an event, an operator or another listing) is this backup's
+    /// name, by AWS's rule for its kind.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.kind.identifier_rule().same(&self.id, name)
+    }
+
+    /// Its name in the form AWS stores it, for sets of names.
+    fn name_key(&self) -> String {
+        self.kind.identifier_rule().canonical(&self.id).into_owned()
+    }
+
+    /// Whether it was taken from the protected resource `r` (RDS: its identifier in any
+    /// case; a table: exactly its name).
+    pub fn is_of(&self, r: &ProtectedResource) -> bool {
+        r.is_named(&self.source)
     }
 
     /// Whether it is Lifeboat's snapshot of `plan`.
@@ -316,7 +343,7 @@ pub fn decide_creations(
     sources: &[SourceState],
     existing: &[BackupRecord],
 ) -> Vec<CreationDecision> {
-    let names: HashSet<&str> = existing.iter().map(|r| r.id.as_str()).collect();
+    let names: HashSet<String> = existing.iter().map(BackupRecord::name_key).collect();
     let mut room = QuotaRoom::left(plan, existing);
     let mut decisions = Vec::new();
     for r in &request.resources {
@@ -329,7 +356,7 @@ pub fn decide_creations(
             Timing::OnDemand(at, tier) => (window_at(at, 1), tier),
         };
         let name = snapshot_name(&plan.name, &r.id, window.start);
-        if names.contains(name.as_str()) {
+        if names.contains(kind.identifier_rule().canonical(&name).as_ref()) {
             decisions.push(CreationDecision::AlreadyTaken {
                 resource: r.id.clone(),
                 name,
@@ -384,7 +411,7 @@ pub fn decide_creations(
             Some(SourceCondition::Ready) => {}
         }
         if let Some(busy) = existing.iter().find(|b| {
-            b.source == r.aws_identifier()
+            b.is_of(r)
                 && b.kind == kind
                 && matches!(b.status, BackupStatus::InProgress(_))
                 && b.copy_of.is_none()
@@ -478,7 +505,7 @@ pub fn decide_copies(
     at_destination: &[BackupRecord],
     only: Option<&str>,
 ) -> CopyPlan {
-    let present: HashSet<&str> = at_destination.iter().map(|r| r.id.as_str()).collect();
+    let present: HashSet<String> = at_destination.iter().map(BackupRecord::name_key).collect();
     let in_progress = at_destination
         .iter()
         .filter(|r| r.is_copy_in_progress())
@@ -489,8 +516,8 @@ pub fn decide_copies(
             r.belongs_to(&plan.name)
                 && r.kind.is_copyable()
                 && r.status == BackupStatus::Available
-                && !present.contains(r.id.as_str())
-                && only.is_none_or(|id| id == r.id)
+                && !present.contains(&r.name_key())
+                && only.is_none_or(|id| r.is_named(id))
         })
         .collect();
     candidates.sort_by(|a, b| {

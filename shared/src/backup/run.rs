@@ -397,7 +397,7 @@ impl SnapshotRun<'_> {
         // 2. Cross-region copies, destination by destination.
         let only = match command {
             SnapshotCommand::SnapshotCreated { snapshot, .. } => {
-                match primary.iter().find(|r| &r.id == snapshot) {
+                match primary.iter().find(|r| r.is_named(snapshot)) {
                     Some(r) if r.belongs_to(&plan.name) => Some(snapshot.as_str()),
                     _ => {
                         summary.summary = format!(

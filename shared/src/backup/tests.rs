@@ -180,6 +180,92 @@ fn unready_busy_and_missing_resources_are_skipped_or_failed_with_reasons() {
     }
 }
 
+/// The local plan with its RDS identifiers, and its table's name, in mixed case.
+fn mixed_case_plan() -> Plan {
+    let text = include_str!("../../../infra/plans/local.json")
+        .replace(
+            "\"id\": \"orders-db\",",
+            "\"id\": \"orders-db\", \"identifier\": \"Orders-DB\",",
+        )
+        .replace(
+            "\"id\": \"billing-db\",",
+            "\"id\": \"billing-db\", \"identifier\": \"BILLING-db\",",
+        )
+        .replace("\"lifeboat-local-sessions\"", "\"Lifeboat-Local-Sessions\"");
+    parse_plan(&text).unwrap()
+}
+
+#[test]
+fn a_snapshot_in_progress_is_found_whichever_case_the_plan_or_aws_uses() {
+    let p = mixed_case_plan();
+    // What RDS lists: the source in lower case. The plan itself, unnormalised (as an
+    // older Lifeboat or a hand-built plan holds it), finds it too.
+    let mut busy = snapshot(&p, "orders-db", "manual-by-someone", at(5, 0), "creating");
+    busy.source = "orders-db".into();
+    let mut as_written = p.clone();
+    as_written.resources[0].identifier = Some("Orders-DB".into());
+    for plan in [&p, &as_written] {
+        let decisions = decide_creations(
+            plan,
+            &tick(plan, at(6, 0)),
+            &all_ready(plan),
+            &[busy.clone()],
+        );
+        assert!(
+            matches!(&decisions[0], CreationDecision::Skip { reason, .. } if reason.contains("still creating")),
+            "{decisions:#?}"
+        );
+    }
+    // A table's backups are its own only under its exact name.
+    let mut other_table = snapshot(&p, "sessions", "someone-elses", at(5, 0), "creating");
+    other_table.source = "lifeboat-local-sessions".into();
+    let decisions = decide_creations(&p, &tick(&p, at(6, 0)), &all_ready(&p), &[other_table]);
+    assert!(
+        matches!(&decisions[2], CreationDecision::Create(o) if o.source == "Lifeboat-Local-Sessions")
+    );
+}
+
+#[test]
+fn names_and_tags_do_not_depend_on_the_plans_spelling() {
+    let mixed = mixed_case_plan();
+    let lower = plan();
+    let decide = |p: &Plan| {
+        let decisions = decide_creations(p, &tick(p, at(6, 7)), &all_ready(p), &[]);
+        created(&decisions)
+            .iter()
+            .map(|o| (o.name.clone(), o.tags(&p.name, at(6, 7)), o.kind))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decide(&mixed), decide(&lower));
+    // The window's snapshot, listed back by RDS in any case, is the one already taken.
+    let first = decide_creations(&mixed, &tick(&mixed, at(6, 7)), &all_ready(&mixed), &[]);
+    let existing: Vec<BackupRecord> = created(&first)
+        .iter()
+        .filter(|o| o.kind != BackupKind::TableBackup)
+        .map(|o| {
+            snapshot(
+                &mixed,
+                &o.resource,
+                &o.name.to_ascii_uppercase(),
+                at(6, 7),
+                "available",
+            )
+        })
+        .collect();
+    let again = decide_creations(
+        &mixed,
+        &tick(&mixed, at(6, 30)),
+        &all_ready(&mixed),
+        &existing,
+    );
+    assert_eq!(
+        created(&again).len(),
+        1,
+        "only the table's backup is missing: {again:#?}"
+    );
+    assert_eq!(created(&again)[0].kind, BackupKind::TableBackup);
+}
+
 #[test]
 fn the_quota_is_checked_before_any_call() {
     let mut p = plan();
@@ -285,6 +371,15 @@ fn copies_go_newest_first_within_the_concurrent_copy_limit() {
     let only = decide_copies(&p, &dr(&p), &primary, &at_dr, Some("s1"));
     assert_eq!(only.start.len(), 1);
     assert_eq!(only.start[0].snapshot.id, "s1");
+    // An event or listing may spell a snapshot in another case: RDS's rule applies.
+    let only = decide_copies(&p, &dr(&p), &primary, &at_dr, Some("S1"));
+    assert_eq!(only.start.len(), 1);
+    let at_dr_upper = vec![copy_at_dr("S0", "available")];
+    let again = decide_copies(&p, &dr(&p), &primary, &at_dr_upper, None);
+    assert!(
+        again.start.iter().all(|o| o.snapshot.id != "s0"),
+        "{again:?}"
+    );
 }
 
 #[test]

@@ -111,7 +111,8 @@ pub fn load_plan_text(source: &PlanSource) -> Result<String, PlanError> {
 }
 
 /// Parse and validate a plan. Unknown fields are rejected; errors name the field's JSON
-/// path; a parsed plan that breaks a rule lists every broken rule.
+/// path; a parsed plan that breaks a rule lists every broken rule. The plan comes back
+/// with its RDS identifiers lower-cased ([`Plan::normalise_identifiers`]).
 pub fn parse_plan(text: &str) -> Result<Plan, PlanError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let plan: Plan = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -126,5 +127,8 @@ pub fn parse_plan(text: &str) -> Result<Plan, PlanError> {
         reason: e.to_string(),
     })?;
     validate::validate(&plan)?;
+    // After validation, so that every message quotes the plan as written.
+    let mut plan = plan;
+    plan.normalise_identifiers();
     Ok(plan)
 }

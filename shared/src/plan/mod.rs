@@ -17,6 +17,7 @@ pub use load::{PlanSource, load_plan_text, parse_plan};
 pub(crate) use validate::max_kept;
 pub use validate::{QuotaUsage, is_sql_identifier, normalize_dns_name, quota_usage, warnings};
 
+use crate::ident::IdentifierRule;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -271,7 +272,8 @@ pub struct ProtectedResource {
     /// What it is.
     pub kind: ResourceKind,
     /// Its AWS identifier in the primary region (DB instance id, DB cluster id or table
-    /// name). Defaults to `id`.
+    /// name). Defaults to `id`. An RDS identifier may be written in any case and is held
+    /// lower-cased, as RDS stores it; a table name is case-sensitive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
     /// Database engine; required for RDS instances and Aurora clusters.
@@ -301,9 +303,21 @@ pub struct ProtectedResource {
 }
 
 impl ProtectedResource {
-    /// The AWS identifier in the primary region.
+    /// The AWS identifier in the primary region (an RDS one lower-cased, as RDS stores it,
+    /// once the plan is loaded).
     pub fn aws_identifier(&self) -> &str {
         self.identifier.as_deref().unwrap_or(&self.id)
+    }
+
+    /// How AWS compares this resource's identifiers.
+    pub fn identifier_rule(&self) -> IdentifierRule {
+        IdentifierRule::of(self.kind)
+    }
+
+    /// Whether `other` (from an AWS response, an operator or stored state) names this
+    /// resource's primary by AWS's rule: any case for RDS, exactly for a table.
+    pub fn is_named(&self, other: &str) -> bool {
+        self.identifier_rule().same(self.aws_identifier(), other)
     }
 
     /// The snapshot interval in minutes, given the plan's default.
@@ -318,7 +332,8 @@ impl ProtectedResource {
 #[serde(deny_unknown_fields)]
 pub struct ReplicaSpec {
     /// For an RDS instance: the cross-region read replica's DB instance id in the DR region.
-    /// For an Aurora cluster: the secondary DB cluster id in the DR region.
+    /// For an Aurora cluster: the secondary DB cluster id in the DR region. Any case;
+    /// held lower-cased.
     pub identifier: String,
     /// For an Aurora cluster: the global cluster that joins primary and secondary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -979,6 +994,28 @@ impl Default for FailbackSettings {
 }
 
 impl Plan {
+    /// Hold every RDS identifier the plan names (resource identifiers, replicas, global
+    /// clusters) in the form RDS stores it, lower case, so that what Lifeboat sends,
+    /// names and reports does not depend on how the plan spells them. DynamoDB table
+    /// names are case-sensitive and stay as written. Doing it again changes nothing.
+    pub fn normalise_identifiers(&mut self) {
+        for r in &mut self.resources {
+            let rule = IdentifierRule::of(r.kind);
+            if let Some(id) = &mut r.identifier {
+                *id = rule.canonical(id).into_owned();
+            }
+            // A replica or global cluster is always RDS's (the plan refuses one on a table).
+            if let Some(replica) = &mut r.replica {
+                replica.identifier = IdentifierRule::Rds
+                    .canonical(&replica.identifier)
+                    .into_owned();
+                if let Some(global) = &mut replica.global_cluster {
+                    *global = IdentifierRule::Rds.canonical(global).into_owned();
+                }
+            }
+        }
+    }
+
     /// The resource with this plan id.
     pub fn resource(&self, id: &str) -> Option<&ProtectedResource> {
         self.resources.iter().find(|r| r.id == id)

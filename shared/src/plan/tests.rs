@@ -165,6 +165,74 @@ fn duplicate_resources_are_rejected() {
     assert_issue(&p, "resources[3].dns_record", "is used by two resources");
 }
 
+/// The example plan with every identifier spelled in mixed case.
+fn example_in_mixed_case() -> Value {
+    let mut p: Value = serde_json::from_str(EXAMPLE).unwrap();
+    p["resources"][0]["identifier"] = json!("Orders-PROD-Postgres");
+    p["resources"][0]["replica"]["identifier"] = json!("Orders-Prod-Postgres-DR");
+    p["resources"][1]["identifier"] = json!("BILLING-prod");
+    p["resources"][1]["replica"] =
+        json!({"identifier": "Billing-Prod-DR", "global_cluster": "Billing-Global"});
+    p["resources"][2]["identifier"] = json!("Orders-Prod-Carts");
+    p
+}
+
+#[test]
+fn rds_identifiers_load_in_rds_form_and_table_names_as_written() {
+    let plan = parse_plan(&example_in_mixed_case().to_string()).unwrap();
+    let orders = plan.resource("orders-db").unwrap();
+    assert_eq!(orders.aws_identifier(), "orders-prod-postgres");
+    assert_eq!(
+        orders.replica.as_ref().unwrap().identifier,
+        "orders-prod-postgres-dr"
+    );
+    let billing = plan.resource("billing-db").unwrap();
+    assert_eq!(billing.aws_identifier(), "billing-prod");
+    let replica = billing.replica.as_ref().unwrap();
+    assert_eq!(replica.identifier, "billing-prod-dr");
+    assert_eq!(replica.global_cluster.as_deref(), Some("billing-global"));
+    // DynamoDB table names are case-sensitive: kept exactly.
+    let carts = plan.resource("carts").unwrap();
+    assert_eq!(carts.aws_identifier(), "Orders-Prod-Carts");
+    assert!(carts.is_named("Orders-Prod-Carts"));
+    assert!(!carts.is_named("orders-prod-carts"));
+    assert!(orders.is_named("ORDERS-prod-postgres"));
+    // The same plan in lower case is the same plan, but for the table.
+    let lower = parse_plan(EXAMPLE).unwrap();
+    let mut respelled = plan.clone();
+    respelled.resources[2].identifier = lower.resources[2].identifier.clone();
+    assert_eq!(respelled, lower);
+}
+
+#[test]
+fn identifiers_are_told_apart_by_their_services_rule() {
+    // Two spellings of one RDS instance are one instance, protected twice.
+    let mut p = local();
+    let mut twin = p["resources"][0].clone();
+    twin["id"] = json!("orders-db-again");
+    twin["identifier"] = json!("Orders-DB");
+    twin.as_object_mut().unwrap().remove("dns_record");
+    twin.as_object_mut().unwrap().remove("replica");
+    twin["rpo_minutes"] = json!(60);
+    p["resources"].as_array_mut().unwrap().push(twin);
+    assert_issue(&p, "resources[3].identifier", "is protected twice");
+    // Two tables whose names differ in case are two tables.
+    let mut p = local();
+    let mut other = p["resources"][2].clone();
+    other["id"] = json!("sessions-upper");
+    other["identifier"] = json!("LIFEBOAT-local-sessions");
+    p["resources"].as_array_mut().unwrap().push(other);
+    assert_eq!(issues_of(&p), Vec::<String>::new());
+    // A message quotes the plan as written.
+    let mut p = local();
+    p["resources"][0]["replica"]["identifier"] = json!("Orders--DR");
+    assert_issue(
+        &p,
+        "resources[0].replica.identifier",
+        "\"Orders--DR\" is not a valid RDS identifier",
+    );
+}
+
 #[test]
 fn the_dr_region_must_differ_from_the_primary() {
     let mut p = local();
@@ -631,6 +699,38 @@ proptest! {
     }
 
     /// A valid interval tiles a day exactly, or is whole days.
+    #[test]
+    fn a_plan_loads_the_same_whichever_case_its_rds_identifiers_take(
+        flips in proptest::collection::vec(any::<bool>(), 64),
+    ) {
+        let spell = |s: &str, salt: usize| -> String {
+            s.chars()
+                .enumerate()
+                .map(|(i, c)| if flips[(i + salt) % flips.len()] { c.to_ascii_uppercase() } else { c })
+                .collect()
+        };
+        let mut p: Value = serde_json::from_str(EXAMPLE).unwrap();
+        for (i, pointer) in [
+            "/resources/0/identifier",
+            "/resources/0/replica/identifier",
+            "/resources/1/identifier",
+            "/resources/1/replica/identifier",
+            "/resources/1/replica/global_cluster",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let v = p.pointer_mut(pointer).unwrap();
+            *v = json!(spell(v.as_str().unwrap(), i * 7));
+        }
+        let respelled = parse_plan(&p.to_string()).unwrap();
+        prop_assert_eq!(&respelled, &parse_plan(EXAMPLE).unwrap());
+        // Normalising a loaded plan again changes nothing.
+        let mut again = respelled.clone();
+        again.normalise_identifiers();
+        prop_assert_eq!(again, respelled);
+    }
+
     #[test]
     fn valid_intervals_align_to_midnight(m in 0u32..20000) {
         if is_valid_interval(m) {

@@ -237,7 +237,9 @@ fn check_resources(plan: &Plan, issues: &mut Issues) {
                 },
             );
         }
-        if !aws_ids.insert((r.kind, ident.to_ascii_lowercase())) {
+        // By AWS's rule: `Orders-DB` and `orders-db` are one instance, `Orders` and
+        // `orders` two tables.
+        if !aws_ids.insert((r.kind, r.identifier_rule().canonical(ident).into_owned())) {
             issues.add(
                 at("identifier"),
                 format!("{} {ident:?} is protected twice", r.kind),

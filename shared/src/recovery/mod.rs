@@ -648,7 +648,7 @@ pub fn may_start(
             for resource in &plan.resources {
                 if let Some(r) = book.recovered_writer(&resource.id)
                     && resource.replica.is_some()
-                    && resource.aws_identifier() != r.id
+                    && !resource.is_named(&r.id)
                 {
                     return locked(
                         "failover",

@@ -413,6 +413,12 @@ fn cutover_fences_first_then_repoints_and_reports_the_lost_window() {
         may_start(WriterTask::Failover, DrPhase::Normal, &d.state, &adopted),
         Ok(())
     );
+    // Named in another case, it is the same instance to RDS.
+    adopted.resources[0].identifier = Some(ID.to_ascii_uppercase());
+    assert_eq!(
+        may_start(WriterTask::Failover, DrPhase::Normal, &d.state, &adopted),
+        Ok(())
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! that starts the same export meets `ExportTaskAlreadyExists` instead of a second export.
 
 use super::{KeepReason, KeepReasons, RetentionDecision, SnapshotDecision};
+use crate::ident::IdentifierRule;
 use crate::plan::ArchiveSettings;
 use crate::schedule::Tier;
 use serde::{Deserialize, Serialize};
@@ -93,9 +94,11 @@ pub struct ArchiveOrder {
 
 /// The export task id of `attempt` (1-based) for a snapshot: `lb-` and 16 hex digits of a
 /// hash of the plan and the snapshot ARN, then `-a<attempt>`. RDS allows 60 letters,
-/// digits and hyphens, starting with a letter.
+/// digits and hyphens, starting with a letter. The ARN is hashed in RDS's lower case, so
+/// one snapshot has one id however its ARN is spelled.
 pub fn archive_task_id(plan: &str, snapshot_arn: &str, attempt: u32) -> String {
-    let digest = Sha256::digest(format!("{plan}|{snapshot_arn}").as_bytes());
+    let arn = IdentifierRule::Rds.canonical(snapshot_arn);
+    let digest = Sha256::digest(format!("{plan}|{arn}").as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("lb-{hex}-a{attempt}")
 }
@@ -117,7 +120,7 @@ pub fn apply_exports(
         }
         let tasks: Vec<&ExportTask> = exports
             .iter()
-            .filter(|t| t.source_arn == decision.id)
+            .filter(|t| IdentifierRule::Rds.same(&t.source_arn, &decision.id))
             .collect();
         if let Some(running) = tasks.iter().find(|t| t.state == ExportState::Running) {
             keep(
@@ -231,6 +234,23 @@ mod tests {
             "kept: export someone-elses in progress"
         );
         assert!(d[1].decision.is_delete());
+    }
+
+    #[test]
+    fn an_export_is_known_by_its_snapshot_arn_in_any_case() {
+        let arn = "arn:aws:rds:us-west-2:1:snapshot:lifeboat-p-orders-db-20261101t0000z";
+        let mut d = vec![delete(arn)];
+        let exports = [task("t", &arn.to_ascii_uppercase(), ExportState::Running)];
+        apply_exports("p", &mut d, &[snapshot(None)], &exports, None);
+        assert!(!d[0].decision.is_delete(), "{}", d[0].decision);
+        assert_eq!(
+            archive_task_id(
+                "p",
+                &arn.replace("lifeboat-p-orders-db", "Lifeboat-P-Orders-DB"),
+                1
+            ),
+            archive_task_id("p", arn, 1)
+        );
     }
 
     #[test]

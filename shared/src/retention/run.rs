@@ -15,6 +15,7 @@ use crate::backup::run::Failure;
 use crate::backup::{BackupKind, BackupRecord, CommandError, SOURCE_TAG};
 use crate::error::{AwsError, Classify, Retry};
 use crate::function::Invocation;
+use crate::ident::IdentifierRule;
 use crate::metrics::observe;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::plan::{ArchiveSettings, LEGAL_HOLD_TAG, Plan, TIER_TAG, VALIDATED_TAG};
@@ -146,7 +147,9 @@ pub fn facts_of(record: &BackupRecord, copy_sources: &HashSet<String>) -> Snapsh
         ),
     };
     SnapshotFacts {
-        copy_in_progress: copy_sources.contains(&id) || copy_sources.contains(&record.id),
+        copy_in_progress: [&id, &record.id]
+            .iter()
+            .any(|r| copy_sources.contains(record.kind.identifier_rule().canonical(r).as_ref())),
         id,
         resource: record.resource().map(str::to_string),
         plan: record.plan().map(str::to_string),
@@ -164,13 +167,15 @@ pub fn facts_of(record: &BackupRecord, copy_sources: &HashSet<String>) -> Snapsh
 }
 
 /// The snapshots that are the source of a cross-region copy still in progress, by ARN
-/// (or identifier), from every location's listing.
+/// (or identifier), from every location's listing; in RDS's lower case, as only RDS
+/// snapshots are copied.
 pub fn copy_sources<'a>(records: impl IntoIterator<Item = &'a BackupRecord>) -> HashSet<String> {
     records
         .into_iter()
         .filter(|r| r.is_copy_in_progress())
-        .flat_map(|r| [r.tags.get(SOURCE_TAG).cloned(), r.copy_of.clone()])
+        .flat_map(|r| [r.tags.get(SOURCE_TAG), r.copy_of.as_ref()])
         .flatten()
+        .map(|source| IdentifierRule::Rds.canonical(source).into_owned())
         .collect()
 }
 

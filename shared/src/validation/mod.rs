@@ -376,7 +376,7 @@ pub fn pick_snapshot<'a>(
         Some(name) => {
             let found = records
                 .iter()
-                .find(|b| b.id == name && b.kind == kind && b.location == region)
+                .find(|b| b.is_named(name) && b.kind == kind && b.location == region)
                 .ok_or_else(|| {
                     format!(
                         "snapshot {name:?} of {} was not found in {region}; name a snapshot listed there, or leave `snapshot` out to restore the newest",

@@ -226,6 +226,11 @@ fn a_named_snapshot_must_exist_and_be_available() {
         pick_snapshot(&plan, r, &records, Some("old")).unwrap().id,
         "old"
     );
+    // An operator may spell an RDS snapshot in any case, as RDS takes it.
+    assert_eq!(
+        pick_snapshot(&plan, r, &records, Some("OLD")).unwrap().id,
+        "old"
+    );
     let err = pick_snapshot(&plan, r, &records, Some("nope")).unwrap_err();
     assert!(
         err.contains("\"nope\" of orders-db was not found in us-west-2"),

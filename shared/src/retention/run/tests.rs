@@ -349,6 +349,23 @@ async fn legal_holds_foreign_automated_and_copy_sources_are_never_deleted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_copy_source_is_known_by_its_arn_in_any_case() {
+    let source = snap(PRIMARY, "orders-db", 6);
+    let mut copying = snap(DR, "orders-db", 6);
+    copying.status = BackupStatus::InProgress("copying".into());
+    copying.tags.insert(
+        SOURCE_TAG.into(),
+        source.arn.clone().unwrap().to_ascii_uppercase(),
+    );
+    let mut records = vec![source, copying];
+    records.extend((0..3).map(|d| snap(PRIMARY, "orders-db", d)));
+    let w = World::new(plan_with(three_days()), FakePort::default(), records);
+    let s = w.run().handle(&tick("evt-1"), &invocation()).await.unwrap();
+    assert!(s.deleted.is_empty(), "{:?}", s.deleted);
+    assert_eq!(s.kept_by_reason["copy in progress"], 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_cap_deletes_the_oldest_first_and_leaves_the_rest_for_the_next_run() {
     let mut retention = three_days();
     retention["max_deletes_per_run"] = json!(4);
