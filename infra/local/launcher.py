@@ -12,7 +12,11 @@ AWS", lists them and what still differs). The code is in lifeboat_local/:
 * rds.py       Transient states with durations (snapshots, copies, restores, replicas,
                promotion, reboots, deletes), the manual-snapshot quotas, the concurrent
                copy limit, automated snapshots not deletable, encrypted cross-Region copies
-               needing a destination key, refusals in transient states, MaxRecords/Marker.
+               needing a destination key, refusals in transient states, MaxRecords/Marker,
+               a read replica's StatusInfos (in error while its source's region is down).
+* cloudwatch.py New alarms start in INSUFFICIENT_DATA, an update keeps the state; composite
+               alarms (PutCompositeAlarm) with an actions suppressor and ActionsSuppressedBy;
+               DescribeAlarms returns composite alarms only when AlarmTypes asks.
 * dynamodb.py  Backups CREATING -> AVAILABLE.
 * route53.py   Changes PENDING -> INSYNC with their own ids; health checks made unhealthy.
 * faults.py    Throttling, 5xx, dropped connections, region outages.

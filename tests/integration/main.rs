@@ -9,6 +9,7 @@ mod failover;
 mod gameday;
 mod pitr;
 mod readiness;
+mod realism_alarms;
 mod realism_control;
 mod realism_faults;
 mod realism_limits;

@@ -12,7 +12,7 @@
 
 use crate::local::Account;
 use crate::timing::{StepTiming, poll_until, wall_now};
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StandardUnit, Statistic};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, StandardUnit, StateValue, Statistic};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
     ScalarAttributeType, SseSpecification, TimeToLiveSpecification,
@@ -720,7 +720,7 @@ async fn create_alarms(account: &Account, plan: &Plan) -> Result<(), WorldError>
     for alarm in alarms {
         let region = plan.alarm_region(alarm);
         let cw = account.regional(region).await.cloudwatch;
-        // PutMetricAlarm is an upsert in AWS; a new alarm starts OK in the emulator.
+        // PutMetricAlarm is an upsert in AWS; a new alarm starts in INSUFFICIENT_DATA.
         cw.put_metric_alarm()
             .alarm_name(&alarm.name)
             .alarm_description(format!("Lifeboat demo alarm for plan {}", plan.name))
@@ -735,6 +735,15 @@ async fn create_alarms(account: &Account, plan: &Plan) -> Result<(), WorldError>
             .send()
             .await
             .map_err(aws("cloudwatch", "PutMetricAlarm", &alarm.name))?;
+        // The demo world is healthy: the alarm's first evaluation of its metric would
+        // find it OK. The emulator evaluates no alarm, so the world says it.
+        cw.set_alarm_state()
+            .alarm_name(&alarm.name)
+            .state_value(StateValue::Ok)
+            .state_reason("first evaluation: the demo world is healthy")
+            .send()
+            .await
+            .map_err(aws("cloudwatch", "SetAlarmState", &alarm.name))?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ from . import control, faults, inbound
 from .state import LOCK, REGISTRY
 
 # Importing these installs their corrections into moto.
-from . import dynamodb, rds, route53  # noqa: F401  isort: skip
+from . import cloudwatch, dynamodb, rds, route53  # noqa: F401  isort: skip
 
 log = logging.getLogger("lifeboat_local")
 

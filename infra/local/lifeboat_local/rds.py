@@ -126,6 +126,32 @@ def _endpoint(self):
 
 rds_models.DBInstance.endpoint = property(_endpoint)
 
+def _status_infos(self):
+    """A read replica's `StatusInfos` as RDS reports it: "read replication" replicating,
+    or in error while its source's region is down (the replica cannot reach its source;
+    replication resumes when the region is back). moto reports none."""
+    if not (self.is_replica and self.source_db_instance_identifier):
+        return []
+    source_region = region_of(self.source_db_instance_identifier, self.region)
+    with LOCK:
+        faults = REGISTRY.account(self.account_id).faults.values()
+        down = any(
+            f.kind == "region_outage" and f.region == source_region and f.service in (None, "rds") for f in faults
+        )
+    if down:
+        return [
+            {
+                "StatusType": "read replication",
+                "Normal": False,
+                "Status": "error",
+                "Message": f"Replication has stopped: the source DB instance in {source_region} cannot be reached.",
+            }
+        ]
+    return [{"StatusType": "read replication", "Normal": True, "Status": "replicating"}]
+
+
+rds_models.DBInstance.status_infos = property(_status_infos)
+
 # moto leaves PercentProgress out; a finished snapshot is at 100 %.
 rds_models.DBSnapshot.percent_progress = 100
 
