@@ -38,6 +38,10 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let (account, plan, world) = world().await;
+        Self::with_plan(account, plan, world).await
+    }
+
+    async fn with_plan(account: Account, plan: Plan, world: World) -> Self {
         let aws = AwsFailover::new(&plan, &world.clients, &account.settings()).await;
         Fixture {
             state: state_store(&world),
@@ -525,4 +529,29 @@ async fn promotion_and_dns_take_aws_time_and_the_rto_measures_it() {
     assert!(t.promoted_at.unwrap() > t.promote_issued_at.unwrap());
     assert!(t.dns_synced_at.unwrap() >= t.dns_submitted_at.unwrap());
     assert!(done.measurement.aws_seconds >= 1, "{:?}", done.measurement);
+}
+
+#[tokio::test]
+async fn a_plan_spelling_its_replica_in_mixed_case_promotes_it_and_switches_dns() {
+    // The plan says Orders-DB and Orders-DB-DR; RDS calls them orders-db and orders-db-dr.
+    let (account, _, world) = world().await;
+    let plan = harness::plan_in_account(&crate::support::mixed_case_plan(), &account);
+    let f = Fixture::with_plan(account, plan, world).await;
+    f.replica_lag(2.0).await;
+    f.primary_down().await;
+    let reply = f
+        .invoke(
+            &alarm_event("evt-case", Utc::now() - Duration::seconds(5)),
+            "req-case",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.phase, "FailedOver", "{:#?}", reply.steps);
+    let replica = describe_instance(&f.world.clients.dr.rds, "us-west-2", "orders-db-dr")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replica.replicates_from, None, "the replica was promoted");
+    assert_eq!(f.record().await, vec![replica.endpoint.unwrap()]);
+    assert_eq!(f.promotions().await, 1);
 }

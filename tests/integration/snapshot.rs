@@ -35,7 +35,17 @@ impl Fixture {
     async fn new(plan: Plan) -> Self {
         let account = LocalAws::from_env().fresh_account();
         let plan = harness::plan_in_account(&plan, &account);
+        Self::new_in(account, plan).await
+    }
+
+    /// The world the plan describes, in `account`.
+    async fn new_in(account: Account, plan: Plan) -> Self {
         let world = create_world(&account, &plan).await.expect("world");
+        Self::with_world(account, plan, world).await
+    }
+
+    /// `plan`'s run against a world made apart from it.
+    async fn with_world(account: Account, plan: Plan, world: World) -> Self {
         let snapshots = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
         Fixture {
             state: state_store(&world),
@@ -178,6 +188,94 @@ async fn a_tick_snapshots_every_kind_and_the_same_tick_again_creates_nothing() {
         .await
         .unwrap();
     assert_eq!(count.db_snapshots().len(), 2);
+}
+
+#[tokio::test]
+async fn a_mixed_case_plan_starts_no_second_snapshot_while_the_first_is_still_creating() {
+    // The plan says Orders-DB and BILLING-db; RDS calls them orders-db and billing-db.
+    let account = LocalAws::from_env().fresh_account();
+    let plan = harness::plan_in_account(&crate::support::mixed_case_plan(), &account);
+    let f = Fixture::new_in(account, plan).await;
+    f.freeze_clock().await;
+    let first = f.tick("tick-1", six_am()).await.expect("the first tick");
+    let mut created: Vec<&str> = first.created.iter().map(|c| c.resource.as_str()).collect();
+    created.sort();
+    assert_eq!(created, ["billing-db", "orders-db", "sessions"]);
+    // The next window's tick arrives while both snapshots are still creating.
+    let next = f
+        .tick("tick-2", six_am() + Duration::minutes(60))
+        .await
+        .expect("the next window's tick");
+    assert!(
+        next.created
+            .iter()
+            .all(|c| c.resource != "orders-db" && c.resource != "billing-db"),
+        "a second snapshot was started: {:?}",
+        next.created
+    );
+    let rds = &f.world.clients.primary.rds;
+    let instance_snapshots = rds
+        .describe_db_snapshots()
+        .db_instance_identifier("orders-db")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        instance_snapshots.db_snapshots().len(),
+        1,
+        "{:?}",
+        instance_snapshots.db_snapshots()
+    );
+    let cluster_snapshots = rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier("billing-db")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cluster_snapshots.db_cluster_snapshots().len(), 1);
+}
+
+#[tokio::test]
+async fn a_table_name_in_another_case_is_another_table() {
+    // DynamoDB table names are case-sensitive: the plan's table does not exist.
+    let mut p: Value = serde_json::from_str(include_str!("../../infra/plans/local.json")).unwrap();
+    p["resources"][2]["identifier"] = "Lifeboat-Local-Sessions".into();
+    let account = LocalAws::from_env().fresh_account();
+    let plan = harness::plan_in_account(&parse_plan(&p.to_string()).unwrap(), &account);
+    let world = create_world(
+        &account,
+        &harness::plan_in_account(&crate::support::local_plan(), &account),
+    )
+    .await
+    .unwrap();
+    let f = Fixture::with_world(account, plan, world).await;
+    let err = f.tick("tick-1", six_am()).await.unwrap_err();
+    let SnapshotError::Incomplete(summary) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(summary.failed.len(), 1, "{:?}", summary.failed);
+    assert_eq!(summary.failed[0].subject, "sessions");
+    assert!(
+        summary.failed[0].error.contains("Lifeboat-Local-Sessions"),
+        "{}",
+        summary.failed[0].error
+    );
+    let backups = f
+        .world
+        .clients
+        .primary
+        .dynamodb
+        .list_backups()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        backups.backup_summaries().is_empty(),
+        "no backup of the differently spelt table: {:?}",
+        backups.backup_summaries()
+    );
 }
 
 #[tokio::test]
@@ -520,15 +618,7 @@ async fn a_plan_naming_a_missing_resource_fails_naming_it_and_the_rest_is_snapsh
     )
     .await
     .unwrap();
-    let f = Fixture {
-        snapshots: AwsSnapshots::new(&plan, &world.clients, &account.settings()).await,
-        state: state_store(&world),
-        notifier: notifier(&world),
-        reports: reports(&world),
-        account,
-        plan,
-        world,
-    };
+    let f = Fixture::with_world(account, plan, world).await;
     let err = f.tick("tick-1", six_am()).await.unwrap_err();
     assert_eq!(err.retry(), Retry::NonRetryable);
     let SnapshotError::Incomplete(summary) = &err else {

@@ -11,6 +11,18 @@ pub fn local_plan() -> Plan {
     parse_plan(include_str!("../../infra/plans/local.json")).expect("local plan")
 }
 
+/// The local plan as an operator may well write it: the AWS identifiers of its RDS
+/// instance, cluster and replica in mixed case. RDS keeps identifiers in lower case, so
+/// the world made from the local plan is what this plan names.
+pub fn mixed_case_plan() -> Plan {
+    let mut p: serde_json::Value =
+        serde_json::from_str(include_str!("../../infra/plans/local.json")).expect("local plan");
+    p["resources"][0]["identifier"] = "Orders-DB".into();
+    p["resources"][0]["replica"]["identifier"] = "Orders-DB-DR".into();
+    p["resources"][1]["identifier"] = "BILLING-db".into();
+    parse_plan(&p.to_string()).expect("a mixed-case plan is a valid plan")
+}
+
 /// A fresh account with the local plan's whole world in it.
 pub async fn world() -> (Account, Plan, World) {
     let account = LocalAws::from_env().fresh_account();

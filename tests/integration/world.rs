@@ -133,3 +133,30 @@ async fn posture_reports_a_promoted_replica_and_a_missing_one() {
         "{findings:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_plan_spelling_rds_identifiers_in_mixed_case_sees_the_same_clean_posture() {
+    // The world as RDS keeps it (lower case); the plan as an operator wrote it.
+    let (account, _, world) = world().await;
+    let plan = harness::plan_in_account(&crate::support::mixed_case_plan(), &account);
+    let store = state_store(&world);
+    let facts = gather_posture(&plan, &world.clients, &store).await;
+    let findings = assess(&plan, &facts);
+    assert!(findings.is_empty(), "{findings:#?}");
+    let orders = &facts.resources[0];
+    assert!(orders.primary.present().is_some(), "Orders-DB is found");
+    let replica = orders.replica.as_ref().unwrap().present();
+    assert!(
+        replica.is_some_and(|r| r
+            .replicates_from
+            .as_deref()
+            .is_some_and(|s| s.ends_with(":db:orders-db"))),
+        "Orders-DB-DR is found replicating from orders-db: {:?}",
+        orders.replica
+    );
+    assert!(
+        facts.resources[1].primary.present().is_some(),
+        "Billing-DB is found"
+    );
+    assert_eq!(record_target(orders), Some(RecordTarget::Primary));
+}
