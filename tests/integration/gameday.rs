@@ -114,6 +114,7 @@ impl Fixture {
         plan.game_days.canary = Some(Canary {
             resource: "orders-db".into(),
             table: "lifeboat_canary".into(),
+            credentials_secret: None,
         });
         put_credentials_secret(&world.clients.home.config, SECRET, "postgres", "")
             .await

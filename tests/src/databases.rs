@@ -87,7 +87,8 @@ impl ScratchDatabase {
         Ok(db)
     }
 
-    async fn admin(&self, sql: &str) -> Result<(), String> {
+    /// Run a statement on the server, outside the database (roles, users, databases).
+    pub async fn admin(&self, sql: &str) -> Result<(), String> {
         let sql = AssertSqlSafe(sql.to_string());
         match self.dialect {
             Dialect::Postgres => {
@@ -127,6 +128,72 @@ impl ScratchDatabase {
             }
         }
         Ok(())
+    }
+
+    /// One count (a `BIGINT`) read in the database as the administrator.
+    pub async fn count(&self, sql: &str) -> Result<i64, String> {
+        let sql = AssertSqlSafe(sql.to_string());
+        let what = |e: sqlx::Error| format!("{}: {e}", self.name);
+        match self.dialect {
+            Dialect::Postgres => {
+                let mut c = pg(&self.name).await?;
+                let n = sqlx::query_scalar(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(what)?;
+                let _ = c.close().await;
+                Ok(n)
+            }
+            Dialect::Mysql => {
+                let mut c = mysql(Some(&self.name)).await?;
+                let n = sqlx::query_scalar(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(what)?;
+                let _ = c.close().await;
+                Ok(n)
+            }
+        }
+    }
+
+    /// Run `sql` in the database as `username`, in a plain session (not read-only):
+    /// what an application connected as that user could do.
+    pub async fn execute_as(
+        &self,
+        username: &str,
+        password: &str,
+        sql: &str,
+    ) -> Result<(), String> {
+        let sql = AssertSqlSafe(sql.to_string());
+        let what = |e: sqlx::Error| format!("{} as {username}: {e}", self.name);
+        match self.dialect {
+            Dialect::Postgres => {
+                let options = PgConnectOptions::new()
+                    .host("127.0.0.1")
+                    .port(5432)
+                    .username(username)
+                    .password(password)
+                    .database(&self.name);
+                let mut c = PgConnection::connect_with(&options).await.map_err(what)?;
+                let done = sqlx::raw_sql(sql).execute(&mut c).await.map_err(what);
+                let _ = c.close().await;
+                done.map(|_| ())
+            }
+            Dialect::Mysql => {
+                let options = MySqlConnectOptions::new()
+                    .host("127.0.0.1")
+                    .port(3306)
+                    .username(username)
+                    .password(password)
+                    .database(&self.name);
+                let mut c = MySqlConnection::connect_with(&options)
+                    .await
+                    .map_err(what)?;
+                let done = sqlx::raw_sql(sql).execute(&mut c).await.map_err(what);
+                let _ = c.close().await;
+                done.map(|_| ())
+            }
+        }
     }
 
     /// Drop the database (nothing when it does not exist).

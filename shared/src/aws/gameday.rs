@@ -2,8 +2,8 @@
 //! (the experiment), RDS and Route 53 (the DR writer, protection), the database itself
 //! (the canary), S3 (past reports) and Lambda (the failback function's `start`).
 
+use super::canary_writer::write_canary;
 use super::dr::{DrAws, identifier_on};
-use super::sql_probe::write_canary;
 use super::{AwsClients, AwsValidation, ClientSettings, LocalDatabaseError, SqlProbe};
 use crate::dr::Side;
 use crate::error::AwsError;
@@ -141,12 +141,15 @@ impl AwsGameDay {
         }
     }
 
-    /// Write and read the canary's row through the plan's writer record (in AWS the
-    /// record is what applications use: answering through it proves the switch).
     /// Where a SQL client reaches `r`'s writer: the plan's writer record (in AWS the
     /// record is what applications use, so answering through it proves the switch) on
-    /// the DR writer's port, with the plan's validation credentials.
-    async fn writer_target(&self, r: &ProtectedResource) -> Result<ProbeTarget, String> {
+    /// the DR writer's port, as the user of `secret` (the validation credentials unless
+    /// the canary names its own).
+    async fn writer_target(
+        &self,
+        r: &ProtectedResource,
+        secret: Option<&str>,
+    ) -> Result<ProbeTarget, String> {
         let engine = r
             .engine
             .ok_or_else(|| format!("{} has no `engine` in the plan", r.id))?;
@@ -172,7 +175,7 @@ impl AwsGameDay {
                 engine,
                 Some(&Endpoint { host, port }),
                 &v.database,
-                &v.credentials_secret,
+                secret.unwrap_or(&v.credentials_secret),
             )
             .await
     }
@@ -190,7 +193,7 @@ impl AwsGameDay {
                 && r.validation.is_some()
         }) {
             let record = r.dns_record.as_deref().unwrap_or_default();
-            let failures = match self.writer_target(r).await {
+            let failures = match self.writer_target(r, None).await {
                 Ok(target) => SqlProbe.probe(&target, &[], CANARY_TIMEOUT).await,
                 Err(e) => {
                     answered = false;
@@ -217,7 +220,11 @@ impl AwsGameDay {
         let r = plan
             .resource(&canary.resource)
             .ok_or_else(|| format!("the plan has no resource {}", canary.resource))?;
-        let target = self.writer_target(r).await?;
+        // The canary's own writing user when the plan names one; the checks' read-only
+        // user could not write the row.
+        let target = self
+            .writer_target(r, canary.credentials_secret.as_deref())
+            .await?;
         let sql = canary_sql(target.dialect, &canary.table).map_err(|e| e.to_string())?;
         match tokio::time::timeout(
             CANARY_TIMEOUT * 3,

@@ -4,6 +4,7 @@
 //! invocation. They honour `AWS_ENDPOINT_URL`, so everything runs against the local
 //! emulator as it does against AWS.
 
+mod canary_writer;
 mod clients;
 mod dr;
 mod dynamo_state;
@@ -21,6 +22,7 @@ mod sql_probe;
 pub mod traffic;
 mod validation;
 
+pub use canary_writer::write_canary;
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
 pub use failback::AwsFailback;
@@ -35,7 +37,7 @@ pub use recovery::AwsRecovery;
 pub use s3_reports::S3Reports;
 pub use snapshots::AwsSnapshots;
 pub use sns_notifier::SnsNotifier;
-pub use sql_probe::{SqlProbe, write_canary};
+pub use sql_probe::SqlProbe;
 pub use validation::{
     AwsValidation, LOCAL_DATABASE_URLS_ENV, LocalDatabase, LocalDatabaseError, local_databases,
 };

@@ -1,6 +1,18 @@
 //! The database probe on sqlx: one driver for PostgreSQL and MySQL/MariaDB. Every check
-//! runs inside a read-only transaction with a statement timeout; names were quoted and
-//! values bound by [`crate::validation::checks`], so nothing from the plan is spliced here.
+//! runs in a session that is read-only at the server, inside a read-only transaction
+//! with a statement timeout, and the session is refused (no check runs) unless the
+//! server says it is read-only. Names were quoted, values bound and assertions checked
+//! to be one read-only query by [`crate::validation::checks`], so nothing from the plan
+//! is spliced here. This module opens no writable session: the game day's canary, the
+//! only SQL Lifeboat writes, has its own path ([`super::canary_writer`]).
+//!
+//! Read-only at the server: PostgreSQL gets `default_transaction_read_only=on` in its
+//! startup options and every check runs in `BEGIN READ ONLY`; MySQL and MariaDB get
+//! `SET SESSION TRANSACTION READ ONLY` (which, unlike `START TRANSACTION READ ONLY` alone,
+//! also refuses DDL, whose implicit commit ends the transaction) and then
+//! `START TRANSACTION READ ONLY`. Every check is sent as a prepared statement, which
+//! both servers refuse to hold more than one statement, and the session is proved
+//! read-only again before each check.
 
 use crate::validation::checks::{
     CheckKind, CheckResult, Dialect, Param, PlannedCheck, Returned, judge,
@@ -106,13 +118,53 @@ fn gated(check: &PlannedCheck, results: &[Option<CheckResult>]) -> bool {
         .is_some_and(|r| !r.passed)
 }
 
-async fn pg_begin(conn: &mut PgConnection, timeout: Duration) -> Result<(), sqlx::Error> {
+/// Why a session could not be made read-only.
+#[derive(Debug)]
+enum OpenError {
+    /// The server refused a statement.
+    Sql(sqlx::Error),
+    /// The server accepted the statements but does not say it is read-only (a pooler
+    /// that drops startup options, a server that ignores the setting).
+    NotReadOnly(String),
+}
+
+impl From<sqlx::Error> for OpenError {
+    fn from(e: sqlx::Error) -> Self {
+        OpenError::Sql(e)
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Sql(e) => write!(f, "{e}"),
+            OpenError::NotReadOnly(value) => write!(
+                f,
+                "the server reports the session's transaction_read_only as {value:?}, not on: \
+                 no check runs in a session that could write"
+            ),
+        }
+    }
+}
+
+async fn pg_begin(conn: &mut PgConnection, timeout: Duration) -> Result<(), OpenError> {
     sqlx::raw_sql("BEGIN READ ONLY").execute(&mut *conn).await?;
     // `set_config(..., true)` is SET LOCAL with a bound value: it ends with the transaction.
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(format!("{}ms", timeout.as_millis()))
         .execute(&mut *conn)
         .await?;
+    pg_read_only(conn).await
+}
+
+/// Whether the current transaction is read-only, as the server says.
+async fn pg_read_only(conn: &mut PgConnection) -> Result<(), OpenError> {
+    let read_only: String = sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
+        .fetch_one(&mut *conn)
+        .await?;
+    if read_only != "on" {
+        return Err(OpenError::NotReadOnly(read_only));
+    }
     Ok(())
 }
 
@@ -126,7 +178,9 @@ trait Session: Send {
         check: &PlannedCheck,
     ) -> Result<Option<Result<Option<String>, String>>, sqlx::Error>;
     /// Make the session usable again after a failed statement.
-    async fn recover(&mut self) -> Result<(), sqlx::Error>;
+    async fn recover(&mut self) -> Result<(), OpenError>;
+    /// Whether the server still says the session (and its transaction) is read-only.
+    async fn read_only(&mut self) -> Result<(), OpenError>;
     /// Roll back and disconnect.
     async fn end(self);
 }
@@ -152,11 +206,15 @@ impl Session for Postgres {
             .map(|row| pg_text(&row)))
     }
 
-    async fn recover(&mut self) -> Result<(), sqlx::Error> {
+    async fn recover(&mut self) -> Result<(), OpenError> {
         // A failed statement aborts a PostgreSQL transaction: start a new one so the
         // remaining checks still run.
         sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await?;
         pg_begin(&mut self.conn, self.timeout).await
+    }
+
+    async fn read_only(&mut self) -> Result<(), OpenError> {
+        pg_read_only(&mut self.conn).await
     }
 
     async fn end(mut self) {
@@ -185,9 +243,17 @@ impl Session for Mysql {
             .map(|row| mysql_text(&row)))
     }
 
-    async fn recover(&mut self) -> Result<(), sqlx::Error> {
-        // A failed statement leaves a MySQL transaction open and usable.
+    async fn recover(&mut self) -> Result<(), OpenError> {
+        // A failed statement leaves a MySQL transaction open and usable; the session
+        // stays read-only whatever the statement was.
         Ok(())
+    }
+
+    async fn read_only(&mut self) -> Result<(), OpenError> {
+        match mysql_read_only(&mut self.conn).await? {
+            1 => Ok(()),
+            other => Err(OpenError::NotReadOnly(other.to_string())),
+        }
     }
 
     async fn end(mut self) {
@@ -197,7 +263,10 @@ impl Session for Mysql {
 }
 
 /// Connecting failed or did not answer in time.
-async fn connect<C, F>(target: &ProbeTarget, connecting: F) -> Result<C, Vec<CheckResult>>
+pub(super) async fn connect<C, F>(
+    target: &ProbeTarget,
+    connecting: F,
+) -> Result<C, Vec<CheckResult>>
 where
     F: std::future::Future<Output = Result<C, sqlx::Error>>,
 {
@@ -215,17 +284,23 @@ async fn open_postgres(
     target: &ProbeTarget,
     timeout: Duration,
 ) -> Result<Postgres, Vec<CheckResult>> {
-    let options = pg_options(target, "lifeboat-restore-validator");
+    // Read-only for the whole session, at the server, before any statement: the startup
+    // options. `standard_conforming_strings` makes the server read backslashes in
+    // strings as the statement check parsed them.
+    let options = pg_options(target, "lifeboat-restore-validator").options([
+        ("default_transaction_read_only", "on"),
+        ("standard_conforming_strings", "on"),
+    ]);
     let mut conn = connect(target, PgConnection::connect_with(&options)).await?;
     pg_begin(&mut conn, timeout)
         .await
-        .map_err(|e| connect_failed(target, format!("cannot open a read-only transaction: {e}")))?;
+        .map_err(|e| connect_failed(target, format!("cannot open a read-only session: {e}")))?;
     Ok(Postgres { conn, timeout })
 }
 
 /// How to reach a PostgreSQL target; `application` names the connection in
-/// `pg_stat_activity`.
-fn pg_options(target: &ProbeTarget, application: &str) -> PgConnectOptions {
+/// `pg_stat_activity`. Neither read-only nor writable: each session's opener says which.
+pub(super) fn pg_options(target: &ProbeTarget, application: &str) -> PgConnectOptions {
     PgConnectOptions::new()
         .host(&target.host)
         .port(target.port)
@@ -240,8 +315,9 @@ fn pg_options(target: &ProbeTarget, application: &str) -> PgConnectOptions {
         })
 }
 
-/// How to reach a MySQL or MariaDB target.
-fn mysql_options(target: &ProbeTarget) -> MySqlConnectOptions {
+/// How to reach a MySQL or MariaDB target. Neither read-only nor writable: each
+/// session's opener says which.
+pub(super) fn mysql_options(target: &ProbeTarget) -> MySqlConnectOptions {
     let mut options = MySqlConnectOptions::new()
         .host(&target.host)
         .port(target.port)
@@ -278,14 +354,42 @@ async fn open_mysql(target: &ProbeTarget, timeout: Duration) -> Result<Mysql, Ve
         sqlx::raw_sql(AssertSqlSafe(limit))
             .execute(&mut conn)
             .await?;
+        // The session, not only the transaction: DDL commits a MySQL transaction
+        // implicitly, and what follows it runs outside; a read-only session refuses
+        // DDL and every later write too.
+        sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY")
+            .execute(&mut conn)
+            .await?;
+        match mysql_read_only(&mut conn).await? {
+            1 => {}
+            other => return Err(OpenError::NotReadOnly(other.to_string())),
+        }
         sqlx::raw_sql("START TRANSACTION READ ONLY")
             .execute(&mut conn)
-            .await
+            .await?;
+        Ok::<(), OpenError>(())
     };
     begin
         .await
-        .map_err(|e| connect_failed(target, format!("cannot open a read-only transaction: {e}")))?;
+        .map_err(|e| connect_failed(target, format!("cannot open a read-only session: {e}")))?;
     Ok(Mysql { conn })
+}
+
+/// The session's read-only flag: `transaction_read_only` (MySQL 8, MariaDB 11.1+), or
+/// `tx_read_only` (MariaDB before 11.1, MySQL 5.7).
+async fn mysql_read_only(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error> {
+    match sqlx::query_scalar::<_, i64>("SELECT @@session.transaction_read_only")
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(v) => Ok(v),
+        Err(sqlx::Error::Database(_)) => {
+            sqlx::query_scalar("SELECT @@session.tx_read_only")
+                .fetch_one(&mut *conn)
+                .await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Run every check in the session, in order, skipping those whose gate failed.
@@ -295,6 +399,20 @@ async fn run_session<S: Session>(mut session: S, checks: &[PlannedCheck]) -> Vec
         if gated(check, &results) {
             results.push(None);
             continue;
+        }
+        // A check is one statement and cannot both make the session writable and write,
+        // but on MySQL a `SET SESSION TRANSACTION READ WRITE` let through would leave the
+        // next check's DDL free to commit: the session is proved read-only before each.
+        if let Err(e) = session.read_only().await {
+            results.push(Some(CheckResult::error(
+                "connect",
+                CheckKind::Connect,
+                format!(
+                    "{} and the checks after it were not run: the session is not read-only any more: {e}",
+                    check.name
+                ),
+            )));
+            break;
         }
         let started = Instant::now();
         let result = match session.scalar(check).await {
@@ -344,79 +462,5 @@ impl DatabaseProbe for SqlProbe {
                 Err(failed) => failed,
             },
         }
-    }
-}
-
-/// Write the canary's row and read it back on the writer at `target`: `sql` from
-/// [`crate::gameday::verify::canary_sql`], `row` its one bound value. Unlike the
-/// checks this writes, so it runs outside a read-only transaction, each statement
-/// committed on its own and bounded by `timeout`.
-pub async fn write_canary(
-    target: &ProbeTarget,
-    sql: &crate::gameday::verify::CanarySql,
-    row: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    let failed = |e: Vec<CheckResult>| {
-        e.into_iter()
-            .map(|r| r.detail)
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let db_error = |what: &str, e: sqlx::Error| match e {
-        sqlx::Error::Database(db) => format!("the canary's {what} failed: {}", db.message()),
-        other => format!("the canary's {what} failed: {other}"),
-    };
-    let read: Option<String> = match target.dialect {
-        Dialect::Postgres => {
-            let options = pg_options(target, "lifeboat-game-day-canary");
-            let mut conn = connect(target, PgConnection::connect_with(&options))
-                .await
-                .map_err(failed)?;
-            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
-                .bind(format!("{}ms", timeout.as_millis()))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| db_error("statement timeout", e))?;
-            sqlx::query(AssertSqlSafe(sql.write.clone()))
-                .bind(row)
-                .execute(&mut conn)
-                .await
-                .map_err(|e| db_error("write", e))?;
-            let read = sqlx::query_scalar(AssertSqlSafe(sql.read.clone()))
-                .bind(row)
-                .fetch_optional(&mut conn)
-                .await
-                .map_err(|e| db_error("read", e))?;
-            let _ = conn.close().await;
-            read
-        }
-        Dialect::Mysql => {
-            let options = mysql_options(target);
-            let mut conn = connect(target, MySqlConnection::connect_with(&options))
-                .await
-                .map_err(failed)?;
-            sqlx::query(AssertSqlSafe(sql.write.clone()))
-                .bind(row)
-                .execute(&mut conn)
-                .await
-                .map_err(|e| db_error("write", e))?;
-            let read = sqlx::query_scalar(AssertSqlSafe(sql.read.clone()))
-                .bind(row)
-                .fetch_optional(&mut conn)
-                .await
-                .map_err(|e| db_error("read", e))?;
-            let _ = conn.close().await;
-            read
-        }
-    };
-    match read {
-        Some(id) if id == row => Ok(()),
-        Some(other) => Err(format!(
-            "the canary read back {other:?} instead of the row it wrote ({row})"
-        )),
-        None => Err(format!(
-            "the canary's row {row} was written but not read back"
-        )),
     }
 }

@@ -161,6 +161,12 @@ pub struct Canary {
     /// The table the canary row goes to (`table` or `schema.table`), created by the
     /// application's owners for the purpose and validated like every SQL identifier.
     pub table: String,
+    /// Secrets Manager secret (name or ARN) of the user the canary writes as: one that
+    /// may only insert into and select from `table`. Without it the canary connects with
+    /// the resource's validation credentials, which must then be allowed to write the
+    /// table (so they are not the read-only user the checks should use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
 }
 
 /// Who owns the plan and where its runbook is.

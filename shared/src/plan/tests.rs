@@ -445,8 +445,50 @@ fn hostile_sql_identifiers_are_rejected_at_load() {
     assert_issue(
         &p,
         "resources[0].validation.assertions[0].sql",
-        "more than one statement",
+        "holds 2 statements; write exactly one SELECT",
     );
+}
+
+#[test]
+fn assertions_are_one_read_only_query_parsed_as_their_engine_reads_them() {
+    let field = "resources[0].validation.assertions[0].sql";
+    for (engine, sql, words) in [
+        ("postgres", "DROP TABLE orders", "is DROP, not a SELECT"),
+        ("mariadb", "CALL purge()", "is CALL, not a SELECT"),
+        (
+            "mysql",
+            "SELECT * INTO orders_copy FROM orders",
+            "SELECT ... INTO",
+        ),
+        (
+            "postgres",
+            "WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d",
+            "data-modifying",
+        ),
+        ("postgres", "SELECT id FROM orders FOR UPDATE", "locks rows"),
+        ("mariadb", "SELECT 1 /*M! ; DROP TABLE orders */", "/*M!"),
+        ("mysql", "SELECT 1 /*!; DROP TABLE orders */", "/*!"),
+        ("postgres", "SELEKT 1", "cannot be parsed as PostgreSQL"),
+        (
+            "postgres",
+            "SELECT set_config('a.b', 'c', false)",
+            "set_config()",
+        ),
+    ] {
+        let mut p = local();
+        p["resources"][0]["engine"] = json!(engine);
+        p["resources"][0]["validation"]["assertions"][0]["sql"] = json!(sql);
+        assert_issue(&p, field, words);
+        assert_issue(&p, field, "assertion \"");
+    }
+    // A MySQL comment that PostgreSQL skips: fine on PostgreSQL only.
+    let mut p = local();
+    p["resources"][0]["engine"] = json!("postgres");
+    p["resources"][0]["validation"]["assertions"][0]["sql"] =
+        json!("SELECT count(*) FROM orders /*! ; DROP TABLE orders */");
+    assert!(issues_of(&p).is_empty(), "{:?}", issues_of(&p));
+    p["resources"][0]["engine"] = json!("mysql");
+    assert_issue(&p, field, "run as SQL rather than skip");
 }
 
 #[test]
@@ -982,6 +1024,17 @@ fn a_canary_must_name_a_replicated_sql_resource_and_a_safe_table() {
         p["game_days"]["canary"]["table"] = json!(bad);
         assert_issue(&p, "game_days.canary.table", "quote safely");
     }
+
+    // The canary's own writing user: optional, never blank.
+    let mut p = with_game_days();
+    p["game_days"]["canary"]["credentials_secret"] = json!("lifeboat/orders-db-canary");
+    let plan = parse_plan(&p.to_string()).unwrap();
+    assert_eq!(
+        plan.game_days.canary.unwrap().credentials_secret.as_deref(),
+        Some("lifeboat/orders-db-canary")
+    );
+    p["game_days"]["canary"]["credentials_secret"] = json!("  ");
+    assert_issue(&p, "game_days.canary.credentials_secret", "blank");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! its field and its fix. All rules are checked, so one run shows every problem.
 
 use super::*;
+use crate::validation::checks::Dialect;
+use crate::validation::statement::read_only_query;
 use std::collections::{BTreeMap, HashSet};
 
 const MAX_DAILY: u32 = 3660;
@@ -447,19 +449,22 @@ fn check_resource_validation(
                 "give every assertion its own name",
             );
         }
-        let body = a.sql.trim().trim_end_matches(';');
-        if body.trim().is_empty() {
-            issues.add(
-                at(&format!("validation.assertions[{j}].sql")),
-                "the assertion has no SQL",
-                "write one SELECT returning a single value",
-            );
-        } else if body.contains(';') {
-            issues.add(
-                at(&format!("validation.assertions[{j}].sql")),
-                "the assertion holds more than one statement",
-                "write exactly one SELECT returning a single value",
-            );
+        // Parsed as the engine's server reads it; without an engine (reported on its
+        // own) as both, so nothing either would run is let through.
+        let dialects: &[Dialect] = match r.engine {
+            Some(e) if e.is_postgres_family() => &[Dialect::Postgres],
+            Some(_) => &[Dialect::Mysql],
+            None => &[Dialect::Postgres, Dialect::Mysql],
+        };
+        for dialect in dialects {
+            if let Err(why) = read_only_query(*dialect, &a.sql) {
+                issues.add(
+                    at(&format!("validation.assertions[{j}].sql")),
+                    format!("assertion {:?} is not one read-only query: {why}", a.name),
+                    why.fix(),
+                );
+                break;
+            }
         }
     }
 }
@@ -1473,6 +1478,16 @@ fn check_game_days(plan: &Plan, issues: &mut Issues) {
                     );
                 }
             }
+        }
+        if c.credentials_secret
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            issues.add(
+                "game_days.canary.credentials_secret",
+                "the secret's name is blank",
+                "name the Secrets Manager secret of the canary's writing user, or leave the field out",
+            );
         }
         if !is_sql_path(&c.table, 1, 2) {
             issues.add(

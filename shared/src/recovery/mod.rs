@@ -29,6 +29,8 @@ mod tests;
 use crate::dr::Note;
 use crate::notify::Severity;
 use crate::plan::{Plan, RESOURCE_TAG, ResourceKind, SqlAssertion};
+use crate::validation::checks::Dialect;
+use crate::validation::statement::{UnsafeSql, read_only_query};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -535,6 +537,24 @@ pub enum RecoveryError {
         /// Who holds the lock, and what to do.
         why: String,
     },
+    /// One of the recovery's own assertions is not one read-only query on the
+    /// resource's engine (or names no engine to be parsed for).
+    #[error(
+        "assertions[{index}] ({name:?}) is not one read-only query for {resource} ({engine}): \
+         {why}; {}", why.fix()
+    )]
+    UnsafeAssertion {
+        /// Its position in the command.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// The resource.
+        resource: String,
+        /// The engine it was parsed for.
+        engine: String,
+        /// Why.
+        why: UnsafeSql,
+    },
     /// Discard of a recovery that is or was the writer.
     #[error(
         "recovery {id} is {phase}: Lifeboat never deletes a database that serves or served \
@@ -788,6 +808,41 @@ struct Request<'a> {
     assertions: &'a [SqlAssertion],
 }
 
+/// Refuse the command, before anything is restored, when one of its assertions is not one
+/// read-only query on the resource's engine: the checks run against a database that may
+/// become the writer. (The probe refuses them again before connecting.)
+fn check_assertions(
+    res: &crate::plan::ProtectedResource,
+    assertions: &[SqlAssertion],
+) -> Result<(), RecoveryError> {
+    if res.kind == ResourceKind::DynamodbTable {
+        // Refused by the adapter with its own reason: a table answers no SQL.
+        return Ok(());
+    }
+    let dialects: &[Dialect] = match res.engine {
+        Some(e) if e.is_postgres_family() => &[Dialect::Postgres],
+        Some(_) => &[Dialect::Mysql],
+        None => &[Dialect::Postgres, Dialect::Mysql],
+    };
+    for (index, a) in assertions.iter().enumerate() {
+        for dialect in dialects {
+            if let Err(why) = read_only_query(*dialect, &a.sql) {
+                return Err(RecoveryError::UnsafeAssertion {
+                    index,
+                    name: a.name.clone(),
+                    resource: res.id.clone(),
+                    engine: res
+                        .engine
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "no engine in the plan".into()),
+                    why,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn recover(
     plan: &Plan,
     book: &RecoveryBook,
@@ -817,6 +872,7 @@ fn recover(
             command: "recover".into(),
         });
     }
+    check_assertions(res, assertions)?;
     let (t, latest) = resolve_restore_time(resource, restore_time, facts.window, now)?;
     let id = recovery_name(&res.id, t);
     if let Some(existing) = book.get(&id).filter(|r| r.phase != Phase::Discarded) {

@@ -226,6 +226,58 @@ fn no_window_unknown_resource_and_missing_reason_are_refused() {
 }
 
 #[test]
+fn a_recover_command_whose_assertion_could_write_is_refused_before_anything_is_restored() {
+    let command = |sql: &str| {
+        RecoveryInput::Command(RecoveryCommand::Recover {
+            resource: "orders-db".into(),
+            restore_time: "latest".into(),
+            reason: "INC-1".into(),
+            assertions: vec![
+                SqlAssertion {
+                    name: "orders are back".into(),
+                    sql: "SELECT count(*) > 0 FROM orders".into(),
+                    expect: "true".into(),
+                },
+                SqlAssertion {
+                    name: "careless".into(),
+                    sql: sql.into(),
+                    expect: "0".into(),
+                },
+            ],
+        })
+    };
+    for sql in [
+        "DELETE FROM orders",
+        "SELECT 1; DROP TABLE orders",
+        "WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d",
+        "SELECT * INTO orders_copy FROM orders",
+        "CALL repair_orders()",
+    ] {
+        let e = refusal(&command(sql), &RecoveryBook::default(), &facts());
+        assert!(
+            matches!(&e, RecoveryError::UnsafeAssertion { index: 1, name, .. } if name == "careless"),
+            "{sql}: {e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "assertions[1] (\"careless\") is not one read-only query for orders-db (postgres)"
+            ),
+            "{text}"
+        );
+    }
+    // The same command with a read-only second assertion is accepted.
+    let d = step(
+        &plan(),
+        &RecoveryBook::default(),
+        &command("SELECT count(*) FROM orders WHERE total_cents < 0"),
+        &facts(),
+        now(),
+    );
+    assert!(d.refused.is_none(), "{:?}", d.refused);
+}
+
+#[test]
 fn a_second_recovery_to_the_same_minute_is_refused_until_discarded() {
     let book = ready(true);
     let e = refusal(

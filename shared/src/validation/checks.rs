@@ -7,6 +7,7 @@
 //! loader) and quoted, so no name can ever be read as SQL. Values (schema and table
 //! names looked up in the catalogue) are bound as parameters, never spliced.
 
+use super::statement::{UnsafeSql, read_only_query};
 use crate::plan::{ResourceValidation, is_sql_identifier};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -31,6 +32,23 @@ pub struct IdentifierError {
     pub what: &'static str,
     /// The offending value.
     pub value: String,
+}
+
+/// Why a resource's checks cannot be turned into queries. Nothing was sent to the
+/// database; retrying does not help, the plan (or the recovery's command) must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckPlanError {
+    /// A table or column name Lifeboat will not quote.
+    #[error(transparent)]
+    Identifier(#[from] IdentifierError),
+    /// An assertion that is not one read-only query.
+    #[error("assertion {name:?} is not one read-only query: {why}; {}", why.fix())]
+    Assertion {
+        /// The assertion's name.
+        name: String,
+        /// Why.
+        why: UnsafeSql,
+    },
 }
 
 /// Quote one identifier for `dialect`, after checking it is a plain identifier.
@@ -319,10 +337,15 @@ fn same_answer(got: &str, expected: &str) -> bool {
 
 /// Every query of a resource's checks, in order: table count, then per critical table its
 /// existence and rows (the rows counted only when it exists), foreign keys, assertions.
+///
+/// Every assertion is checked again here to be one read-only query in `dialect` (the
+/// plan's loader checked it, but a recovery's own assertions come with its command, and
+/// a plan built in code skips the loader): this is the one road from a check to a
+/// database, so nothing else reaches one.
 pub fn plan_checks(
     dialect: Dialect,
     v: &ResourceValidation,
-) -> Result<Vec<PlannedCheck>, IdentifierError> {
+) -> Result<Vec<PlannedCheck>, CheckPlanError> {
     let mut out = Vec::new();
     if let Some(min) = v.min_tables {
         let sql = match dialect {
@@ -401,10 +424,14 @@ pub fn plan_checks(
         });
     }
     for a in &v.assertions {
+        let query = read_only_query(dialect, &a.sql).map_err(|why| CheckPlanError::Assertion {
+            name: a.name.clone(),
+            why,
+        })?;
         out.push(PlannedCheck {
             name: a.name.clone(),
             kind: CheckKind::Assertion,
-            sql: a.sql.trim().trim_end_matches(';').to_string(),
+            sql: query.sql().to_string(),
             params: vec![],
             expect: Expect::Text(a.expect.clone()),
             gate: None,
@@ -517,8 +544,30 @@ mod tests {
         let mut v = validation();
         v.foreign_keys[0].to = "users.id) OR (1=1".into();
         let err = plan_checks(Dialect::Mysql, &v).unwrap_err();
-        assert_eq!(err.what, "column");
+        assert!(
+            matches!(&err, CheckPlanError::Identifier(e) if e.what == "column"),
+            "{err:?}"
+        );
         assert!(quote_identifier(Dialect::Postgres, "table", "x\"y").is_err());
+    }
+
+    #[test]
+    fn an_assertion_that_is_not_one_read_only_query_is_never_planned() {
+        for (dialect, sql) in [
+            (Dialect::Postgres, "SELECT 1; DROP TABLE orders"),
+            (Dialect::Mysql, "DROP TABLE orders"),
+            (Dialect::Mysql, "SELECT 1 /*M! ; DROP TABLE orders */"),
+            (Dialect::Postgres, "SELECT * INTO copy FROM orders"),
+        ] {
+            let mut v = validation();
+            v.assertions[0].sql = sql.into();
+            let err = plan_checks(dialect, &v).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with("assertion \"no negative totals\" is not one read-only query"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 pub mod checks;
 pub mod event;
 pub mod run;
+pub mod statement;
 
 use crate::backup::{BackupKind, BackupRecord, BackupStatus};
 use crate::error::Retry;

@@ -1,0 +1,90 @@
+//! The one SQL path on which Lifeboat writes: a game day's canary row, written to the DR
+//! writer and read back to prove it accepts writes.
+//!
+//! It is apart from the checks on purpose. The checks' probe ([`super::sql_probe`]) only
+//! opens read-only sessions and takes any SQL only through
+//! [`crate::validation::checks::plan_checks`]; this path takes no SQL at all, only the
+//! two statements [`crate::gameday::verify::canary_sql`] builds (a validated, quoted table
+//! name; the row's id bound), so no check can reach a writable session.
+
+use super::sql_probe::{connect, mysql_options, pg_options};
+use crate::gameday::verify::CanarySql;
+use crate::validation::checks::{CheckResult, Dialect};
+use crate::validation::run::ProbeTarget;
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection};
+use std::time::Duration;
+
+/// Write the canary's row and read it back on the writer at `target`: `sql` from
+/// [`crate::gameday::verify::canary_sql`], `row` its one bound value. Each statement
+/// commits on its own and is bounded by `timeout`.
+pub async fn write_canary(
+    target: &ProbeTarget,
+    sql: &CanarySql,
+    row: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let failed = |e: Vec<CheckResult>| {
+        e.into_iter()
+            .map(|r| r.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let db_error = |what: &str, e: sqlx::Error| match e {
+        sqlx::Error::Database(db) => format!("the canary's {what} failed: {}", db.message()),
+        other => format!("the canary's {what} failed: {other}"),
+    };
+    let read: Option<String> = match target.dialect {
+        Dialect::Postgres => {
+            let options = pg_options(target, "lifeboat-game-day-canary");
+            let mut conn = connect(target, PgConnection::connect_with(&options))
+                .await
+                .map_err(failed)?;
+            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                .bind(format!("{}ms", timeout.as_millis()))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| db_error("statement timeout", e))?;
+            sqlx::query(AssertSqlSafe(sql.write.clone()))
+                .bind(row)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| db_error("write", e))?;
+            let read = sqlx::query_scalar(AssertSqlSafe(sql.read.clone()))
+                .bind(row)
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(|e| db_error("read", e))?;
+            let _ = conn.close().await;
+            read
+        }
+        Dialect::Mysql => {
+            let options = mysql_options(target);
+            let mut conn = connect(target, MySqlConnection::connect_with(&options))
+                .await
+                .map_err(failed)?;
+            sqlx::query(AssertSqlSafe(sql.write.clone()))
+                .bind(row)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| db_error("write", e))?;
+            let read = sqlx::query_scalar(AssertSqlSafe(sql.read.clone()))
+                .bind(row)
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(|e| db_error("read", e))?;
+            let _ = conn.close().await;
+            read
+        }
+    };
+    match read {
+        Some(id) if id == row => Ok(()),
+        Some(other) => Err(format!(
+            "the canary read back {other:?} instead of the row it wrote ({row})"
+        )),
+        None => Err(format!(
+            "the canary's row {row} was written but not read back"
+        )),
+    }
+}

@@ -1,0 +1,408 @@
+//! A check can never change a database, on either engine. Against the real local
+//! PostgreSQL and MariaDB servers (each test in a database of its own, created and
+//! dropped): SQL that could write is refused when the plan is loaded; the same SQL, sent
+//! anyway past the statement check (as a bug in it would), fails at the server, whose
+//! session is read-only; and the read-only user the README recommends is created from
+//! the README's own statements and cannot write even outside Lifeboat's session. After
+//! each, the tables are intact, row for row.
+
+use crate::support::local_plan;
+use harness::databases::ScratchDatabase;
+use lifeboat::aws::SqlProbe;
+use lifeboat::plan::parse_plan;
+use lifeboat::validation::checks::{
+    CheckKind, CheckResult, Dialect, Expect, PlannedCheck, plan_checks,
+};
+use lifeboat::validation::run::{DatabaseProbe, ProbeTarget};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+const BOTH: [Dialect; 2] = [Dialect::Postgres, Dialect::Mysql];
+
+/// What each engine's hostile checks need to exist: a procedure and a function that write.
+fn writers(dialect: Dialect) -> &'static [&'static str] {
+    match dialect {
+        Dialect::Postgres => &[
+            "CREATE PROCEDURE lb_purge() LANGUAGE sql AS $$ DELETE FROM orders $$",
+            "CREATE FUNCTION lb_purge_fn() RETURNS integer LANGUAGE sql AS $$ DELETE FROM orders; SELECT 1 $$",
+        ],
+        Dialect::Mysql => &[
+            "CREATE PROCEDURE lb_purge() BEGIN DELETE FROM orders; DROP TABLE users; END",
+            "CREATE FUNCTION lb_purge_fn() RETURNS INT DETERMINISTIC MODIFIES SQL DATA BEGIN DELETE FROM orders; RETURN 1; END",
+        ],
+    }
+}
+
+/// SQL a careless or hostile assertion could hold, for `dialect`: (what it is, the SQL).
+fn hostile(dialect: Dialect) -> Vec<(&'static str, &'static str)> {
+    let mut all = vec![
+        ("DDL", "DROP TABLE orders"),
+        ("DDL", "CREATE TABLE lb_new (id integer)"),
+        ("DDL", "ALTER TABLE orders DROP COLUMN total_cents"),
+        ("DDL", "TRUNCATE TABLE orders"),
+        ("DML", "DELETE FROM orders"),
+        ("DML", "UPDATE orders SET total_cents = 0"),
+        (
+            "DML",
+            "INSERT INTO orders (id, user_id, total_cents) VALUES (9, 1, 1)",
+        ),
+        ("SELECT INTO", "SELECT * INTO orders_copy FROM orders"),
+        (
+            "several statements",
+            "SELECT count(*) FROM orders; DELETE FROM orders",
+        ),
+        (
+            "a comment hiding a second statement",
+            "SELECT count(*) FROM orders -- just a count\n; DROP TABLE orders",
+        ),
+        ("CALL", "CALL lb_purge()"),
+        ("a function that writes", "SELECT lb_purge_fn()"),
+        ("SET", "SET SESSION TRANSACTION READ WRITE"),
+        ("row locks", "SELECT id FROM orders FOR UPDATE"),
+    ];
+    match dialect {
+        Dialect::Postgres => all.extend([
+            ("LOAD DATA (COPY)", "COPY orders FROM '/etc/hostname'"),
+            (
+                "a data-modifying WITH",
+                "WITH gone AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM gone",
+            ),
+            (
+                "a setting changed by a SELECT",
+                "SELECT set_config('default_transaction_read_only', 'off', false)",
+            ),
+        ]),
+        Dialect::Mysql => all.extend([
+            (
+                "LOAD DATA",
+                "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE orders",
+            ),
+            (
+                "an executable comment hiding a second statement",
+                "SELECT count(*) FROM orders /*! ; DROP TABLE orders */",
+            ),
+            (
+                "a MariaDB executable comment hiding a second statement",
+                "SELECT count(*) FROM orders /*M! ; DROP TABLE orders */",
+            ),
+            ("DDL", "CREATE TABLE orders_copy AS SELECT * FROM orders"),
+            ("SELECT INTO", "SELECT count(*) INTO @n FROM orders"),
+        ]),
+    }
+    all
+}
+
+/// The seeded shop, exactly: both tables (and no other), every row with its values.
+async fn assert_intact(db: &ScratchDatabase, after: &str) {
+    let schema = match db.dialect {
+        Dialect::Postgres => "'public'",
+        Dialect::Mysql => "DATABASE()",
+    };
+    let counts = [
+        (
+            format!(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = {schema} AND table_name IN ('users', 'orders')"
+            ),
+            2,
+        ),
+        (
+            format!("SELECT count(*) FROM information_schema.tables WHERE table_schema = {schema}"),
+            2,
+        ),
+        ("SELECT count(*) FROM users".to_string(), 3),
+        (
+            "SELECT count(*) FROM users WHERE (id, email) IN ((1, 'ada@example.com'), (2, 'grace@example.com'), (3, 'edsger@example.com'))".to_string(),
+            3,
+        ),
+        ("SELECT count(*) FROM orders".to_string(), 4),
+        (
+            "SELECT count(*) FROM orders WHERE (id, user_id, total_cents) IN ((1, 1, 1250), (2, 1, 990), (3, 2, 4500), (4, 3, 120))".to_string(),
+            4,
+        ),
+    ];
+    for (sql, want) in counts {
+        assert_eq!(
+            db.count(&sql).await.unwrap(),
+            want,
+            "{:?} after {after}: {sql}",
+            db.dialect
+        );
+    }
+}
+
+fn target(db: &ScratchDatabase, username: &str, password: &str) -> ProbeTarget {
+    ProbeTarget {
+        dialect: db.dialect,
+        host: "127.0.0.1".into(),
+        port: match db.dialect {
+            Dialect::Postgres => 5432,
+            Dialect::Mysql => 3306,
+        },
+        database: db.name.clone(),
+        username: username.into(),
+        password: password.into(),
+        require_tls: false,
+    }
+}
+
+/// A check of `sql` as the probe would run it, had the statement check let it through.
+fn unchecked(name: &str, sql: &str) -> PlannedCheck {
+    PlannedCheck {
+        name: name.into(),
+        kind: CheckKind::Assertion,
+        sql: sql.into(),
+        params: vec![],
+        expect: Expect::Text("1".into()),
+        gate: None,
+    }
+}
+
+fn plan_with_assertion(dialect: Dialect, sql: &str) -> Value {
+    let mut plan: Value =
+        serde_json::from_str(include_str!("../../infra/plans/local.json")).unwrap();
+    plan["resources"][0]["engine"] = json!(match dialect {
+        Dialect::Postgres => "postgres",
+        Dialect::Mysql => "mariadb",
+    });
+    plan["resources"][0]["validation"]["assertions"] =
+        json!([{"name": "careless", "sql": sql, "expect": "0"}]);
+    plan
+}
+
+#[tokio::test]
+async fn sql_that_could_write_is_refused_at_load_on_both_engines_and_nothing_runs() {
+    for dialect in BOTH {
+        let db = ScratchDatabase::seeded(dialect).await.unwrap();
+        // What a function of the database does, the statement check cannot know: the
+        // read-only session refuses its writes (the next test).
+        let refusable = || {
+            hostile(dialect)
+                .into_iter()
+                .filter(|(what, _)| *what != "a function that writes")
+        };
+        for (what, sql) in refusable() {
+            let plan = plan_with_assertion(dialect, sql);
+            let err = parse_plan(&plan.to_string())
+                .expect_err(&format!("{dialect:?}: {what} accepted: {sql}"))
+                .to_string();
+            assert!(
+                err.contains("`resources[0].validation.assertions[0].sql`: assertion \"careless\" is not one read-only query"),
+                "{dialect:?} {what}: {err}"
+            );
+        }
+        // The gate before any connection refuses them too (a recovery's own assertions
+        // arrive with its command, not through the plan's loader).
+        let mut v = local_plan()
+            .resource("orders-db")
+            .unwrap()
+            .validation
+            .clone()
+            .unwrap();
+        for (what, sql) in refusable() {
+            v.assertions[0].sql = sql.into();
+            assert!(plan_checks(dialect, &v).is_err(), "{dialect:?} {what}");
+        }
+        assert_intact(&db, "the refusals").await;
+        db.drop_database().await.unwrap();
+    }
+}
+
+/// Statements a read-only session may allow, because they change no data: a session
+/// setting (rolled back with PostgreSQL's transaction; on MySQL the next check is not
+/// run, see below) and a MySQL session variable. The statement check refuses them; at
+/// the server, only the tables' being intact is asserted.
+fn changes_no_data(sql: &str) -> bool {
+    sql.starts_with("SET ") || sql.contains("INTO @") || sql.contains("set_config")
+}
+
+/// Every check failed, none passed, and each failure is the server's refusal (or the
+/// session's guard), not a connection problem.
+fn all_refused(dialect: Dialect, results: &[CheckResult], what: &str, sql: &str) {
+    assert!(!results.is_empty(), "{dialect:?} {what}: no result");
+    for r in results {
+        assert!(!r.passed, "{dialect:?} {what}: {sql} passed: {r:?}");
+        assert!(
+            !r.detail.starts_with("cannot connect"),
+            "{dialect:?} {what}: {r:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn what_the_statement_check_would_let_through_fails_at_the_server_with_the_tables_intact() {
+    for dialect in BOTH {
+        let db = ScratchDatabase::seeded(dialect).await.unwrap();
+        for sql in writers(dialect) {
+            db.execute(sql).await.unwrap();
+        }
+        // As the servers' administrators, who could do all of it outside the session.
+        let admin = target(&db, db.username(), "");
+        for (what, sql) in hostile(dialect) {
+            let results = SqlProbe
+                .probe(
+                    &admin,
+                    &[unchecked("careless", sql)],
+                    Duration::from_secs(5),
+                )
+                .await;
+            if !changes_no_data(sql) {
+                all_refused(dialect, &results, what, sql);
+            }
+            assert_intact(&db, &format!("{what}: {sql}")).await;
+        }
+        db.drop_database().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_check_that_makes_the_session_writable_stops_every_later_check() {
+    for dialect in BOTH {
+        let db = ScratchDatabase::seeded(dialect).await.unwrap();
+        let unlock = match dialect {
+            Dialect::Postgres => "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            Dialect::Mysql => "SET SESSION TRANSACTION READ WRITE",
+        };
+        let checks = [
+            unchecked("unlock", unlock),
+            unchecked("drop", "DROP TABLE orders"),
+            unchecked("delete", "DELETE FROM users"),
+        ];
+        let results = SqlProbe
+            .probe(
+                &target(&db, db.username(), ""),
+                &checks,
+                Duration::from_secs(5),
+            )
+            .await;
+        assert!(
+            results.iter().all(|r| !r.passed),
+            "{dialect:?}: {results:#?}"
+        );
+        if dialect == Dialect::Mysql {
+            // MariaDB lets a read-only transaction's session be made writable, and a DDL
+            // statement would then commit: the probe sees it and runs nothing more.
+            let stop = results.last().unwrap();
+            assert!(
+                stop.detail
+                    .starts_with("drop and the checks after it were not run: the session is not read-only any more"),
+                "{results:#?}"
+            );
+        }
+        assert_intact(&db, "a session made writable").await;
+        db.drop_database().await.unwrap();
+    }
+}
+
+static NEXT_USER: AtomicU32 = AtomicU32::new(0);
+
+/// The README's statements for the read-only check user on `dialect`, for `database`,
+/// `user` and `password`: the fenced block that begins with `marker`.
+fn readme_grants(dialect: Dialect, database: &str, user: &str, password: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let marker = match dialect {
+        Dialect::Postgres => "-- PostgreSQL: the read-only user for the checks",
+        Dialect::Mysql => "-- MySQL and MariaDB: the read-only user for the checks",
+    };
+    let start = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README has no block starting {marker:?}"));
+    let block = &readme[start..];
+    let block = &block[..block.find("```").expect("the block ends")];
+    let text: String = block
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.replace("lifeboat_checks", user)
+                .replace("DATABASE orders", &format!("DATABASE {database}"))
+                .replace("orders.*", &format!("{database}.*"))
+                .replace("choose-a-password", password)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_read_only_user_the_readme_recommends_passes_the_checks_and_cannot_write() {
+    for dialect in BOTH {
+        let db = ScratchDatabase::seeded(dialect).await.unwrap();
+        for sql in writers(dialect) {
+            db.execute(sql).await.unwrap();
+        }
+        let user = format!(
+            "lbchecks_{}_{}",
+            std::process::id(),
+            NEXT_USER.fetch_add(1, Ordering::Relaxed)
+        );
+        let password = "not-a-secret-local-only";
+        let grants = readme_grants(dialect, &db.name, &user, password);
+        assert!(grants.len() >= 2, "{grants:?}");
+        for g in &grants {
+            // Run in the database, as its owner: the schema and table grants apply there.
+            db.execute(g).await.unwrap_or_else(|e| panic!("{g}: {e}"));
+        }
+
+        // The plan's checks pass as that user.
+        let plan = local_plan();
+        let v = plan
+            .resource("orders-db")
+            .unwrap()
+            .validation
+            .clone()
+            .unwrap();
+        let as_user = target(&db, &user, password);
+        let good = SqlProbe
+            .probe(
+                &as_user,
+                &plan_checks(dialect, &v).unwrap(),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(good.len(), 7, "{dialect:?}: {good:#?}");
+        assert!(good.iter().all(|r| r.passed), "{dialect:?}: {good:#?}");
+
+        // Past the statement check, through Lifeboat's session: refused.
+        for (what, sql) in hostile(dialect) {
+            let results = SqlProbe
+                .probe(
+                    &as_user,
+                    &[unchecked("careless", sql)],
+                    Duration::from_secs(5),
+                )
+                .await;
+            if !changes_no_data(sql) {
+                all_refused(dialect, &results, what, sql);
+            }
+        }
+        // And in a plain session as that user, which Lifeboat does not control.
+        let mut writes = vec![
+            "DELETE FROM orders",
+            "UPDATE orders SET total_cents = 0",
+            "INSERT INTO orders (id, user_id, total_cents) VALUES (9, 1, 1)",
+            "DROP TABLE orders",
+            "CREATE TABLE lb_new (id integer)",
+            "TRUNCATE TABLE orders",
+            "CALL lb_purge()",
+            "SELECT lb_purge_fn()",
+        ];
+        if dialect == Dialect::Mysql {
+            writes.push("SELECT id FROM orders INTO OUTFILE '/tmp/lifeboat-checks-outfile'");
+        }
+        for sql in writes {
+            let done = db.execute_as(&user, password, sql).await;
+            assert!(done.is_err(), "{dialect:?}: {user} could run {sql}");
+        }
+        assert_intact(&db, "the read-only user's attempts").await;
+
+        db.drop_database().await.unwrap();
+        let drop_user = match dialect {
+            Dialect::Postgres => format!("DROP ROLE IF EXISTS {user}"),
+            Dialect::Mysql => format!("DROP USER IF EXISTS '{user}'@'%'"),
+        };
+        db.admin(&drop_user).await.unwrap();
+    }
+}
