@@ -298,7 +298,12 @@ static NEXT_USER: AtomicU32 = AtomicU32::new(0);
 
 /// The README's statements for the read-only check user on `dialect`, for `database`,
 /// `user` and `password`: the fenced block that begins with `marker`.
-fn readme_grants(dialect: Dialect, database: &str, user: &str, password: &str) -> Vec<String> {
+pub(crate) fn readme_grants(
+    dialect: Dialect,
+    database: &str,
+    user: &str,
+    password: &str,
+) -> Vec<String> {
     let readme = include_str!("../../README.md");
     let marker = match dialect {
         Dialect::Postgres => "-- PostgreSQL: the read-only user for the checks",

@@ -445,3 +445,94 @@ async fn the_canary_writes_and_reads_on_postgresql_and_mariadb_and_names_a_missi
         db.drop_database().await.unwrap();
     }
 }
+
+/// The README's setup: the checks' secret names the read-only user, the canary's its own
+/// writing user. The verification's SQL session reads as the first, the canary writes as
+/// the second; without its own secret the canary writes as the read-only user and fails,
+/// and nothing is written.
+#[tokio::test]
+async fn the_canary_writes_as_its_own_user_and_the_checks_read_only_user_cannot() {
+    const CANARY_SECRET: &str = "lifeboat-local/orders-db-canary";
+    let (account, mut plan, world) = world().await;
+    let db = ScratchDatabase::seeded(Dialect::Postgres).await.unwrap();
+    db.execute(
+        "CREATE TABLE lifeboat_canary (id text PRIMARY KEY, written_at timestamptz NOT NULL)",
+    )
+    .await
+    .unwrap();
+    let suffix = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
+    let reader = format!("lbreader_{suffix}");
+    let writer = format!("lbwriter_{suffix}");
+    for g in crate::checks_read_only::readme_grants(Dialect::Postgres, &db.name, &reader, "r") {
+        db.execute(&g).await.unwrap_or_else(|e| panic!("{g}: {e}"));
+    }
+    // The README's example for the canary's user.
+    for g in [
+        format!("CREATE ROLE {writer} LOGIN PASSWORD 'w'"),
+        format!("GRANT INSERT, SELECT ON lifeboat_canary TO {writer}"),
+    ] {
+        db.execute(&g).await.unwrap();
+    }
+    let config = &world.clients.home.config;
+    put_credentials_secret(config, SECRET, &reader, "r")
+        .await
+        .unwrap();
+    put_credentials_secret(config, CANARY_SECRET, &writer, "w")
+        .await
+        .unwrap();
+    // No user in the URL: the secrets' users connect.
+    let mapping = format!("orders-db=postgres://127.0.0.1:5432/{}", db.name);
+    let lookup = move |k: &str| (k == LOCAL_DATABASE_URLS_ENV).then(|| mapping.clone());
+    let settings = account.settings();
+
+    for (secret, row) in [
+        (Some(CANARY_SECRET), "lifeboat-gameday-own-user-1"),
+        (None, "lifeboat-gameday-validation-user-1"),
+    ] {
+        plan.game_days.canary = Some(Canary {
+            resource: "orders-db".into(),
+            table: "lifeboat_canary".into(),
+            credentials_secret: secret.map(str::to_string),
+        });
+        let aws = AwsGameDay::new(
+            &plan,
+            &world.clients,
+            &settings,
+            &world.control.report_bucket,
+            &lookup,
+        )
+        .await
+        .expect("adapter");
+        let v = aws.verify(&plan, plan.game_days.canary.as_ref(), row).await;
+        assert!(
+            v.detail.contains("orders-db answered SQL through"),
+            "the read-only user opens the verification's session: {}",
+            v.detail
+        );
+        let written = db
+            .count(&format!(
+                "SELECT count(*) FROM lifeboat_canary WHERE id = '{row}'"
+            ))
+            .await
+            .unwrap();
+        match secret {
+            Some(_) => {
+                assert_eq!(v.canary, CanaryResult::Ok, "{}", v.detail);
+                assert_eq!(written, 1);
+            }
+            None => {
+                let CanaryResult::Failed { reason } = &v.canary else {
+                    panic!("the read-only user wrote the canary: {v:?}");
+                };
+                assert!(reason.starts_with("the canary's write failed"), "{reason}");
+                assert_eq!(written, 0);
+            }
+        }
+    }
+    db.drop_database().await.unwrap();
+    for role in [&reader, &writer] {
+        db.admin(&format!("DROP ROLE IF EXISTS {role}"))
+            .await
+            .unwrap();
+    }
+}
