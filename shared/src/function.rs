@@ -132,9 +132,8 @@ impl Invocation {
     }
 }
 
-/// Run the Lambda loop: each event goes to `handler` as JSON, with its invocation; the
-/// handler's error becomes a failed invocation typed `Retryable` or `NonRetryable`;
-/// metrics are flushed as EMF lines after every invocation.
+/// Run the Lambda loop: each event goes through [`respond`] to `handler`, with its
+/// invocation; metrics are flushed as EMF lines after every invocation.
 pub async fn serve<F, Fut, R, E>(
     deployment: &'static Deployment,
     handler: F,
@@ -151,21 +150,45 @@ where
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             let invocation = Invocation::from_context(&event.context, Utc::now());
-            let result = handler(event.payload, invocation).await;
+            let result = respond(deployment.function, event.payload, invocation, handler).await;
             crate::metrics::flush(collector);
-            match result {
-                Ok(response) => serde_json::to_value(response).map_err(|e| Diagnostic {
-                    error_type: "NonRetryable".into(),
-                    error_message: format!("the response could not be serialised: {e}"),
-                }),
-                Err(e) => {
-                    tracing::error!(error = %e, retry = ?e.retry(), "invocation failed");
-                    Err(diagnostic(&e))
-                }
-            }
+            result
         },
     ))
     .await
+}
+
+/// One invocation of `function`, as every function answers it. A payload that is not a
+/// JSON object is refused here, `NonRetryable`, before the handler runs (so before any
+/// AWS call), naming its JSON type and what the function expects. Otherwise the
+/// handler's reply is the answer, and its error a failed invocation typed `Retryable` or
+/// `NonRetryable`.
+pub async fn respond<F, Fut, R, E>(
+    function: &'static str,
+    payload: serde_json::Value,
+    invocation: Invocation,
+    handler: &F,
+) -> Result<serde_json::Value, Diagnostic>
+where
+    F: Fn(serde_json::Value, Invocation) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: serde::Serialize,
+    E: Classify + std::fmt::Display,
+{
+    if let Err(e) = crate::request::require_object(function, &payload) {
+        tracing::error!(error = %e, "request refused");
+        return Err(diagnostic(&e));
+    }
+    match handler(payload, invocation).await {
+        Ok(response) => serde_json::to_value(response).map_err(|e| Diagnostic {
+            error_type: "NonRetryable".into(),
+            error_message: format!("the response could not be serialised: {e}"),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, retry = ?e.retry(), "invocation failed");
+            Err(diagnostic(&e))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -187,5 +210,59 @@ mod tests {
             now.timestamp_millis() + 30_000
         );
         assert_eq!(i.request_id, "r");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("handler failed")]
+    struct HandlerFailed;
+
+    impl Classify for HandlerFailed {
+        fn retry(&self) -> crate::error::Retry {
+            crate::error::Retry::Retryable
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_is_not_an_object_never_reaches_the_handler() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let handler = |payload: serde_json::Value, _: Invocation| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, HandlerFailed>(payload) }
+        };
+        let invocation = || Invocation {
+            request_id: "r".into(),
+            now: Utc::now(),
+            deadline: Utc::now() + chrono::Duration::minutes(1),
+        };
+        for payload in [
+            serde_json::json!([]),
+            serde_json::json!([{}]),
+            serde_json::json!(null),
+            serde_json::json!(""),
+            serde_json::json!(0),
+            serde_json::json!(false),
+        ] {
+            let err = respond("retention", payload.clone(), invocation(), &handler)
+                .await
+                .unwrap_err();
+            assert_eq!(err.error_type, "NonRetryable", "{payload}");
+            assert!(
+                err.error_message.contains("takes a JSON object, got")
+                    && err.error_message.contains("{\"dry_run\": true}"),
+                "{payload}: {}",
+                err.error_message
+            );
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let answer = respond("retention", serde_json::json!({}), invocation(), &handler)
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({}));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let failing = |_: serde_json::Value, _: Invocation| async { Err::<(), _>(HandlerFailed) };
+        let err = respond("retention", serde_json::json!({}), invocation(), &failing)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, "Retryable");
     }
 }

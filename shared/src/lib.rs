@@ -27,6 +27,7 @@ pub mod posture;
 pub mod readiness;
 pub mod recovery;
 pub mod report;
+pub mod request;
 pub mod retention;
 pub mod schedule;
 pub mod state;

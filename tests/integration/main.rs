@@ -16,6 +16,7 @@ mod realism_faults;
 mod realism_limits;
 mod realism_states;
 mod recovery;
+mod requests;
 mod retention;
 mod snapshot;
 mod state_store;

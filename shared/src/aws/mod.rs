@@ -10,6 +10,7 @@ mod dr;
 mod dynamo_state;
 mod failback;
 mod failover;
+mod failover_function;
 mod gameday;
 mod posture;
 mod readiness;
@@ -27,6 +28,7 @@ pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
 pub use failback::AwsFailback;
 pub use failover::AwsFailover;
+pub use failover_function::FailoverFunction;
 pub use gameday::{AwsGameDay, FAILBACK_FUNCTION_ENV, FIS_TEMPLATE_ENV, LAMBDA_ENDPOINT_ENV};
 pub use posture::{
     describe_cluster, describe_instance, describe_table, gather_posture, read_cname,

@@ -2,10 +2,11 @@
 //! with an error that says what was expected; nothing is done for it.
 
 use crate::plan::Plan;
+use crate::request::{RequestError, require_object, value_as};
 use crate::schedule::Tier;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What the snapshot function was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +54,13 @@ impl SnapshotCommand {
 #[error("{0}")]
 pub struct CommandError(pub String);
 
-#[derive(Deserialize)]
+impl From<RequestError> for CommandError {
+    fn from(e: RequestError) -> Self {
+        CommandError(e.to_string())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OnDemandRequest {
     #[serde(default)]
@@ -70,9 +77,10 @@ pub fn parse_command(
     plan: &Plan,
     payload: &serde_json::Value,
 ) -> Result<SnapshotCommand, CommandError> {
-    let is_envelope = payload.get("detail-type").is_some() && payload.get("source").is_some();
+    let object = require_object("snapshot", payload)?;
+    let is_envelope = object.contains_key("detail-type") && object.contains_key("source");
     if is_envelope {
-        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
             .map_err(|e| CommandError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
         let id = event
             .id
@@ -114,7 +122,7 @@ pub fn parse_command(
             ))),
         };
     }
-    let request: OnDemandRequest = serde_json::from_value(payload.clone())
+    let request: OnDemandRequest = value_as(payload, "the snapshot request")
         .map_err(|e| CommandError(format!("unrecognised request ({e}); {EXPECTED}")))?;
     let tier = match request.tier.as_deref() {
         None => Tier::Daily,
@@ -243,7 +251,11 @@ mod tests {
         let err = parse_command(&plan(), &json!({"resource": "orders-db"})).unwrap_err();
         assert!(err.0.contains("unknown field `resource`"), "{err}");
         let err = parse_command(&plan(), &json!([1, 2])).unwrap_err();
-        assert!(err.0.contains("expected an EventBridge"), "{err}");
+        assert!(err.0.contains("takes a JSON object, got an array"), "{err}");
+        assert!(
+            err.0.contains("an EventBridge \"Scheduled Event\""),
+            "{err}"
+        );
         let err = parse_command(
             &plan(),
             &json!({"id": "x", "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
@@ -256,5 +268,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.0.contains("no `time`"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_payload_panics_the_parser_and_only_objects_get_past_it(
+            v in crate::request::arbitrary::requests_for("snapshot")
+        ) {
+            let parsed = parse_command(&plan(), &v);
+            if !v.is_object() {
+                proptest::prop_assert_eq!(
+                    parsed.unwrap_err().0,
+                    RequestError::NotAnObject {
+                        function: "snapshot",
+                        got: crate::request::JsonKind::of(&v),
+                        expects: crate::request::expected_by("snapshot"),
+                    }
+                    .to_string()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_array_is_never_read_as_the_request_it_would_spell() {
+        // serde reads `[]` as a struct whose fields all have defaults: an on-demand
+        // snapshot of every resource.
+        for payload in [
+            json!([]),
+            json!([[]]),
+            json!([["orders-db"], "monthly"]),
+            json!([{}]),
+        ] {
+            let err = parse_command(&plan(), &payload).unwrap_err();
+            assert!(
+                err.0.contains("takes a JSON object, got an array"),
+                "{payload}: {err}"
+            );
+        }
     }
 }

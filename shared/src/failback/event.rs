@@ -1,6 +1,7 @@
 //! The failback function's inputs: operator commands, and the ticks and RDS events that
 //! advance a failback in progress.
 
+use crate::request::{RequestError, require_object, value_as};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +27,15 @@ pub enum FailbackInput {
 #[error("{0}")]
 pub struct InputError(pub String);
 
+impl From<RequestError> for InputError {
+    fn from(e: RequestError) -> Self {
+        InputError(e.to_string())
+    }
+}
+
 const EXPECTED: &str = "expected {\"action\": \"start\" | \"status\" | \"pause\" | \"resume\" | \"abort\"}, a \"Scheduled Event\", or an RDS event";
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OperatorRequest {
     action: String,
@@ -36,8 +43,9 @@ struct OperatorRequest {
 
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<FailbackInput, InputError> {
-    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
-        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+    let object = require_object("failback", payload)?;
+    if object.contains_key("detail-type") && object.contains_key("source") {
+        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
             .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.events" | "aws.scheduler", "Scheduled Event") => Ok(FailbackInput::Tick),
@@ -47,7 +55,7 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailbackInput, InputEr
             ))),
         };
     }
-    let request: OperatorRequest = serde_json::from_value(payload.clone())
+    let request: OperatorRequest = value_as(payload, "the failback command")
         .map_err(|e| InputError(format!("unrecognised request ({e}); {EXPECTED}")))?;
     match request.action.as_str() {
         "start" => Ok(FailbackInput::Start),
@@ -100,10 +108,45 @@ mod tests {
                 json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
                 "does not handle",
             ),
-            (json!("start"), "expected"),
+            (json!("start"), "takes a JSON object, got a string"),
         ] {
             let err = parse_input(&payload).unwrap_err();
             assert!(err.0.contains(words), "{payload}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_payload_panics_the_parser_and_only_objects_get_past_it(
+            v in crate::request::arbitrary::requests_for("failback")
+        ) {
+            let parsed = parse_input(&v);
+            if !v.is_object() {
+                proptest::prop_assert_eq!(
+                    parsed.unwrap_err().0,
+                    RequestError::NotAnObject {
+                        function: "failback",
+                        got: crate::request::JsonKind::of(&v),
+                        expects: crate::request::expected_by("failback"),
+                    }
+                    .to_string()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_array_is_never_read_as_a_command() {
+        for payload in [
+            json!(["abort"]),
+            json!([["start"]]),
+            json!([{"action": "start"}]),
+        ] {
+            let err = parse_input(&payload).unwrap_err();
+            assert!(
+                err.0.contains("takes a JSON object, got an array"),
+                "{payload}: {err}"
+            );
         }
     }
 }

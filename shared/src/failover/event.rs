@@ -2,6 +2,7 @@
 //! own Lambda action), schedule ticks and RDS events (which resume a failover in
 //! progress), and operator commands.
 
+use crate::request::{RequestError, require_object, value_as};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use chrono::{DateTime, Utc};
@@ -89,9 +90,15 @@ pub enum FailoverInput {
 #[error("{0}")]
 pub struct InputError(pub String);
 
+impl From<RequestError> for InputError {
+    fn from(e: RequestError) -> Self {
+        InputError(e.to_string())
+    }
+}
+
 const EXPECTED: &str = "expected a \"CloudWatch Alarm State Change\" event (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or {\"action\": \"status\" | \"readiness\" | \"approve\" | \"force\" (with \"reason\") | \"cancel\" | \"ack\"}";
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OperatorRequest {
     action: String,
@@ -100,14 +107,14 @@ struct OperatorRequest {
 }
 
 /// The detail of an EventBridge "CloudWatch Alarm State Change".
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AlarmDetail {
     alarm_name: String,
     state: AlarmDetailState,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct AlarmDetailState {
     value: String,
     #[serde(default)]
@@ -115,7 +122,7 @@ struct AlarmDetailState {
 }
 
 /// The message CloudWatch publishes to SNS for an alarm.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SnsAlarmMessage {
     alarm_name: String,
@@ -143,13 +150,15 @@ fn alarm_value(s: &str) -> Result<AlarmValue, InputError> {
 
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputError> {
-    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
-        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+    let object = require_object("failover", payload)?;
+    if object.contains_key("detail-type") && object.contains_key("source") {
+        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
             .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.cloudwatch", "CloudWatch Alarm State Change") => {
-                let detail: AlarmDetail = serde_json::from_value(event.detail.clone())
-                    .map_err(|e| InputError(format!("malformed alarm state change: {e}")))?;
+                let detail: AlarmDetail =
+                    value_as(&event.detail, "the alarm state change's detail")
+                        .map_err(|e| InputError(format!("malformed alarm state change: {e}")))?;
                 let at = detail
                     .state
                     .timestamp
@@ -173,18 +182,22 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
             ))),
         };
     }
-    if payload.get("Records").is_some() {
-        let event: SnsEvent = serde_json::from_value(payload.clone())
+    if object.contains_key("Records") {
+        let event: SnsEvent = value_as(payload, "the SNS event")
             .map_err(|e| InputError(format!("malformed SNS event: {e}; {EXPECTED}")))?;
         let record = event
             .records
             .first()
             .ok_or_else(|| InputError("the SNS event has no record".into()))?;
-        let message: SnsAlarmMessage = serde_json::from_str(&record.sns.message).map_err(|e| {
+        let not_an_alarm = |e: &dyn std::fmt::Display| {
             InputError(format!(
                 "the SNS message is not a CloudWatch alarm notification ({e}); {EXPECTED}"
             ))
-        })?;
+        };
+        let message: serde_json::Value =
+            serde_json::from_str(&record.sns.message).map_err(|e| not_an_alarm(&e))?;
+        let message: SnsAlarmMessage =
+            value_as(&message, "the SNS message").map_err(|e| not_an_alarm(&e))?;
         let at = message
             .state_change_time
             .as_deref()
@@ -197,7 +210,7 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
             event_id: record.sns.message_id.clone(),
         }));
     }
-    if payload.get("alarmData").is_some() {
+    if object.contains_key("alarmData") {
         // A Lambda function as the alarm's own action.
         let name = payload["alarmData"]["alarmName"]
             .as_str()
@@ -216,7 +229,7 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
             event_id: format!("{name}@{}", at.to_rfc3339()),
         }));
     }
-    let request: OperatorRequest = serde_json::from_value(payload.clone())
+    let request: OperatorRequest = value_as(payload, "the failover command")
         .map_err(|e| InputError(format!("unrecognised request ({e}); {EXPECTED}")))?;
     let command = match request.action.as_str() {
         "status" => Command::Status,
@@ -349,7 +362,7 @@ mod tests {
                 json!({"Records": [{"Sns": {"Message": "{}"}}]}),
                 "malformed SNS event",
             ),
-            (json!(42), "expected a"),
+            (json!(42), "takes a JSON object, got a number"),
         ] {
             let err = parse_input(&payload).unwrap_err();
             assert!(err.0.contains(words), "{payload}: {err}");
@@ -372,5 +385,41 @@ mod tests {
             let payload: serde_json::Value = serde_json::from_str(text).unwrap();
             assert!(parse_input(&payload).is_ok(), "{text}");
         }
+    }
+
+    #[test]
+    fn an_array_is_never_read_as_a_command_or_an_alarm() {
+        for payload in [
+            json!(["force", "x"]),
+            json!(["ack"]),
+            json!([{"action": "approve"}]),
+        ] {
+            let err = parse_input(&payload).unwrap_err();
+            assert!(
+                err.0.contains("takes a JSON object, got an array"),
+                "{payload}: {err}"
+            );
+        }
+        // Inside an event too: an alarm's detail, an SNS record, an SNS message.
+        let mut eb: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/failover-alarm.json")).unwrap();
+        eb["detail"] = json!(["orders-db-primary-unhealthy", {"value": "ALARM"}]);
+        let err = parse_input(&eb).unwrap_err();
+        assert!(
+            err.0.contains("must be a JSON object, got an array"),
+            "{err}"
+        );
+        let mut sns: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/failover-alarm-sns.json")).unwrap();
+        sns["Records"][0]["Sns"]["Message"] = json!(r#"["orders-db-primary-unhealthy", "ALARM"]"#);
+        let err = parse_input(&sns).unwrap_err();
+        assert!(
+            err.0.contains("not a CloudWatch alarm notification"),
+            "{err}"
+        );
+        assert!(
+            err.0.contains("must be a JSON object, got an array"),
+            "{err}"
+        );
     }
 }

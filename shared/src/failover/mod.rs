@@ -17,6 +17,7 @@
 //! moment do Lifeboat's records reach two writers.
 
 pub mod event;
+pub mod route;
 pub mod run;
 
 use crate::dr::{DrState, Next, TrafficFacts, TrafficProgress};

@@ -95,7 +95,7 @@ pub enum GameDayInput {
 }
 
 /// `{"action": "game-day", "mode": "fis" | "signal_only", "id": ..., "who": ...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GameDayCommand {
     /// Always `game-day`.
@@ -135,13 +135,21 @@ pub fn parse_command(payload: &serde_json::Value) -> Result<Option<GameDayInput>
         }
         _ => return Ok(None),
     }
-    let command: GameDayCommand = serde_path_to_error::deserialize(payload).map_err(|e| {
-        let path = e.path().to_string();
-        format!(
-            "the \"game-day\" command at {}: {}; see events/game-day.json and the README's runbook \"Run a game day\"",
-            if path == "." { "top level".into() } else { path },
-            e.inner()
-        )
+    let command: GameDayCommand = crate::request::from_object(
+        payload,
+        "the \"game-day\" command",
+        |v| serde_path_to_error::deserialize(v),
+    )
+    .map_err(|e| match e {
+        crate::request::ReadError::Shape(e) => e.to_string(),
+        crate::request::ReadError::Fit(e) => {
+            let path = e.path().to_string();
+            format!(
+                "the \"game-day\" command at {}: {}; see events/game-day.json and the README's runbook \"Run a game day\"",
+                if path == "." { "top level".into() } else { path },
+                e.inner()
+            )
+        }
     })?;
     if let Some(id) = &command.id
         && (id.trim().is_empty() || id.len() > 64 || id.chars().any(char::is_whitespace))

@@ -128,20 +128,23 @@ pub fn parse_command(payload: &serde_json::Value) -> Result<Option<RecoveryComma
     ) {
         return Ok(None);
     }
-    serde_path_to_error::deserialize(payload)
+    let what = format!("the {:?} command", action.unwrap_or_default());
+    crate::request::from_object(payload, &what, |v| serde_path_to_error::deserialize(v))
         .map(Some)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            format!(
-                "the {:?} command at {}: {}; see events/recover.json and the README's runbook",
-                action.unwrap_or_default(),
-                if path == "." {
-                    "top level".into()
-                } else {
-                    path
-                },
-                e.inner()
-            )
+        .map_err(|e| match e {
+            crate::request::ReadError::Shape(e) => e.to_string(),
+            crate::request::ReadError::Fit(e) => {
+                let path = e.path().to_string();
+                format!(
+                    "{what} at {}: {}; see events/recover.json and the README's runbook",
+                    if path == "." {
+                        "top level".into()
+                    } else {
+                        path
+                    },
+                    e.inner()
+                )
+            }
         })
 }
 

@@ -63,7 +63,7 @@ impl RetentionCommand {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OperatorRequest {
     #[serde(default)]
@@ -75,8 +75,9 @@ const EXPECTED: &str =
 
 /// Parse an invocation payload into a command; anything else is refused, changing nothing.
 pub fn parse_command(payload: &serde_json::Value) -> Result<RetentionCommand, CommandError> {
-    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
-        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+    let object = crate::request::require_object("retention", payload)?;
+    if object.contains_key("detail-type") && object.contains_key("source") {
+        let event: EventBridgeEvent = crate::request::value_as(payload, "the EventBridge event")
             .map_err(|e| CommandError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
         let event_id = event
             .id
@@ -92,7 +93,7 @@ pub fn parse_command(payload: &serde_json::Value) -> Result<RetentionCommand, Co
             ))),
         };
     }
-    let request: OperatorRequest = serde_json::from_value(payload.clone())
+    let request: OperatorRequest = crate::request::value_as(payload, "the retention request")
         .map_err(|e| CommandError(format!("unrecognised request ({e}); {EXPECTED}")))?;
     Ok(RetentionCommand::Operator {
         dry_run: request.dry_run,

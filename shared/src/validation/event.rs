@@ -1,6 +1,7 @@
 //! The restore-validator function's inputs: the validation schedule, ticks and RDS
 //! events that carry runs forward, and an operator's request to validate now.
 
+use crate::request::{RequestError, require_object, value_as};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +27,15 @@ pub enum ValidationInput {
 #[error("{0}")]
 pub struct InputError(pub String);
 
+impl From<RequestError> for InputError {
+    fn from(e: RequestError) -> Self {
+        InputError(e.to_string())
+    }
+}
+
 const EXPECTED: &str = "expected {\"resource\": \"<plan resource id>\"} (optionally with \"snapshot\": \"<snapshot id>\"), {\"action\": \"tick\"}, a \"Scheduled Event\", or an RDS event";
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Request {
     #[serde(default)]
@@ -41,8 +48,9 @@ struct Request {
 
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<ValidationInput, InputError> {
-    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
-        let event: EventBridgeEvent = serde_json::from_value(payload.clone())
+    let object = require_object("restore-validator", payload)?;
+    if object.contains_key("detail-type") && object.contains_key("source") {
+        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
             .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.events" | "aws.scheduler", "Scheduled Event") => Ok(ValidationInput::Schedule),
@@ -52,7 +60,7 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<ValidationInput, Input
             ))),
         };
     }
-    let request: Request = serde_json::from_value(payload.clone())
+    let request: Request = value_as(payload, "the validation request")
         .map_err(|e| InputError(format!("unrecognised request ({e}); {EXPECTED}")))?;
     match (
         request.action.as_deref(),
@@ -133,10 +141,45 @@ mod tests {
                 json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
                 "does not handle",
             ),
-            (json!("orders-db"), "expected"),
+            (json!("orders-db"), "takes a JSON object, got a string"),
         ] {
             let err = parse_input(&payload).unwrap_err();
             assert!(err.0.contains(words), "{payload}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_payload_panics_the_parser_and_only_objects_get_past_it(
+            v in crate::request::arbitrary::requests_for("restore-validator")
+        ) {
+            let parsed = parse_input(&v);
+            if !v.is_object() {
+                proptest::prop_assert_eq!(
+                    parsed.unwrap_err().0,
+                    RequestError::NotAnObject {
+                        function: "restore-validator",
+                        got: crate::request::JsonKind::of(&v),
+                        expects: crate::request::expected_by("restore-validator"),
+                    }
+                    .to_string()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_array_is_never_read_as_a_request() {
+        for payload in [
+            json!(["orders-db"]),
+            json!([null, null, "tick"]),
+            json!([{"resource": "orders-db"}]),
+        ] {
+            let err = parse_input(&payload).unwrap_err();
+            assert!(
+                err.0.contains("takes a JSON object, got an array"),
+                "{payload}: {err}"
+            );
         }
     }
 }

@@ -528,3 +528,51 @@ async fn an_archived_tier_is_exported_before_it_is_deleted() {
     assert_eq!(third.deleted.len(), 1);
     assert!(!w.left(DR).contains(&monthly.id));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_array_is_not_an_operator_s_real_run_nothing_is_deleted() {
+    // serde alone reads `[]` (and `[false]`) as `{}`: a real run that deletes.
+    let w = World::new(
+        plan_with(three_days()),
+        FakePort::default(),
+        ten_days_each(),
+    );
+    for payload in [
+        json!([]),
+        json!([false]),
+        json!([{}]),
+        json!(null),
+        json!(""),
+    ] {
+        let err = w.run().handle(&payload, &invocation()).await.unwrap_err();
+        assert_eq!(err.retry(), Retry::NonRetryable, "{payload}");
+        assert!(
+            err.to_string().contains("takes a JSON object"),
+            "{payload}: {err}"
+        );
+    }
+    assert!(w.port.deleted.lock().unwrap().is_empty());
+    assert!(w.state.entries("lifeboat-local").is_empty());
+    assert!(w.notifier.sent.lock().unwrap().is_empty());
+    assert!(w.reports.stored.lock().unwrap().is_empty());
+}
+
+proptest::proptest! {
+    #[test]
+    fn no_payload_panics_the_parser_and_only_objects_get_past_it(
+        v in crate::request::arbitrary::requests_for("retention")
+    ) {
+        let parsed = parse_command(&v);
+        if !v.is_object() {
+            proptest::prop_assert_eq!(
+                parsed.unwrap_err().0,
+                crate::request::RequestError::NotAnObject {
+                    function: "retention",
+                    got: crate::request::JsonKind::of(&v),
+                    expects: crate::request::expected_by("retention"),
+                }
+                .to_string()
+            );
+        }
+    }
+}

@@ -1,0 +1,750 @@
+//! What an invocation's payload must be before any function reads it.
+//!
+//! Every request Lifeboat accepts is a JSON object: an EventBridge or SNS envelope, or an
+//! operator's command. serde's derived deserialisers also read a struct from a JSON
+//! array (its fields in order), and several requests have only optional fields, so `[]`
+//! would read as `{}` — for the snapshot and retention functions a real run. So a payload
+//! that is not an object is refused here, naming what it is and what was expected, before
+//! anything is read from it; and every request type is read through [`from_object`],
+//! which also refuses an array wherever the type expects an object further down.
+
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The JSON type of a value, as the refusal names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Boolean,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+impl JsonKind {
+    /// The type of `value`.
+    pub fn of(value: &Value) -> Self {
+        match value {
+            Value::Null => JsonKind::Null,
+            Value::Bool(_) => JsonKind::Boolean,
+            Value::Number(_) => JsonKind::Number,
+            Value::String(_) => JsonKind::String,
+            Value::Array(_) => JsonKind::Array,
+            Value::Object(_) => JsonKind::Object,
+        }
+    }
+}
+
+impl fmt::Display for JsonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonKind::Null => "null",
+            JsonKind::Boolean => "a boolean",
+            JsonKind::Number => "a number",
+            JsonKind::String => "a string",
+            JsonKind::Array => "an array",
+            JsonKind::Object => "an object",
+        })
+    }
+}
+
+/// A request whose shape is wrong: nothing was read from it and nothing was done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The payload is not a JSON object.
+    #[error(
+        "the {function} function takes a JSON object, got {got}: nothing was read from it and nothing was done. It expects {expects}; the samples in events/ show each one (events/README.md lists them)"
+    )]
+    NotAnObject {
+        /// The function.
+        function: &'static str,
+        /// What the payload is.
+        got: JsonKind,
+        /// What the function accepts, in words.
+        expects: &'static str,
+    },
+    /// Somewhere inside the request, an array stands where an object belongs.
+    #[error(
+        "{what}: `{path}` must be a JSON object, got an array; nothing was done. The samples in events/ show the shape"
+    )]
+    ArrayForObject {
+        /// The request, e.g. `the "recover" command`.
+        what: String,
+        /// Where, as a JSON path (`assertions[0]`).
+        path: String,
+    },
+}
+
+impl crate::error::Classify for RequestError {
+    fn retry(&self) -> crate::error::Retry {
+        crate::error::Retry::NonRetryable
+    }
+}
+
+/// What each function accepts, in words, for the refusal of a payload that is not an
+/// object. A function not listed here still refuses; it points at events/.
+pub fn expected_by(function: &str) -> &'static str {
+    match function {
+        "snapshot" => {
+            "an EventBridge \"Scheduled Event\", an RDS snapshot event, or {\"resources\": [...], \"tier\": \"...\"} (events/snapshot-*.json)"
+        }
+        "retention" => {
+            "an EventBridge \"Scheduled Event\", or {} or {\"dry_run\": true} from an operator (events/retention-*.json)"
+        }
+        "restore-validator" => {
+            "an EventBridge \"Scheduled Event\", an RDS event, {\"action\": \"tick\"}, or {\"resource\": \"<plan resource id>\"} (events/validation-*.json)"
+        }
+        "failover" => {
+            "a \"CloudWatch Alarm State Change\" (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or an operator's {\"action\": ...} (events/failover-*.json, recover.json, recovery-status.json, cutover.json, discard.json, game-day*.json)"
+        }
+        "failback" => {
+            "a \"Scheduled Event\", an RDS event, or {\"action\": \"start\" | \"status\" | \"pause\" | \"resume\" | \"abort\"} (events/failback-*.json)"
+        }
+        _ => "one of the events in events/",
+    }
+}
+
+/// The payload as the object it must be; anything else is refused with what it is and
+/// what `function` expects.
+pub fn require_object<'a>(
+    function: &'static str,
+    payload: &'a Value,
+) -> Result<&'a Map<String, Value>, RequestError> {
+    payload.as_object().ok_or(RequestError::NotAnObject {
+        function,
+        got: JsonKind::of(payload),
+        expects: expected_by(function),
+    })
+}
+
+/// Why a request (or a part of one) could not be read as what it should be.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError<E: std::error::Error + 'static> {
+    /// An array stands where an object belongs.
+    #[error(transparent)]
+    Shape(RequestError),
+    /// The value does not fit the type (serde's error).
+    #[error(transparent)]
+    Fit(E),
+}
+
+/// Read a request (or a part of one) with `read`, refusing what serde alone would
+/// accept: an array standing for an object. `what` names the request in the refusal.
+///
+/// The value is read first, then written back: wherever the result holds an object (a
+/// struct) but the input had an array, the array was read as a struct's fields in
+/// order, which no request means.
+pub fn from_object<T, E>(
+    value: &Value,
+    what: &str,
+    read: impl FnOnce(&Value) -> Result<T, E>,
+) -> Result<T, ReadError<E>>
+where
+    T: Serialize,
+    E: std::error::Error + 'static,
+{
+    let parsed = read(value).map_err(ReadError::Fit)?;
+    if let Ok(written) = serde_json::to_value(&parsed)
+        && let Some(path) = array_for_object(value, &written, String::new())
+    {
+        return Err(ReadError::Shape(RequestError::ArrayForObject {
+            what: what.to_string(),
+            path: if path.is_empty() {
+                "(the whole request)".into()
+            } else {
+                path
+            },
+        }));
+    }
+    Ok(parsed)
+}
+
+/// `serde_json::from_value` through [`from_object`].
+pub fn value_as<T: DeserializeOwned + Serialize>(
+    value: &Value,
+    what: &str,
+) -> Result<T, ReadError<serde_json::Error>> {
+    from_object(value, what, |v| serde_json::from_value::<T>(v.clone()))
+}
+
+/// The first path (JSON-path-like, `a.b[2]`) at which `input` has an array and `written`
+/// (the same request read and written back) an object.
+fn array_for_object(input: &Value, written: &Value, at: String) -> Option<String> {
+    match (input, written) {
+        (Value::Array(_), Value::Object(_)) => Some(at),
+        (Value::Object(i), Value::Object(w)) => w.iter().find_map(|(k, wv)| {
+            let iv = i.get(k)?;
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            array_for_object(iv, wv, path)
+        }),
+        (Value::Array(i), Value::Array(w)) => i
+            .iter()
+            .zip(w)
+            .enumerate()
+            .find_map(|(n, (iv, wv))| array_for_object(iv, wv, format!("{at}[{n}]"))),
+        _ => None,
+    }
+}
+
+/// Generators of arbitrary JSON and of mutated sample events, for the property tests of
+/// every parser.
+#[cfg(test)]
+pub mod arbitrary {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    /// Any JSON value, nested a few levels, with keys drawn partly from the names real
+    /// requests use so that the parsers' branches are reached.
+    pub fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            string().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(KEYS).prop_map(str::to_string),
+            "[a-z_-]{0,12}",
+        ]
+    }
+
+    fn string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(WORDS).prop_map(str::to_string),
+            ".{0,24}",
+        ]
+    }
+
+    /// Field names of the requests and envelopes Lifeboat reads.
+    const KEYS: &[&str] = &[
+        "action",
+        "reason",
+        "resources",
+        "resource",
+        "tier",
+        "dry_run",
+        "snapshot",
+        "recovery",
+        "restore_time",
+        "assertions",
+        "force",
+        "mode",
+        "id",
+        "who",
+        "command_id",
+        "detail-type",
+        "source",
+        "detail",
+        "time",
+        "version",
+        "account",
+        "region",
+        "Records",
+        "Sns",
+        "Message",
+        "MessageId",
+        "alarmData",
+        "alarmName",
+        "state",
+        "value",
+        "timestamp",
+        "SourceIdentifier",
+        "SourceArn",
+    ];
+
+    /// Values that make the parsers go deep.
+    const WORDS: &[&str] = &[
+        "status",
+        "force",
+        "approve",
+        "cancel",
+        "ack",
+        "readiness",
+        "start",
+        "pause",
+        "resume",
+        "abort",
+        "tick",
+        "recover",
+        "recovery-status",
+        "cutover",
+        "discard",
+        "game-day",
+        "game-day-status",
+        "Scheduled Event",
+        "aws.events",
+        "aws.scheduler",
+        "aws.rds",
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        "RDS DB Snapshot Event",
+        "RDS DB Instance Event",
+        "ALARM",
+        "OK",
+        "orders-db",
+        "signal_only",
+        "monthly",
+        "latest",
+        "2026-11-25T10:00:00Z",
+    ];
+
+    /// `sample` changed in one of the ways a hostile or careless caller would: a field
+    /// dropped, a field's value replaced by another JSON type, a field (or the whole
+    /// event) wrapped in an array, or an arbitrary value put in.
+    pub fn mutated(sample: Value) -> impl Strategy<Value = Value> {
+        let paths = paths(&sample);
+        let n = paths.len().max(1);
+        (0..n, 0..5u8, json()).prop_map(move |(i, how, other)| {
+            let mut event = sample.clone();
+            let Some(path) = paths.get(i) else {
+                return Value::Array(vec![event]);
+            };
+            match how {
+                0 => drop_at(&mut event, path),
+                1 => {
+                    if let Some(v) = at(&mut event, path) {
+                        *v = retyped(v);
+                    }
+                }
+                2 => {
+                    if let Some(v) = at(&mut event, path) {
+                        *v = Value::Array(vec![v.take()]);
+                    }
+                }
+                3 => {
+                    if let Some(v) = at(&mut event, path) {
+                        *v = other;
+                    }
+                }
+                _ => event = Value::Array(vec![event]),
+            }
+            event
+        })
+    }
+
+    /// Every path to a value inside `v` (object keys and array indexes).
+    fn paths(v: &Value) -> Vec<Vec<PathStep>> {
+        let mut out = Vec::new();
+        walk(v, &mut Vec::new(), &mut out);
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum PathStep {
+        Key(String),
+        Index(usize),
+    }
+
+    fn walk(v: &Value, here: &mut Vec<PathStep>, out: &mut Vec<Vec<PathStep>>) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    here.push(PathStep::Key(k.clone()));
+                    out.push(here.clone());
+                    walk(child, here, out);
+                    here.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (n, child) in items.iter().enumerate() {
+                    here.push(PathStep::Index(n));
+                    out.push(here.clone());
+                    walk(child, here, out);
+                    here.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at<'a>(v: &'a mut Value, path: &[PathStep]) -> Option<&'a mut Value> {
+        path.iter().try_fold(v, |v, step| match step {
+            PathStep::Key(k) => v.get_mut(k.as_str()),
+            PathStep::Index(n) => v.get_mut(*n),
+        })
+    }
+
+    fn drop_at(v: &mut Value, path: &[PathStep]) {
+        let Some((last, parent)) = path.split_last() else {
+            return;
+        };
+        match (at(v, parent), last) {
+            (Some(Value::Object(m)), PathStep::Key(k)) => {
+                m.remove(k);
+            }
+            (Some(Value::Array(items)), PathStep::Index(n)) if *n < items.len() => {
+                items.remove(*n);
+            }
+            _ => {}
+        }
+    }
+
+    /// The same content as another JSON type.
+    fn retyped(v: &Value) -> Value {
+        match v {
+            Value::Null => json!(0),
+            Value::Bool(b) => json!(b.to_string()),
+            Value::Number(n) => json!(n.to_string()),
+            Value::String(s) => match s.parse::<f64>() {
+                Ok(n) => json!(n),
+                Err(_) => json!([s]),
+            },
+            Value::Array(items) => Value::Object(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(n, x)| (n.to_string(), x.clone()))
+                    .collect(),
+            ),
+            Value::Object(m) => Value::Array(m.values().cloned().collect()),
+        }
+    }
+
+    /// Every sample in events/, with the function it is for.
+    pub const SAMPLES: &[(&str, &str, &str)] = &[
+        (
+            "failover",
+            "cutover.json",
+            include_str!("../../events/cutover.json"),
+        ),
+        (
+            "failover",
+            "discard.json",
+            include_str!("../../events/discard.json"),
+        ),
+        (
+            "failback",
+            "failback-abort.json",
+            include_str!("../../events/failback-abort.json"),
+        ),
+        (
+            "failback",
+            "failback-pause.json",
+            include_str!("../../events/failback-pause.json"),
+        ),
+        (
+            "failback",
+            "failback-resume.json",
+            include_str!("../../events/failback-resume.json"),
+        ),
+        (
+            "failback",
+            "failback-start.json",
+            include_str!("../../events/failback-start.json"),
+        ),
+        (
+            "failback",
+            "failback-status.json",
+            include_str!("../../events/failback-status.json"),
+        ),
+        (
+            "failback",
+            "failback-tick.json",
+            include_str!("../../events/failback-tick.json"),
+        ),
+        (
+            "failover",
+            "failover-ack.json",
+            include_str!("../../events/failover-ack.json"),
+        ),
+        (
+            "failover",
+            "failover-alarm-sns.json",
+            include_str!("../../events/failover-alarm-sns.json"),
+        ),
+        (
+            "failover",
+            "failover-alarm.json",
+            include_str!("../../events/failover-alarm.json"),
+        ),
+        (
+            "failover",
+            "failover-approve.json",
+            include_str!("../../events/failover-approve.json"),
+        ),
+        (
+            "failover",
+            "failover-cancel.json",
+            include_str!("../../events/failover-cancel.json"),
+        ),
+        (
+            "failover",
+            "failover-force.json",
+            include_str!("../../events/failover-force.json"),
+        ),
+        (
+            "failover",
+            "failover-rds-event.json",
+            include_str!("../../events/failover-rds-event.json"),
+        ),
+        (
+            "failover",
+            "failover-readiness.json",
+            include_str!("../../events/failover-readiness.json"),
+        ),
+        (
+            "failover",
+            "failover-status.json",
+            include_str!("../../events/failover-status.json"),
+        ),
+        (
+            "failover",
+            "failover-tick.json",
+            include_str!("../../events/failover-tick.json"),
+        ),
+        (
+            "failover",
+            "game-day-status.json",
+            include_str!("../../events/game-day-status.json"),
+        ),
+        (
+            "failover",
+            "game-day.json",
+            include_str!("../../events/game-day.json"),
+        ),
+        (
+            "failover",
+            "recover.json",
+            include_str!("../../events/recover.json"),
+        ),
+        (
+            "failover",
+            "recovery-status.json",
+            include_str!("../../events/recovery-status.json"),
+        ),
+        (
+            "retention",
+            "retention-dry-run.json",
+            include_str!("../../events/retention-dry-run.json"),
+        ),
+        (
+            "retention",
+            "retention-scheduled.json",
+            include_str!("../../events/retention-scheduled.json"),
+        ),
+        (
+            "snapshot",
+            "snapshot-manual.json",
+            include_str!("../../events/snapshot-manual.json"),
+        ),
+        (
+            "snapshot",
+            "snapshot-rds-cluster-snapshot-created.json",
+            include_str!("../../events/snapshot-rds-cluster-snapshot-created.json"),
+        ),
+        (
+            "snapshot",
+            "snapshot-rds-snapshot-created.json",
+            include_str!("../../events/snapshot-rds-snapshot-created.json"),
+        ),
+        (
+            "snapshot",
+            "snapshot-schedule.json",
+            include_str!("../../events/snapshot-schedule.json"),
+        ),
+        (
+            "restore-validator",
+            "validation-manual-snapshot.json",
+            include_str!("../../events/validation-manual-snapshot.json"),
+        ),
+        (
+            "restore-validator",
+            "validation-manual.json",
+            include_str!("../../events/validation-manual.json"),
+        ),
+        (
+            "restore-validator",
+            "validation-rds-event.json",
+            include_str!("../../events/validation-rds-event.json"),
+        ),
+        (
+            "restore-validator",
+            "validation-schedule.json",
+            include_str!("../../events/validation-schedule.json"),
+        ),
+        (
+            "restore-validator",
+            "validation-tick.json",
+            include_str!("../../events/validation-tick.json"),
+        ),
+    ];
+
+    /// The samples of `function`, parsed.
+    pub fn samples_of(function: &str) -> Vec<Value> {
+        SAMPLES
+            .iter()
+            .filter(|(f, _, _)| *f == function)
+            .map(|(_, name, text)| {
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("events/{name}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Arbitrary JSON, and every sample of `function` mutated.
+    pub fn requests_for(function: &str) -> impl Strategy<Value = Value> {
+        let samples = samples_of(function);
+        let mutations: Vec<_> = samples.into_iter().map(mutated).collect();
+        prop_oneof![
+            1 => json(),
+            3 => prop::strategy::Union::new(mutations),
+        ]
+    }
+
+    /// Every value that is not an object: the ones every function must refuse outright.
+    pub fn not_an_object() -> impl Strategy<Value = Value> {
+        json().prop_filter("not an object", |v| !v.is_object())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Classify, Retry};
+    use proptest::prelude::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Inner {
+        name: String,
+        #[serde(default)]
+        n: u32,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Outer {
+        #[serde(default)]
+        items: Vec<Inner>,
+        #[serde(default)]
+        flag: bool,
+    }
+
+    #[test]
+    fn serde_alone_reads_a_struct_from_an_array_and_from_object_refuses_it() {
+        // Why this module exists: the derived deserialiser takes `[]` for `{}`.
+        assert!(serde_json::from_value::<Outer>(json!([])).is_ok());
+        assert!(serde_json::from_value::<Outer>(json!({"items": [["x", 1]]})).is_ok());
+        let err = value_as::<Outer>(&json!([]), "the test request").unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Shape(RequestError::ArrayForObject { path, .. }) if path == "(the whole request)"),
+            "{err}"
+        );
+        let err = value_as::<Outer>(
+            &json!({"items": [{"name": "a"}, ["x", 1]]}),
+            "the test request",
+        )
+        .unwrap_err();
+        let ReadError::Shape(shape) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            shape,
+            RequestError::ArrayForObject {
+                what: "the test request".into(),
+                path: "items[1]".into()
+            }
+        );
+        assert!(
+            shape
+                .to_string()
+                .contains("`items[1]` must be a JSON object, got an array")
+        );
+        assert!(value_as::<Outer>(&json!({"items": [{"name": "a"}], "flag": true}), "r").is_ok());
+        assert!(matches!(
+            value_as::<Outer>(&json!({"flag": "yes"}), "r"),
+            Err(ReadError::Fit(_))
+        ));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_an_object_is_refused_naming_its_type_and_what_is_expected() {
+        for (payload, got) in [
+            (json!(null), "null"),
+            (json!(true), "a boolean"),
+            (json!(3), "a number"),
+            (json!(""), "a string"),
+            (json!([]), "an array"),
+            (json!([{}]), "an array"),
+        ] {
+            let err = require_object("retention", &payload).unwrap_err();
+            assert_eq!(err.retry(), Retry::NonRetryable);
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("takes a JSON object, got {got}")),
+                "{text}"
+            );
+            assert!(text.contains("{\"dry_run\": true}"), "{text}");
+            assert!(text.contains("events/"), "{text}");
+        }
+        assert!(require_object("retention", &json!({})).is_ok());
+        let err = require_object("some-new-function", &json!([])).unwrap_err();
+        assert!(
+            err.to_string().contains("one of the events in events/"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_sample_list_holds_every_file_in_events() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        on_disk.sort();
+        let listed: Vec<String> = arbitrary::SAMPLES
+            .iter()
+            .map(|(_, n, _)| n.to_string())
+            .collect();
+        assert_eq!(
+            listed, on_disk,
+            "add the new sample to request::arbitrary::SAMPLES"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_value_that_is_not_an_object_is_refused(v in arbitrary::not_an_object()) {
+            for function in ["snapshot", "retention", "restore-validator", "failover", "failback"] {
+                let err = require_object(function, &v).unwrap_err();
+                prop_assert_eq!(
+                    err,
+                    RequestError::NotAnObject { function, got: JsonKind::of(&v), expects: expected_by(function) }
+                );
+            }
+        }
+
+        #[test]
+        fn reading_any_value_never_panics_and_never_reads_an_array_as_a_struct(v in arbitrary::json()) {
+            if let Ok(outer) = value_as::<Outer>(&v, "r") {
+                let written = serde_json::to_value(&outer).unwrap();
+                prop_assert!(array_for_object(&v, &written, String::new()).is_none());
+                prop_assert!(v.is_object());
+            }
+        }
+    }
+}
