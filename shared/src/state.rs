@@ -102,6 +102,9 @@ pub struct ClaimToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The action is about to be taken: committed with the state change that precedes
+    /// it, so no action is taken without an entry. Its outcome follows in a later entry.
+    Intended,
     /// The action began (long-running steps).
     Started,
     /// It did what it set out to do.
@@ -117,6 +120,7 @@ pub enum Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Outcome::Intended => "intended",
             Outcome::Started => "started",
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
@@ -190,6 +194,27 @@ pub enum StateError {
         /// Why.
         reason: String,
     },
+    /// The lease this invocation acted under lapsed (or was taken over) before its step
+    /// was committed: nothing was written, and the invocation must not act further.
+    #[error(
+        "the lease on {key} held by invocation {holder} lapsed before its step was committed; nothing was written. The next event re-reads AWS and goes on from the stored step"
+    )]
+    LeaseLapsed {
+        /// The machine.
+        key: String,
+        /// The invocation that held the lease.
+        holder: String,
+    },
+    /// A commit carries more audit entries than one transaction takes.
+    #[error(
+        "a commit on {key} carries {count} audit entries, more than the {MAX_ENTRIES_PER_COMMIT} one DynamoDB transaction takes; nothing was written (internal error: please report)"
+    )]
+    TooManyEntries {
+        /// The machine or timeline.
+        key: String,
+        /// How many entries it carried.
+        count: usize,
+    },
     /// The state table could not be reached or refused the call.
     #[error("state table: {0}")]
     Aws(#[from] AwsError),
@@ -198,8 +223,12 @@ pub enum StateError {
 impl Classify for StateError {
     fn retry(&self) -> Retry {
         match self {
-            StateError::Conflict { .. } | StateError::ClaimLost { .. } => Retry::Retryable,
-            StateError::PayloadMismatch { .. } | StateError::Corrupt { .. } => Retry::NonRetryable,
+            StateError::Conflict { .. }
+            | StateError::ClaimLost { .. }
+            | StateError::LeaseLapsed { .. } => Retry::Retryable,
+            StateError::PayloadMismatch { .. }
+            | StateError::Corrupt { .. }
+            | StateError::TooManyEntries { .. } => Retry::NonRetryable,
             StateError::Aws(e) => e.retry(),
         }
     }
@@ -215,16 +244,6 @@ pub trait StateStore: Send + Sync {
         key: &MachineKey,
     ) -> Result<Option<Versioned<serde_json::Value>>, StateError>;
 
-    /// Write a machine's document if its version is still `expected` (`None`: only if no
-    /// document exists yet). Returns the new version.
-    async fn save_json(
-        &self,
-        key: &MachineKey,
-        value: &serde_json::Value,
-        expected: Option<u64>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StateError>;
-
     /// Claim an idempotency key for this invocation.
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StateError>;
 
@@ -238,8 +257,11 @@ pub trait StateStore: Send + Sync {
     /// Give a claim up after a failure, so a retry of the same event can run.
     async fn release(&self, token: &ClaimToken) -> Result<(), StateError>;
 
-    /// Append an entry to the plan's audit timeline.
-    async fn append(&self, plan: &str, entry: &AuditEntry) -> Result<(), StateError>;
+    /// Write `commit` whole or not at all: the machine's document (or a check that it is
+    /// unchanged) and the audit entries recording the step, in one conditional
+    /// transaction. Returns the machine's version after the commit (`None` when the
+    /// commit names no machine). Nothing is written when any condition fails.
+    async fn commit(&self, commit: &Commit) -> Result<Option<u64>, StateError>;
 
     /// The plan's timeline from `since` (inclusive; everything when `None`), oldest first.
     async fn timeline(
@@ -247,6 +269,165 @@ pub trait StateStore: Send + Sync {
         plan: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<AuditEntry>, StateError>;
+}
+
+/// Most audit entries one commit carries: a DynamoDB transaction takes 100 actions, one
+/// of which is the machine's.
+pub const MAX_ENTRIES_PER_COMMIT: usize = 99;
+
+/// The lease a written document grants, stored beside the document so that the commit
+/// ending the step can be fenced by it ([`MachineWrite::fence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseMark {
+    /// The invocation (request id) that may act.
+    pub holder: String,
+    /// When its right lapses.
+    pub until: DateTime<Utc>,
+}
+
+/// A machine's part in a [`Commit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineWrite {
+    /// The machine.
+    pub key: MachineKey,
+    /// The version the writer read (`None`: no document existed).
+    pub expected: Option<u64>,
+    /// The new document; `None` leaves the document as it is and only checks that its
+    /// version is still `expected` (entries recorded against the state they saw).
+    pub value: Option<serde_json::Value>,
+    /// The lease the new document grants, if any.
+    pub grants: Option<LeaseMark>,
+    /// When set, the commit also needs the stored lease to be this holder's and not to
+    /// have lapsed at the commit's `now`: an invocation whose lease expired cannot commit.
+    pub fence: Option<String>,
+}
+
+/// One step, written whole or not at all: a machine's new document (or a check of its
+/// version) and the audit entries that record the step. An action's intent is committed
+/// with the state change that precedes it, its outcome with the state change after it;
+/// when the commit fails, the step is not taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// The plan whose timeline gets the entries.
+    pub plan: String,
+    /// The machine written or checked, if any.
+    pub machine: Option<MachineWrite>,
+    /// The audit entries.
+    pub entries: Vec<AuditEntry>,
+    /// Now, for `updated_at` and the fence.
+    pub now: DateTime<Utc>,
+}
+
+impl Commit {
+    /// Write `value` as `key`'s document if its version is still `expected`.
+    pub fn write<T: Serialize>(
+        key: &MachineKey,
+        value: &T,
+        expected: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StateError> {
+        let json = serde_json::to_value(value).map_err(|e| StateError::Corrupt {
+            key: key.to_string(),
+            reason: format!("cannot serialise the new state: {e}"),
+        })?;
+        Ok(Commit {
+            plan: key.plan.clone(),
+            machine: Some(MachineWrite {
+                key: key.clone(),
+                expected,
+                value: Some(json),
+                grants: None,
+                fence: None,
+            }),
+            entries: Vec::new(),
+            now,
+        })
+    }
+
+    /// Leave `key`'s document as it is, checking that its version is still `expected`.
+    pub fn check(key: &MachineKey, expected: Option<u64>, now: DateTime<Utc>) -> Self {
+        Commit {
+            plan: key.plan.clone(),
+            machine: Some(MachineWrite {
+                key: key.clone(),
+                expected,
+                value: None,
+                grants: None,
+                fence: None,
+            }),
+            entries: Vec::new(),
+            now,
+        }
+    }
+
+    /// Entries only, for a plan's timeline (work that keeps no state machine).
+    pub fn entries_only(plan: &str, now: DateTime<Utc>) -> Self {
+        Commit {
+            plan: plan.to_string(),
+            machine: None,
+            entries: Vec::new(),
+            now,
+        }
+    }
+
+    /// The new document grants `lease`.
+    pub fn granting(mut self, lease: Option<LeaseMark>) -> Self {
+        if let Some(m) = &mut self.machine {
+            m.grants = lease;
+        }
+        self
+    }
+
+    /// Commit only while `holder` holds the stored lease (when `Some`).
+    pub fn fenced_by(mut self, holder: Option<&str>) -> Self {
+        if let Some(m) = &mut self.machine {
+            m.fence = holder.map(str::to_string);
+        }
+        self
+    }
+
+    /// Record `entries` with the step.
+    pub fn recording(mut self, entries: impl IntoIterator<Item = AuditEntry>) -> Self {
+        self.entries.extend(entries);
+        self
+    }
+
+    /// Whether committing would change nothing: no document, no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.machine.as_ref().is_none_or(|m| m.value.is_none())
+    }
+
+    /// Commit it through `store`.
+    pub async fn send(self, store: &dyn StateStore) -> Result<Option<u64>, StateError> {
+        if self.entries.len() > MAX_ENTRIES_PER_COMMIT {
+            return Err(StateError::TooManyEntries {
+                key: self
+                    .machine
+                    .as_ref()
+                    .map_or_else(|| format!("{}/timeline", self.plan), |m| m.key.to_string()),
+                count: self.entries.len(),
+            });
+        }
+        store.commit(&self).await
+    }
+}
+
+/// Append `entries` to `plan`'s timeline (work that keeps no state machine), in
+/// transactions of at most [`MAX_ENTRIES_PER_COMMIT`] entries, each whole or not at all.
+/// On an error, the entries of the transactions before it are written, the others not.
+pub async fn append(
+    store: &dyn StateStore,
+    plan: &str,
+    entries: Vec<AuditEntry>,
+    now: DateTime<Utc>,
+) -> Result<(), StateError> {
+    for chunk in entries.chunks(MAX_ENTRIES_PER_COMMIT) {
+        Commit::entries_only(plan, now)
+            .recording(chunk.iter().cloned())
+            .send(store)
+            .await?;
+    }
+    Ok(())
 }
 
 /// What claiming an event's idempotency key came to, with a duplicate's stored result
@@ -318,7 +499,8 @@ pub async fn load<T: DeserializeOwned>(
     }))
 }
 
-/// Write a machine's document if its version is still `expected`.
+/// Write a machine's document if its version is still `expected` (no audit entry: for
+/// bookkeeping that records no action). Returns the new version.
 pub async fn save<T: Serialize>(
     store: &dyn StateStore,
     key: &MachineKey,
@@ -326,11 +508,10 @@ pub async fn save<T: Serialize>(
     expected: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<u64, StateError> {
-    let json = serde_json::to_value(value).map_err(|e| StateError::Corrupt {
-        key: key.to_string(),
-        reason: format!("cannot serialise the new state: {e}"),
-    })?;
-    store.save_json(key, &json, expected, now).await
+    let version = Commit::write(key, value, expected, now)?
+        .send(store)
+        .await?;
+    Ok(version.unwrap_or_else(|| expected.map_or(1, |v| v + 1)))
 }
 
 /// SHA-256 of the canonical JSON of an event, hex-encoded: the payload hash of a claim.
@@ -382,6 +563,96 @@ mod tests {
         assert_eq!(payload_hash(&a).len(), 64);
     }
 
+    fn entry(action: &str) -> AuditEntry {
+        AuditEntry {
+            at: DateTime::from_timestamp(1_764_000_000, 0).unwrap(),
+            function: "failover".into(),
+            trigger: "test".into(),
+            action: action.into(),
+            resource: None,
+            outcome: Outcome::Intended,
+            detail: String::new(),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_is_written_whole_or_not_at_all_and_fenced_by_its_lease() {
+        let store = memory::MemoryStateStore::default();
+        let key = MachineKey::new("p", "dr");
+        let now = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        let lease = LeaseMark {
+            holder: "req-1".into(),
+            until: now + chrono::Duration::seconds(120),
+        };
+        let v1 = Commit::write(&key, &json!({"n": 1}), None, now)
+            .unwrap()
+            .granting(Some(lease))
+            .recording([entry("failover.promote")])
+            .send(&store)
+            .await
+            .unwrap();
+        assert_eq!(v1, Some(1));
+        // A stale version: neither the document nor the entry is written.
+        let stale = Commit::write(&key, &json!({"n": 2}), None, now)
+            .unwrap()
+            .recording([entry("stale")])
+            .send(&store)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(stale, StateError::Conflict { found: Some(1), .. }),
+            "{stale}"
+        );
+        // Another holder, or the holder after its lease lapsed, cannot commit.
+        for (holder, at) in [
+            ("req-2", now),
+            ("req-1", now + chrono::Duration::seconds(121)),
+        ] {
+            let fenced = Commit::write(&key, &json!({"n": 3}), Some(1), at)
+                .unwrap()
+                .fenced_by(Some(holder))
+                .recording([entry("fenced")])
+                .send(&store)
+                .await
+                .unwrap_err();
+            assert!(matches!(fenced, StateError::LeaseLapsed { .. }), "{fenced}");
+            assert_eq!(fenced.retry(), Retry::Retryable);
+        }
+        // Too many entries for one transaction: refused before the table.
+        let big = Commit::check(&key, Some(1), now)
+            .recording((0..=MAX_ENTRIES_PER_COMMIT).map(|_| entry("big")))
+            .send(&store)
+            .await
+            .unwrap_err();
+        assert!(matches!(big, StateError::TooManyEntries { .. }), "{big}");
+        // The holder within its lease commits; a check records against the version.
+        let v2 = Commit::write(&key, &json!({"n": 4}), Some(1), now)
+            .unwrap()
+            .fenced_by(Some("req-1"))
+            .recording([entry("failover.promote")])
+            .send(&store)
+            .await
+            .unwrap();
+        assert_eq!(v2, Some(2));
+        let checked = Commit::check(&key, Some(2), now)
+            .recording([entry("note")])
+            .send(&store)
+            .await
+            .unwrap();
+        assert_eq!(checked, Some(2));
+        let actions: Vec<String> = store.entries("p").into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["failover.promote", "failover.promote", "note"]);
+        assert_eq!(
+            load::<serde_json::Value>(&store, &key)
+                .await
+                .unwrap()
+                .unwrap()
+                .value,
+            json!({"n": 4})
+        );
+    }
+
     #[test]
     fn conflict_and_lost_claims_are_retryable_mismatch_is_not() {
         let conflict = StateError::Conflict {
@@ -412,16 +683,74 @@ pub mod memory {
         expires: DateTime<Utc>,
     }
 
-    /// State in a few maps behind a mutex.
+    /// State in a few maps behind a mutex. Commits follow DynamoDB's transaction: every
+    /// condition holds and all is written, or nothing is.
     #[derive(Debug, Default)]
     pub struct MemoryStateStore {
-        machines: Mutex<BTreeMap<String, Versioned<serde_json::Value>>>,
+        machines: Mutex<BTreeMap<String, StoredMachine>>,
         claims: Mutex<BTreeMap<String, ClaimRecord>>,
         timeline: Mutex<Vec<(String, AuditEntry)>>,
         next_token: Mutex<u64>,
+        throttled: Mutex<CommitFaults>,
+    }
+
+    /// A machine's document and the lease stored beside it.
+    type StoredMachine = (Versioned<serde_json::Value>, Option<LeaseMark>);
+
+    /// Commits to refuse as a throttled table would.
+    #[derive(Debug, Default)]
+    struct CommitFaults {
+        /// Commits to let through before refusing.
+        skip: usize,
+        /// Commits to refuse after those.
+        refuse: usize,
+        /// Refuse every commit carrying an entry of this action.
+        action: Option<String>,
     }
 
     impl MemoryStateStore {
+        /// Refuse the `refuse` commits after the next `skip` ones (throttled, nothing
+        /// written), as DynamoDB refuses a transaction.
+        pub fn throttle_commits(&self, skip: usize, refuse: usize) {
+            *self.throttled.lock().unwrap() = CommitFaults {
+                skip,
+                refuse,
+                action: None,
+            };
+        }
+
+        /// Refuse every commit that records an entry of `action` (throttled).
+        pub fn throttle_commits_recording(&self, action: &str) {
+            self.throttled.lock().unwrap().action = Some(action.to_string());
+        }
+
+        fn throttle(&self, commit: &Commit) -> Option<StateError> {
+            let mut f = self.throttled.lock().unwrap();
+            let hit = if f.skip > 0 {
+                f.skip -= 1;
+                false
+            } else if f.refuse > 0 {
+                f.refuse -= 1;
+                true
+            } else {
+                false
+            };
+            let by_action = f
+                .action
+                .as_ref()
+                .is_some_and(|a| commit.entries.iter().any(|e| &e.action == a));
+            (hit || by_action).then(|| {
+                StateError::Aws(AwsError {
+                    service: "dynamodb",
+                    operation: "TransactWriteItems",
+                    resource: commit.plan.clone(),
+                    failure: crate::error::AwsFailure::Throttled,
+                    code: Some("ThrottlingException".into()),
+                    message: "Rate of requests exceeds the allowed throughput.".into(),
+                })
+            })
+        }
+
         /// The timeline of `plan`, in append order.
         pub fn entries(&self, plan: &str) -> Vec<AuditEntry> {
             self.timeline
@@ -440,33 +769,65 @@ pub mod memory {
             &self,
             key: &MachineKey,
         ) -> Result<Option<Versioned<serde_json::Value>>, StateError> {
-            Ok(self.machines.lock().unwrap().get(&key.to_string()).cloned())
+            Ok(self
+                .machines
+                .lock()
+                .unwrap()
+                .get(&key.to_string())
+                .map(|(v, _)| v.clone()))
         }
 
-        async fn save_json(
-            &self,
-            key: &MachineKey,
-            value: &serde_json::Value,
-            expected: Option<u64>,
-            now: DateTime<Utc>,
-        ) -> Result<u64, StateError> {
-            let mut machines = self.machines.lock().unwrap();
-            let found = machines.get(&key.to_string()).map(|v| v.version);
-            if found != expected {
-                return Err(StateError::Conflict {
-                    key: key.to_string(),
-                    expected,
-                    found,
-                });
+        async fn commit(&self, commit: &Commit) -> Result<Option<u64>, StateError> {
+            if let Some(e) = self.throttle(commit) {
+                return Err(e);
             }
-            let version = expected.map_or(1, |v| v + 1);
-            machines.insert(
-                key.to_string(),
-                Versioned {
-                    version,
-                    updated_at: now,
-                    value: value.clone(),
-                },
+            let mut machines = self.machines.lock().unwrap();
+            let mut version = None;
+            if let Some(m) = &commit.machine {
+                let id = m.key.to_string();
+                let stored = machines.get(&id);
+                let found = stored.map(|(v, _)| v.version);
+                if found != m.expected {
+                    return Err(StateError::Conflict {
+                        key: id,
+                        expected: m.expected,
+                        found,
+                    });
+                }
+                if let Some(holder) = &m.fence {
+                    let held = stored
+                        .and_then(|(_, lease)| lease.as_ref())
+                        .is_some_and(|l| &l.holder == holder && l.until > commit.now);
+                    if !held {
+                        return Err(StateError::LeaseLapsed {
+                            key: id,
+                            holder: holder.clone(),
+                        });
+                    }
+                }
+                version = m.expected;
+                if let Some(value) = &m.value {
+                    let next = m.expected.map_or(1, |v| v + 1);
+                    machines.insert(
+                        id,
+                        (
+                            Versioned {
+                                version: next,
+                                updated_at: commit.now,
+                                value: value.clone(),
+                            },
+                            m.grants.clone(),
+                        ),
+                    );
+                    version = Some(next);
+                }
+            }
+            let mut timeline = self.timeline.lock().unwrap();
+            timeline.extend(
+                commit
+                    .entries
+                    .iter()
+                    .map(|e| (commit.plan.clone(), e.clone())),
             );
             Ok(version)
         }
@@ -532,14 +893,6 @@ pub mod memory {
             if claims.get(&id).is_some_and(|c| c.token == token.token) {
                 claims.remove(&id);
             }
-            Ok(())
-        }
-
-        async fn append(&self, plan: &str, entry: &AuditEntry) -> Result<(), StateError> {
-            self.timeline
-                .lock()
-                .unwrap()
-                .push((plan.to_string(), entry.clone()));
             Ok(())
         }
 

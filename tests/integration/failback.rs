@@ -23,6 +23,7 @@ use lifeboat::failover::run::FailoverRun;
 use lifeboat::function::Invocation;
 use lifeboat::plan::Plan;
 use lifeboat::posture::StoreFacts;
+use lifeboat::state::Outcome::Intended;
 use lifeboat::state::{self, Outcome, StateStore};
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -220,7 +221,7 @@ impl Fixture {
             .await
             .unwrap()
             .iter()
-            .filter(|e| e.action == action && e.resource.is_some())
+            .filter(|e| e.action == action && e.resource.is_some() && e.outcome != Intended)
             .count()
     }
 
@@ -345,7 +346,7 @@ async fn failback_moves_the_writer_then_traffic_in_baked_stages_and_leaves_the_p
         .await
         .unwrap()
         .iter()
-        .filter(|e| e.action == "failback.retire")
+        .filter(|e| e.action == "failback.retire" && e.outcome != Intended)
         .filter_map(|e| {
             e.detail
                 .split_whitespace()
@@ -608,7 +609,7 @@ async fn concurrent_ticks_and_throttled_calls_still_promote_exactly_once() {
     let timeline = f.state.timeline(&f.plan.name, None).await.unwrap();
     let promotes: Vec<_> = timeline
         .iter()
-        .filter(|e| e.action == "failback.promote" && e.resource.is_some())
+        .filter(|e| e.action == "failback.promote" && e.resource.is_some() && e.outcome != Intended)
         .collect();
     // Throttled beyond the SDK's own retries: on the record, and retried by a later look.
     assert!(

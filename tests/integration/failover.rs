@@ -19,6 +19,7 @@ use lifeboat::failover::run::{
 use lifeboat::failover::{AlarmReading, FenceOutcome, TargetFacts};
 use lifeboat::function::Invocation;
 use lifeboat::plan::{Plan, ProtectedResource};
+use lifeboat::state::Outcome::Intended;
 use lifeboat::state::{self, StateStore};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -105,7 +106,9 @@ impl Fixture {
             .await
             .unwrap()
             .iter()
-            .filter(|e| e.action == "failover.promote" && e.resource.is_some())
+            .filter(|e| {
+                e.action == "failover.promote" && e.resource.is_some() && e.outcome != Intended
+            })
             .count()
     }
 

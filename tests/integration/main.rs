@@ -1,6 +1,7 @@
 //! Lifeboat's integration tests: the real adapters against the local AWS emulator (each
 //! test in a fresh account of its own) and real databases. Run with `make test`.
 
+mod audit_trail;
 mod checks_read_only;
 mod clients;
 mod edges;

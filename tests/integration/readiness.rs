@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use lifeboat::aws::{S3Reports, answer_readiness, gather_readiness};
 use lifeboat::plan::{CREATED_TAG, PLAN_TAG, RESOURCE_TAG, VALIDATED_TAG};
 use lifeboat::readiness::{Readiness, assess};
-use lifeboat::state::{AuditEntry, Outcome, StateStore};
+use lifeboat::state::{AuditEntry, Outcome};
 
 fn status(r: &Readiness, subject: &str, item: &str) -> Option<bool> {
     r.checks
@@ -97,22 +97,23 @@ async fn readiness_follows_the_real_state() {
     )
     .await
     .expect("lag datapoint");
-    store
-        .append(
-            &plan.name,
-            &AuditEntry {
-                at: now - Duration::days(3),
-                function: "failback".into(),
-                trigger: "tick".into(),
-                action: "failback.complete".into(),
-                resource: None,
-                outcome: Outcome::Succeeded,
-                detail: "failback complete (test)".into(),
-                data: serde_json::Value::Null,
-            },
-        )
-        .await
-        .expect("audit entry");
+    lifeboat::state::append(
+        &store,
+        &plan.name,
+        vec![AuditEntry {
+            at: now - Duration::days(3),
+            function: "failback".into(),
+            trigger: "tick".into(),
+            action: "failback.complete".into(),
+            resource: None,
+            outcome: Outcome::Succeeded,
+            detail: "failback complete (test)".into(),
+            data: serde_json::Value::Null,
+        }],
+        now,
+    )
+    .await
+    .expect("audit entry");
 
     let now = Utc::now();
     let facts = gather_readiness(&plan, &world.clients, &settings, &store, now).await;

@@ -14,6 +14,7 @@ use lifeboat::dr::run::{DrDocument, SystemClock, dr_key};
 use lifeboat::plan::Plan;
 use lifeboat::recovery::run::{RecoveryReply, RecoveryRun, RecoveryRunError, parse_command};
 use lifeboat::recovery::{Phase, Recovery, RecoveryInput};
+use lifeboat::state::Outcome::Intended;
 use lifeboat::state::{self, StateStore};
 use lifeboat::validation::checks::Dialect;
 use serde_json::{Value, json};
@@ -175,6 +176,7 @@ impl Fixture {
             .await
             .unwrap()
             .into_iter()
+            .filter(|e| e.outcome != Intended)
             .map(|e| e.action)
             .collect()
     }

@@ -5,8 +5,8 @@ use crate::support::{state_store, world};
 use chrono::{Duration, TimeZone, Utc};
 use lifeboat::error::{Classify, Retry};
 use lifeboat::state::{
-    self, AuditEntry, Claim, ClaimRequest, MachineKey, Outcome, StateError, StateStore,
-    payload_hash,
+    self, AuditEntry, Claim, ClaimRequest, Commit, LeaseMark, MachineKey, Outcome, StateError,
+    StateStore, payload_hash,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -276,10 +276,14 @@ async fn the_timeline_reads_back_in_time_order_and_from_a_given_time() {
         (2, "failover.promote"),
         (2, "failover.fence"),
     ] {
-        store
-            .append(&plan.name, &entry(t0 + Duration::seconds(offset), action))
-            .await
-            .unwrap();
+        state::append(
+            &store,
+            &plan.name,
+            vec![entry(t0 + Duration::seconds(offset), action)],
+            t0,
+        )
+        .await
+        .unwrap();
     }
     let all = store.timeline(&plan.name, None).await.unwrap();
     let times: Vec<i64> = all.iter().map(|e| (e.at - t0).num_seconds()).collect();
@@ -360,4 +364,117 @@ async fn an_unreadable_item_is_reported_as_corrupt_with_what_to_do() {
         .await
         .unwrap_err();
     assert!(matches!(err, StateError::Corrupt { .. }), "{err}");
+}
+
+fn intent(action: &str, at: chrono::DateTime<Utc>) -> AuditEntry {
+    AuditEntry {
+        at,
+        function: "failover".into(),
+        trigger: "test".into(),
+        action: action.into(),
+        resource: Some("orders-db".into()),
+        outcome: Outcome::Intended,
+        detail: "about to act".into(),
+        data: serde_json::Value::Null,
+    }
+}
+
+#[tokio::test]
+async fn a_commit_is_one_transaction_fenced_by_the_lease_it_was_granted() {
+    let (_, plan, world) = world().await;
+    let store = state_store(&world);
+    let key = MachineKey::new(&plan.name, "dr");
+    let now = Utc::now();
+    let lease = LeaseMark {
+        holder: "req-1".into(),
+        until: now + Duration::seconds(120),
+    };
+    let v1 = Commit::write(&key, &json!({"step": "promote"}), None, now)
+        .unwrap()
+        .granting(Some(lease))
+        .recording([intent("failover.promote", now)])
+        .send(&store)
+        .await
+        .unwrap();
+    assert_eq!(v1, Some(1));
+    // A stale writer: the transaction is cancelled, its entry with it.
+    let stale = Commit::write(&key, &json!({"step": "other"}), None, now)
+        .unwrap()
+        .recording([intent("stale", now)])
+        .send(&store)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale, StateError::Conflict { found: Some(1), .. }),
+        "{stale}"
+    );
+    // Another holder, or the holder once its lease has lapsed, cannot commit.
+    for (holder, at) in [("req-2", now), ("req-1", now + Duration::seconds(121))] {
+        let fenced = Commit::write(&key, &json!({"step": "done"}), Some(1), at)
+            .unwrap()
+            .fenced_by(Some(holder))
+            .recording([intent("fenced", at)])
+            .send(&store)
+            .await
+            .unwrap_err();
+        assert!(matches!(fenced, StateError::LeaseLapsed { .. }), "{fenced}");
+        assert_eq!(fenced.retry(), Retry::Retryable);
+    }
+    // The holder within its lease commits the outcome with the step.
+    let v2 = Commit::write(&key, &json!({"step": "done"}), Some(1), now)
+        .unwrap()
+        .fenced_by(Some("req-1"))
+        .recording([intent("failover.promote", now)])
+        .send(&store)
+        .await
+        .unwrap();
+    assert_eq!(v2, Some(2));
+    // A check commits entries against the version without writing the document.
+    let checked = Commit::check(&key, Some(2), now)
+        .recording([intent("note", now)])
+        .send(&store)
+        .await
+        .unwrap();
+    assert_eq!(checked, Some(2));
+    let stale_check = Commit::check(&key, Some(1), now)
+        .recording([intent("stale-note", now)])
+        .send(&store)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale_check, StateError::Conflict { .. }),
+        "{stale_check}"
+    );
+    let actions: Vec<String> = store
+        .timeline(&plan.name, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .all(|a| a == "failover.promote" || a == "note"),
+        "{actions:?}"
+    );
+    let doc = state::load::<serde_json::Value>(&store, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((doc.version, doc.value), (2, json!({"step": "done"})));
+    // Ninety-nine entries in one transaction (the machine is the hundredth action).
+    state::append(
+        &store,
+        &plan.name,
+        (0..state::MAX_ENTRIES_PER_COMMIT + 5)
+            .map(|i| intent("bulk", now + Duration::milliseconds(i as i64)))
+            .collect(),
+        now,
+    )
+    .await
+    .unwrap();
+    let bulk = store.timeline(&plan.name, None).await.unwrap();
+    assert_eq!(bulk.iter().filter(|e| e.action == "bulk").count(), 104);
 }

@@ -10,19 +10,29 @@
 //!   returns the timeline in order, with the entry as JSON in `entry`.
 
 use crate::error::AwsError;
+use crate::error::AwsFailure;
 use crate::state::{
-    AuditEntry, Claim, ClaimRequest, ClaimToken, MachineKey, StateError, StateStore, Versioned,
+    AuditEntry, Claim, ClaimRequest, ClaimToken, Commit, MachineKey, MachineWrite, StateError,
+    StateStore, Versioned,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
 
 /// The table's TTL attribute (epoch seconds). DynamoDB removes expired items lazily (the
 /// emulator never does), so every read checks it too.
 pub const STATE_TABLE_TTL_ATTRIBUTE: &str = "expires_at";
+
+/// The lease a machine's document grants, beside it so that a commit can be fenced by it:
+/// the holder's request id, and when it lapses (epoch ms).
+const LEASE_HOLDER: &str = "lease_holder";
+const LEASE_UNTIL: &str = "lease_until";
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
@@ -102,6 +112,100 @@ fn old_item(
     }
 }
 
+/// The condition a machine's part of a commit needs: the version read, and with a fence,
+/// the writer's lease still held and not lapsed at `now`.
+fn machine_condition(
+    m: &MachineWrite,
+    now: DateTime<Utc>,
+) -> (String, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::new();
+    let mut condition = match m.expected {
+        None => "attribute_not_exists(pk)".to_string(),
+        Some(v) => {
+            values.insert(":expected".to_string(), n(v));
+            "#v = :expected".to_string()
+        }
+    };
+    if let Some(holder) = &m.fence {
+        values.insert(":holder".to_string(), s(holder));
+        values.insert(":now_ms".to_string(), n(now.timestamp_millis()));
+        condition.push_str(" AND #lh = :holder AND #lu > :now_ms");
+    }
+    (condition, values)
+}
+
+/// A timeline entry as an item: ordered by time, never colliding (a random suffix).
+fn timeline_item(
+    plan: &str,
+    entry: &AuditEntry,
+) -> Result<HashMap<String, AttributeValue>, StateError> {
+    let sk = format!(
+        "{}#{}",
+        entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        random_token()
+    );
+    let json = serde_json::to_string(entry).map_err(|e| StateError::Corrupt {
+        key: timeline_pk(plan),
+        reason: format!("cannot serialise the audit entry: {e}"),
+    })?;
+    Ok(HashMap::from([
+        ("pk".to_string(), s(timeline_pk(plan))),
+        ("sk".to_string(), s(sk)),
+        ("action".to_string(), s(&entry.action)),
+        ("outcome".to_string(), s(entry.outcome.to_string())),
+        ("entry".to_string(), s(json)),
+    ]))
+}
+
+/// What a refused transaction means. The machine comes first in the transaction, so its
+/// cancellation reason is the first: a failed condition there is another writer (a new
+/// version) or, with the version unchanged, a lease that lapsed. A transaction cancelled
+/// for throttling or a conflicting transaction is a throttled call (retry with backoff).
+fn commit_error(
+    commit: &Commit,
+    resource: &str,
+    err: &aws_sdk_dynamodb::error::SdkError<
+        TransactWriteItemsError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> StateError {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return AwsError::from_sdk("dynamodb", "TransactWriteItems", resource, err).into();
+    };
+    let reasons = cancelled.cancellation_reasons();
+    if let Some(m) = &commit.machine
+        && let Some(first) = reasons.first()
+        && first.code() == Some("ConditionalCheckFailed")
+    {
+        let found = first.item().and_then(|item| get_n::<u64>(item, "version"));
+        return match (&m.fence, m.expected) {
+            (Some(holder), Some(expected)) if found == Some(expected) => StateError::LeaseLapsed {
+                key: m.key.to_string(),
+                holder: holder.clone(),
+            },
+            _ => StateError::Conflict {
+                key: m.key.to_string(),
+                expected: m.expected,
+                found,
+            },
+        };
+    }
+    let mut e = AwsError::from_sdk("dynamodb", "TransactWriteItems", resource, err);
+    let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+    if codes.iter().any(|c| {
+        matches!(
+            *c,
+            "ThrottlingError" | "TransactionConflict" | "ProvisionedThroughputExceeded"
+        )
+    }) {
+        e.failure = AwsFailure::Throttled;
+    }
+    e.message = format!("{} (reasons: {})", e.message, codes.join(", "));
+    e.into()
+}
+
 fn random_token() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -160,45 +264,115 @@ impl StateStore for DynamoStateStore {
         }))
     }
 
-    async fn save_json(
-        &self,
-        key: &MachineKey,
-        value: &serde_json::Value,
-        expected: Option<u64>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StateError> {
-        let next = expected.map_or(1, |v| v + 1);
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(machine_pk(key)))
-            .item("sk", s("state"))
-            .item("version", n(next))
-            .item("doc", s(value.to_string()))
-            .item(
-                "updated_at",
-                s(now.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        put = match expected {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => put
-                .condition_expression("#v = :expected")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":expected", n(v)),
+    async fn commit(&self, commit: &Commit) -> Result<Option<u64>, StateError> {
+        let bad = |e: aws_smithy_types::error::operation::BuildError| {
+            StateError::from(AwsError::bad_request(
+                "dynamodb",
+                "TransactWriteItems",
+                commit.plan.clone(),
+                e.to_string(),
+            ))
         };
-        match put.send().await {
-            Ok(_) => Ok(next),
-            Err(e) if is_condition_failure(&e) => {
-                let found = old_item(&e).and_then(|item| get_n::<u64>(&item, "version"));
-                Err(StateError::Conflict {
-                    key: key.to_string(),
-                    expected,
-                    found,
-                })
-            }
-            Err(e) => Err(AwsError::from_sdk("dynamodb", "PutItem", key.to_string(), &e).into()),
+        let mut items = Vec::with_capacity(commit.entries.len() + 1);
+        let mut version = None;
+        if let Some(m) = &commit.machine {
+            let (condition, values) = machine_condition(m, commit.now);
+            let names = [
+                ("#v".to_string(), "version".to_string()),
+                ("#lh".to_string(), LEASE_HOLDER.to_string()),
+                ("#lu".to_string(), LEASE_UNTIL.to_string()),
+            ];
+            let names: HashMap<String, String> = names
+                .into_iter()
+                .filter(|(k, _)| condition.contains(k.as_str()))
+                .collect();
+            let names = (!names.is_empty()).then_some(names);
+            let values = (!values.is_empty()).then_some(values);
+            version = m.expected;
+            let item = match &m.value {
+                Some(value) => {
+                    let next = m.expected.map_or(1, |v| v + 1);
+                    version = Some(next);
+                    let mut item = HashMap::from([
+                        ("pk".to_string(), s(machine_pk(&m.key))),
+                        ("sk".to_string(), s("state")),
+                        ("version".to_string(), n(next)),
+                        ("doc".to_string(), s(value.to_string())),
+                        (
+                            "updated_at".to_string(),
+                            s(commit.now.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                        ),
+                    ]);
+                    if let Some(lease) = &m.grants {
+                        item.insert(LEASE_HOLDER.into(), s(&lease.holder));
+                        item.insert(LEASE_UNTIL.into(), n(lease.until.timestamp_millis()));
+                    }
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.table)
+                                .set_item(Some(item))
+                                .condition_expression(condition)
+                                .set_expression_attribute_names(names)
+                                .set_expression_attribute_values(values)
+                                .return_values_on_condition_check_failure(
+                                    ReturnValuesOnConditionCheckFailure::AllOld,
+                                )
+                                .build()
+                                .map_err(bad)?,
+                        )
+                        .build()
+                }
+                None => TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(machine_pk(&m.key)))
+                            .key("sk", s("state"))
+                            .condition_expression(condition)
+                            .set_expression_attribute_names(names)
+                            .set_expression_attribute_values(values)
+                            .return_values_on_condition_check_failure(
+                                ReturnValuesOnConditionCheckFailure::AllOld,
+                            )
+                            .build()
+                            .map_err(bad)?,
+                    )
+                    .build(),
+            };
+            items.push(item);
+        }
+        for entry in &commit.entries {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(timeline_item(&commit.plan, entry)?))
+                            // Append-only: an entry is never overwritten.
+                            .condition_expression("attribute_not_exists(sk)")
+                            .build()
+                            .map_err(bad)?,
+                    )
+                    .build(),
+            );
+        }
+        if items.is_empty() {
+            return Ok(version);
+        }
+        let resource = commit
+            .machine
+            .as_ref()
+            .map_or_else(|| timeline_pk(&commit.plan), |m| m.key.to_string());
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(version),
+            Err(e) => Err(commit_error(commit, &resource, &e)),
         }
     }
 
@@ -314,32 +488,6 @@ impl StateStore for DynamoStateStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(AwsError::from_sdk("dynamodb", "DeleteItem", &token.key, &e).into()),
         }
-    }
-
-    async fn append(&self, plan: &str, entry: &AuditEntry) -> Result<(), StateError> {
-        let sk = format!(
-            "{}#{}",
-            entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            random_token()
-        );
-        let json = serde_json::to_string(entry).map_err(|e| StateError::Corrupt {
-            key: timeline_pk(plan),
-            reason: format!("cannot serialise the audit entry: {e}"),
-        })?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(timeline_pk(plan)))
-            .item("sk", s(sk))
-            .item("action", s(&entry.action))
-            .item("outcome", s(entry.outcome.to_string()))
-            .item("entry", s(json))
-            // Append-only: an entry is never overwritten.
-            .condition_expression("attribute_not_exists(sk)")
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb", "PutItem", timeline_pk(plan), &e))?;
-        Ok(())
     }
 
     async fn timeline(

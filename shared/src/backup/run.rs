@@ -782,10 +782,12 @@ impl SnapshotRun<'_> {
                 f.error.clone(),
             ));
         }
-        for e in entries {
-            if let Err(err) = self.state.append(plan, &e).await {
-                tracing::warn!(error = %err, "audit entry not written");
-            }
+        if let Err(e) = state::append(self.state, plan, entries, now).await {
+            summary.failed.push(Failure {
+                subject: "audit entries".into(),
+                error: format!("{e}; this run's snapshots and copies are in its report only"),
+                retryable: e.retry() == Retry::Retryable,
+            });
         }
 
         summary.summary = describe(summary);
@@ -849,8 +851,13 @@ impl SnapshotRun<'_> {
             detail: summary.summary.clone(),
             data: serde_json::json!({"report": summary.report}),
         };
-        if let Err(err) = self.state.append(plan, &run_entry).await {
-            tracing::warn!(error = %err, "audit entry not written");
+        if let Err(e) = state::append(self.state, plan, vec![run_entry], now).await {
+            summary.failed.push(Failure {
+                subject: "audit entry".into(),
+                error: format!("{e}; the run's summary is in its report only"),
+                retryable: e.retry() == Retry::Retryable,
+            });
+            summary.summary = describe(summary);
         }
     }
 }

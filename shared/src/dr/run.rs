@@ -15,7 +15,9 @@ use crate::metrics::observe;
 use crate::notify::{Notification, Notifier};
 use crate::plan::Plan;
 use crate::recovery::{DrPhase, RecoveryBook, WriterTask, may_start};
-use crate::state::{self, AuditEntry, MachineKey, Outcome, StateError, StateStore};
+use crate::state::{
+    self, AuditEntry, Commit, LeaseMark, MachineKey, Outcome, StateError, StateStore,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -49,6 +51,16 @@ pub struct Lease {
     pub holder: String,
     /// When it lapses.
     pub until: DateTime<Utc>,
+}
+
+impl Lease {
+    /// The lease as the state store keeps it beside the document, to fence commits.
+    pub fn mark(&self) -> LeaseMark {
+        LeaseMark {
+            holder: self.holder.clone(),
+            until: self.until,
+        }
+    }
 }
 
 /// The state item of a plan's DR state machine.
@@ -110,6 +122,17 @@ pub struct OutcomeRecord {
     pub failed: bool,
 }
 
+/// How the intent to take an action is recorded, before it is taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intent {
+    /// The audited action, e.g. `failover.promote`.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+    /// A sentence: what is about to be done.
+    pub detail: String,
+}
+
 /// One of the DR state machines (failover, failback), as the executor drives it.
 #[async_trait]
 pub trait Machine: Send + Sync {
@@ -146,6 +169,8 @@ pub trait Machine: Send + Sync {
     fn absorb(&self, state: &DrState, outcomes: &[Self::Outcome], now: DateTime<Utc>) -> DrState;
     /// How an outcome is recorded.
     fn describe(&self, outcome: &Self::Outcome) -> OutcomeRecord;
+    /// How the intent to take an action is recorded (before it is taken).
+    fn intent(&self, action: &Self::Action) -> Intent;
     /// Whether a refusal of this input is an error for the caller (a command that cannot
     /// apply, a guard that stops a start) rather than a state that waits.
     fn refusal_is_error(&self, input: &Self::Input, decision: &Decision<Self::Action>) -> bool;
@@ -299,13 +324,39 @@ pub async fn drive<M: Machine>(
         });
         let next_doc = DrDocument {
             state: decision.state.clone(),
-            lease,
+            lease: lease.clone(),
             recoveries: doc.recoveries.clone(),
         };
+        // The step's notes and the intent of each action are committed with the state
+        // change that precedes the actions: no action without its entry.
+        let intents = decision.actions.iter().map(|a| {
+            let i = machine.intent(a);
+            entry(
+                machine.function(),
+                trigger,
+                now,
+                i.action,
+                Some(i.resource),
+                Outcome::Intended,
+                i.detail,
+            )
+        });
+        let commit = if next_doc != doc {
+            Commit::write(&key, &next_doc, version, now)?.granting(lease.as_ref().map(Lease::mark))
+        } else {
+            Commit::check(&key, version, now)
+        }
+        .recording(note_entries(
+            machine.function(),
+            &decision.notes,
+            trigger,
+            now,
+        ))
+        .recording(intents);
         let mut version = version;
-        if next_doc != doc {
-            match state::save(edges.state, &key, &next_doc, version, now).await {
-                Ok(v) => version = Some(v),
+        if !commit.is_empty() {
+            match commit.send(edges.state).await {
+                Ok(v) => version = v,
                 // Someone else moved first: decide the same input again on what they wrote
                 // (an alarm they already acted on is then "already in progress").
                 Err(StateError::Conflict { .. }) => {
@@ -317,15 +368,7 @@ pub async fn drive<M: Machine>(
                 Err(e) => return Err(e.into()),
             }
         }
-        record_notes(
-            plan,
-            machine.function(),
-            edges,
-            &decision.notes,
-            trigger,
-            now,
-        )
-        .await;
+        notify_notes(plan, edges, &decision.notes, trigger, now).await;
         steps.push(decision.reply.clone());
         let mut next = decision.next;
         let mut after = decision.state.clone();
@@ -336,6 +379,7 @@ pub async fn drive<M: Machine>(
             }
             after = machine.absorb(&decision.state, &outcomes, edges.clock.now());
             let mut failed = false;
+            let mut records = Vec::new();
             for o in &outcomes {
                 let r = machine.describe(o);
                 if r.failed {
@@ -345,19 +389,15 @@ pub async fn drive<M: Machine>(
                         r.action, r.resource, r.detail
                     ));
                 }
-                let entry = AuditEntry {
-                    at: edges.clock.now(),
-                    function: machine.function().into(),
-                    trigger: trigger.to_string(),
-                    action: r.action,
-                    resource: Some(r.resource),
-                    outcome: r.outcome,
-                    detail: r.detail,
-                    data: serde_json::Value::Null,
-                };
-                if let Err(e) = edges.state.append(&plan.name, &entry).await {
-                    tracing::warn!(error = %e, "audit entry not written");
-                }
+                records.push(entry(
+                    machine.function(),
+                    trigger,
+                    edges.clock.now(),
+                    r.action,
+                    Some(r.resource),
+                    r.outcome,
+                    r.detail,
+                ));
             }
             if failed {
                 // Back off before retrying a failed call (throttling, an unreachable
@@ -369,9 +409,16 @@ pub async fn drive<M: Machine>(
                 lease: None,
                 recoveries: doc.recoveries.clone(),
             };
-            match state::save(edges.state, &key, &released, version, edges.clock.now()).await {
+            // The outcomes go with the state change that records them, under this
+            // invocation's lease: one whose lease lapsed cannot commit.
+            let commit = Commit::write(&key, &released, version, edges.clock.now())?
+                .fenced_by(Some(&invocation.request_id))
+                .recording(records);
+            match commit.send(edges.state).await {
                 Ok(_) => {}
-                Err(StateError::Conflict { .. }) => return Err(DrError::LeaseLost),
+                Err(StateError::Conflict { .. } | StateError::LeaseLapsed { .. }) => {
+                    return Err(DrError::LeaseLost);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -441,29 +488,60 @@ pub(crate) fn guard_writer<A>(plan: &Plan, doc: &DrDocument, decision: Decision<
     }
 }
 
-/// Append each note to the plan's audit timeline and notify it.
-pub async fn record_notes(
-    plan: &Plan,
+/// An audit entry of `function`.
+pub(crate) fn entry(
     function: &str,
+    trigger: &str,
+    at: DateTime<Utc>,
+    action: String,
+    resource: Option<String>,
+    outcome: Outcome,
+    detail: String,
+) -> AuditEntry {
+    AuditEntry {
+        at,
+        function: function.into(),
+        trigger: trigger.to_string(),
+        action,
+        resource,
+        outcome,
+        detail,
+        data: serde_json::Value::Null,
+    }
+}
+
+/// The audit entries of a step's notes (committed with the step).
+pub fn note_entries(
+    function: &str,
+    notes: &[Note],
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Vec<AuditEntry> {
+    notes
+        .iter()
+        .map(|note| {
+            entry(
+                function,
+                trigger,
+                now,
+                note.action.clone(),
+                None,
+                Outcome::Succeeded,
+                format!("{}: {}", note.subject, note.detail),
+            )
+        })
+        .collect()
+}
+
+/// Notify each note of a committed step.
+pub async fn notify_notes(
+    plan: &Plan,
     edges: &Edges<'_>,
     notes: &[Note],
     trigger: &str,
     now: DateTime<Utc>,
 ) {
     for note in notes {
-        let entry = AuditEntry {
-            at: now,
-            function: function.into(),
-            trigger: trigger.to_string(),
-            action: note.action.clone(),
-            resource: None,
-            outcome: Outcome::Succeeded,
-            detail: format!("{}: {}", note.subject, note.detail),
-            data: serde_json::Value::Null,
-        };
-        if let Err(e) = edges.state.append(&plan.name, &entry).await {
-            tracing::warn!(error = %e, "audit entry not written");
-        }
         let notification = Notification {
             plan: plan.name.clone(),
             severity: note.severity,

@@ -4,7 +4,7 @@ use super::{
     DatabaseShape, FailbackFacts, FailbackInput, FbAction, FbOutcome, FbTargetFacts, absorb,
     parse_input, step,
 };
-use crate::dr::run::{Clock, DrError, DrReply, Edges, Machine, OutcomeRecord, drive};
+use crate::dr::run::{Clock, DrError, DrReply, Edges, Intent, Machine, OutcomeRecord, drive};
 use crate::dr::{Decision, DrState, Side, TrafficFacts};
 use crate::error::AwsError;
 use crate::failover::{AlarmReading, FenceOutcome, replicated};
@@ -384,6 +384,15 @@ impl Machine for FailbackRun<'_> {
             outcome: kind,
             detail,
             failed,
+        }
+    }
+
+    fn intent(&self, action: &FbAction) -> Intent {
+        let (word, id) = action_word(action);
+        Intent {
+            action: word.into(),
+            resource: id.into(),
+            detail: sentence(action),
         }
     }
 

@@ -5,7 +5,7 @@ use super::{
     Action, ActionResult, AlarmReading, FailoverFacts, FailoverInput, FenceOutcome, TargetFacts,
     absorb, event::parse_input, replicated, step,
 };
-use crate::dr::run::{Edges, Machine, OutcomeRecord, drive};
+use crate::dr::run::{Edges, Intent, Machine, OutcomeRecord, drive};
 use crate::dr::{Decision, DrState, TrafficFacts};
 use crate::error::AwsError;
 use crate::function::Invocation;
@@ -262,6 +262,36 @@ impl Machine for FailoverRun<'_> {
 
     fn absorb(&self, state: &DrState, outcomes: &[ActionResult], now: DateTime<Utc>) -> DrState {
         absorb(state, outcomes, now)
+    }
+
+    fn intent(&self, action: &Action) -> Intent {
+        let (action, resource, detail) = match action {
+            Action::Promote { resource } => (
+                "failover.promote",
+                resource.clone(),
+                "promote the DR replica".to_string(),
+            ),
+            Action::Fence { resource } => (
+                "failover.fence",
+                resource.clone(),
+                "stop the old primary where it is reachable".to_string(),
+            ),
+            Action::SwitchRecord { resource, endpoint } => (
+                "failover.switch-dns",
+                resource.clone(),
+                format!("point the writer record at {endpoint}"),
+            ),
+            Action::SetTraffic { primary_percent } => (
+                "failover.traffic",
+                "traffic".to_string(),
+                format!("send {primary_percent} % of application traffic to the primary region"),
+            ),
+        };
+        Intent {
+            action: action.into(),
+            resource,
+            detail,
+        }
     }
 
     fn describe(&self, outcome: &ActionResult) -> OutcomeRecord {

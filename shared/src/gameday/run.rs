@@ -20,7 +20,7 @@ use crate::function::Invocation;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::plan::{Canary, Plan};
 use crate::report::{ReportSink, report_key};
-use crate::state::{self, AuditEntry, MachineKey, Outcome, StateError, StateStore};
+use crate::state::{self, AuditEntry, Commit, MachineKey, Outcome, StateError, StateStore};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -252,19 +252,19 @@ fn subject_of(text: &str) -> String {
 }
 
 impl GameDayRun<'_> {
-    /// Record one step of the game day in the plan's timeline.
-    async fn audit(
+    /// An entry of the game day's timeline.
+    fn entry(
         &self,
         at: &Acting<'_>,
         outcome: Outcome,
         detail: String,
         extra: serde_json::Value,
-    ) {
+    ) -> AuditEntry {
         let mut data = serde_json::json!({"game_day": at.game_day});
         if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
             d.extend(more);
         }
-        let entry = AuditEntry {
+        AuditEntry {
             at: self.clock.now(),
             function: "failover".into(),
             trigger: at.trigger.into(),
@@ -273,9 +273,6 @@ impl GameDayRun<'_> {
             outcome,
             detail,
             data,
-        };
-        if let Err(e) = self.state.append(&self.plan.name, &entry).await {
-            tracing::warn!(error = %e, "audit entry not written");
         }
     }
 
@@ -283,14 +280,14 @@ impl GameDayRun<'_> {
     /// returns the text, for the reply.
     async fn alert(
         &self,
+        audit: &mut Vec<AuditEntry>,
         at: &Acting<'_>,
         outcome: Outcome,
         severity: Severity,
         subject: String,
         text: String,
     ) -> String {
-        self.audit(at, outcome, text.clone(), serde_json::Value::Null)
-            .await;
+        audit.push(self.entry(at, outcome, text.clone(), serde_json::Value::Null));
         self.notify(severity, subject, text.clone()).await;
         text
     }
@@ -425,6 +422,7 @@ impl GameDayRun<'_> {
         let mut steps = Vec::new();
         let mut report_uri = None;
         let mut current = None;
+        let mut pending: Vec<AuditEntry> = Vec::new();
         for _ in 0..MAX_ROUNDS {
             let Some(event) = queue.pop_front() else {
                 break;
@@ -447,18 +445,62 @@ impl GameDayRun<'_> {
                         _ => "",
                     },
                 };
-                self.audit(
+                // A refusal changes nothing: when its entry cannot be written, the log
+                // says so and the caller still gets the refusal.
+                let refused = self.entry(
                     &at,
                     Outcome::Refused,
                     refusal.to_string(),
                     serde_json::Value::Null,
+                );
+                let written = state::append(
+                    self.state,
+                    &self.plan.name,
+                    pending.drain(..).chain([refused]).collect(),
+                    now,
                 )
                 .await;
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "audit entries of a refused game-day step not written");
+                }
                 return Err(GameDayRunError::Refused(refusal.to_string()));
             }
-            if decision.state != game_days {
-                match state::save(self.state, &key, &decision.state, version, now).await {
-                    Ok(_) => {}
+            let game_day = decision
+                .state
+                .current
+                .as_ref()
+                .map(|g| g.id.clone())
+                .unwrap_or_default();
+            // The outcomes of the last round's actions and the intent of this round's go
+            // with this round's state change: no action without its entry.
+            let intents: Vec<AuditEntry> = decision
+                .actions
+                .iter()
+                .filter(|a| !matches!(a, GameDayAction::Notify { .. }))
+                .map(|a| {
+                    let at = Acting {
+                        trigger: &trigger,
+                        action: action_name(a),
+                        game_day: &game_day,
+                    };
+                    self.entry(
+                        &at,
+                        Outcome::Intended,
+                        format!("{} about to be taken", action_name(a)),
+                        serde_json::Value::Null,
+                    )
+                })
+                .collect();
+            let commit = if decision.state != game_days {
+                Commit::write(&key, &decision.state, version, now)?
+            } else {
+                Commit::check(&key, version, now)
+            }
+            .recording(pending.iter().cloned())
+            .recording(intents);
+            if !commit.is_empty() {
+                match commit.send(self.state).await {
+                    Ok(_) => pending.clear(),
                     Err(StateError::Conflict { .. }) => {
                         // Another invocation moved the game day: decide again on what it
                         // wrote (its actions are its own to perform).
@@ -472,7 +514,6 @@ impl GameDayRun<'_> {
                 }
             }
             current = decision.state.current.clone();
-            let game_day = current.as_ref().map(|g| g.id.clone()).unwrap_or_default();
             steps.push(decision.reply.clone());
             for action in &decision.actions {
                 if let Some(found) = self
@@ -483,6 +524,7 @@ impl GameDayRun<'_> {
                         invocation,
                         &mut steps,
                         &mut report_uri,
+                        &mut pending,
                     )
                     .await
                 {
@@ -493,6 +535,11 @@ impl GameDayRun<'_> {
                 queue.push_back(GameDayEvent::Tick);
             }
         }
+        // Outcomes no later round committed: written now, or the invocation fails saying
+        // so (their intents are in the timeline).
+        if !pending.is_empty() {
+            state::append(self.state, &self.plan.name, pending, self.clock.now()).await?;
+        }
         Ok(GameDayReply {
             plan: self.plan.name.clone(),
             steps,
@@ -501,7 +548,9 @@ impl GameDayRun<'_> {
         })
     }
 
-    /// Perform one action; what it found, as the event to step with next.
+    /// Perform one action; what it found, as the event to step with next (its outcome
+    /// entry goes to `audit`, committed with the next state change).
+    #[allow(clippy::too_many_arguments)]
     async fn perform(
         &self,
         action: &GameDayAction,
@@ -510,6 +559,7 @@ impl GameDayRun<'_> {
         invocation: &Invocation,
         steps: &mut Vec<String>,
         report_uri: &mut Option<String>,
+        audit: &mut Vec<AuditEntry>,
     ) -> Option<GameDayEvent> {
         let at = Acting {
             trigger,
@@ -518,13 +568,12 @@ impl GameDayRun<'_> {
         };
         match action {
             GameDayAction::Notify { severity, text } => {
-                self.audit(
+                audit.push(self.entry(
                     &at,
                     Outcome::Succeeded,
                     text.clone(),
                     serde_json::Value::Null,
-                )
-                .await;
+                ));
                 self.notify(*severity, subject_of(text), text.clone()).await;
                 None
             }
@@ -540,13 +589,17 @@ impl GameDayRun<'_> {
                                 .unwrap_or_default()
                         );
                         let data = serde_json::json!({"experiment_id": experiment_id});
-                        self.audit(&at, Outcome::Started, detail, data).await;
+                        audit.push(self.entry(&at, Outcome::Started, detail, data));
                         Some(GameDayEvent::InjectionStarted { experiment_id })
                     }
                     Err(e) => {
                         let detail = format!("{} injection failed: {e}", injection.mode());
-                        self.audit(&at, Outcome::Failed, detail, serde_json::Value::Null)
-                            .await;
+                        audit.push(self.entry(
+                            &at,
+                            Outcome::Failed,
+                            detail,
+                            serde_json::Value::Null,
+                        ));
                         steps.push(format!("the injection failed: {e}"));
                         Some(GameDayEvent::InjectionFailed {
                             reason: e.to_string(),
@@ -566,7 +619,7 @@ impl GameDayRun<'_> {
                     Ok(()) => {
                         let detail = format!("{} injection stopped", injection.mode());
                         let data = serde_json::json!({"experiment_id": experiment_id});
-                        self.audit(&at, Outcome::Succeeded, detail, data).await;
+                        audit.push(self.entry(&at, Outcome::Succeeded, detail, data));
                     }
                     Err(e) => {
                         // The state says stopped: it is not issued again. A person must
@@ -588,8 +641,15 @@ impl GameDayRun<'_> {
                         );
                         let subject = format!("game day {game_day}: the fault is still on");
                         steps.push(
-                            self.alert(&at, Outcome::Failed, Severity::Critical, subject, text)
-                                .await,
+                            self.alert(
+                                audit,
+                                &at,
+                                Outcome::Failed,
+                                Severity::Critical,
+                                subject,
+                                text,
+                            )
+                            .await,
                         );
                     }
                 }
@@ -604,7 +664,7 @@ impl GameDayRun<'_> {
                     Outcome::Failed
                 };
                 let data = serde_json::json!({"canary": v.canary});
-                self.audit(&at, outcome, v.detail.clone(), data).await;
+                audit.push(self.entry(&at, outcome, v.detail.clone(), data));
                 Some(GameDayEvent::Verified(v))
             }
             GameDayAction::StartFailback => {
@@ -621,8 +681,12 @@ impl GameDayRun<'_> {
                 match started {
                     Ok(true) => {
                         let detail = "the staged failback was asked to start".to_string();
-                        self.audit(&at, Outcome::Started, detail, serde_json::Value::Null)
-                            .await;
+                        audit.push(self.entry(
+                            &at,
+                            Outcome::Started,
+                            detail,
+                            serde_json::Value::Null,
+                        ));
                     }
                     Ok(false) => {
                         let text = format!(
@@ -630,8 +694,15 @@ impl GameDayRun<'_> {
                         );
                         let subject = format!("game day {game_day}: failback start unconfirmed");
                         steps.push(
-                            self.alert(&at, Outcome::Started, Severity::Warning, subject, text)
-                                .await,
+                            self.alert(
+                                audit,
+                                &at,
+                                Outcome::Started,
+                                Severity::Warning,
+                                subject,
+                                text,
+                            )
+                            .await,
                         );
                     }
                     Err(e) => {
@@ -640,8 +711,15 @@ impl GameDayRun<'_> {
                         );
                         let subject = format!("game day {game_day}: failback not started");
                         steps.push(
-                            self.alert(&at, Outcome::Failed, Severity::Critical, subject, text)
-                                .await,
+                            self.alert(
+                                audit,
+                                &at,
+                                Outcome::Failed,
+                                Severity::Critical,
+                                subject,
+                                text,
+                            )
+                            .await,
                         );
                     }
                 }
@@ -671,13 +749,12 @@ impl GameDayRun<'_> {
                         )
                         .await;
                         let data = serde_json::json!({"report": uri});
-                        self.audit(
+                        audit.push(self.entry(
                             &at,
                             Outcome::Succeeded,
                             format!("report written to {uri}"),
                             data,
-                        )
-                        .await;
+                        ));
                         *report_uri = Some(uri);
                         Some(GameDayEvent::ReportWritten)
                     }

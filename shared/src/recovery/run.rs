@@ -12,13 +12,13 @@ use super::{
     RecoveryCommand, RecoveryFacts, RecoveryInput, RestorableWindow, step,
 };
 use crate::dr::Note;
-use crate::dr::run::{Clock, DrDocument, Edges, Lease, dr_key, record_notes};
+use crate::dr::run::{Clock, DrDocument, Edges, Lease, dr_key, note_entries, notify_notes};
 use crate::error::{AwsError, AwsFailure, Classify, Retry};
 use crate::function::Invocation;
 use crate::notify::{Notifier, Severity};
 use crate::plan::{Plan, ProtectedResource};
 use crate::report::{ReportSink, report_key};
-use crate::state::{self, AuditEntry, Outcome, StateError, StateStore};
+use crate::state::{self, AuditEntry, Commit, Outcome, StateError, StateStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -244,15 +244,15 @@ impl RecoveryRun<'_> {
         }
     }
 
-    async fn audit(
+    fn entry(
         &self,
         trigger: &str,
         action: &str,
         resource: &str,
         outcome: Outcome,
         detail: String,
-    ) {
-        let entry = AuditEntry {
+    ) -> AuditEntry {
+        AuditEntry {
             at: self.clock.now(),
             function: "failover".into(),
             trigger: trigger.into(),
@@ -261,9 +261,6 @@ impl RecoveryRun<'_> {
             outcome,
             detail,
             data: serde_json::Value::Null,
-        };
-        if let Err(e) = self.state.append(&self.plan.name, &entry).await {
-            tracing::warn!(error = %e, "audit entry not written");
         }
     }
 
@@ -365,10 +362,28 @@ impl RecoveryRun<'_> {
                 recoveries: decision.state.clone(),
                 state: doc.state.clone(),
             };
+            // Notes and each action's intent go with the state change before the
+            // actions: no action without its entry.
+            let intents: Vec<AuditEntry> = decision
+                .actions
+                .iter()
+                .map(|a| {
+                    let (name, recovery) = action_name(a);
+                    self.entry(&trigger, name, recovery, Outcome::Intended, describe(a))
+                })
+                .collect();
+            let commit = if next != doc {
+                Commit::write(&key, &next, version, now)?
+                    .granting(next.lease.as_ref().map(Lease::mark))
+            } else {
+                Commit::check(&key, version, now)
+            }
+            .recording(note_entries("failover", &decision.notes, &trigger, now))
+            .recording(intents);
             let mut version = version;
-            if next != doc {
-                match state::save(self.state, &key, &next, version, now).await {
-                    Ok(v) => version = Some(v),
+            if !commit.is_empty() {
+                match commit.send(self.state).await {
+                    Ok(v) => version = v,
                     Err(StateError::Conflict { .. }) => {
                         steps.push(
                             "the DR state changed under this invocation; reading it again".into(),
@@ -379,15 +394,7 @@ impl RecoveryRun<'_> {
                 }
             }
             book = decision.state.clone();
-            record_notes(
-                self.plan,
-                "failover",
-                &self.edges(),
-                &decision.notes,
-                &trigger,
-                now,
-            )
-            .await;
+            notify_notes(self.plan, &self.edges(), &decision.notes, &trigger, now).await;
             steps.push(decision.reply.clone());
             for r in &book.recoveries {
                 let was = doc.recoveries.get(&r.id).map(|x| &x.phase);
@@ -401,12 +408,13 @@ impl RecoveryRun<'_> {
             let mut failures = Vec::new();
             let mut waits = false;
             let mut ran_checks = false;
+            let mut outcomes = Vec::new();
             for action in &decision.actions {
                 let (name, recovery) = action_name(action);
                 let what = describe(action);
                 match self.port.perform(self.plan, action).await {
                     Ok(Performed::Checks(report)) => {
-                        self.audit(
+                        outcomes.push(self.entry(
                             &trigger,
                             name,
                             recovery,
@@ -416,8 +424,7 @@ impl RecoveryRun<'_> {
                                 report.passed.len(),
                                 report.failed.len()
                             ),
-                        )
-                        .await;
+                        ));
                         checks.insert(recovery.to_string(), report);
                         ran_checks = true;
                     }
@@ -426,19 +433,23 @@ impl RecoveryRun<'_> {
                             action,
                             RecoveryAction::Fence { .. } | RecoveryAction::PointRecord { .. }
                         );
-                        self.audit(&trigger, name, recovery, Outcome::Succeeded, what)
-                            .await;
+                        outcomes.push(self.entry(
+                            &trigger,
+                            name,
+                            recovery,
+                            Outcome::Succeeded,
+                            what,
+                        ));
                     }
                     Err(e) => {
                         steps.push(format!("{what} failed (the next look retries it): {e}"));
-                        self.audit(
+                        outcomes.push(self.entry(
                             &trigger,
                             name,
                             recovery,
                             Outcome::Failed,
                             format!("{what}: {e}"),
-                        )
-                        .await;
+                        ));
                         if let Some(id) = refused_for_good(action, &e) {
                             failures.push((id, e.to_string()));
                         }
@@ -467,13 +478,21 @@ impl RecoveryRun<'_> {
                     });
                 }
             }
-            match state::save(self.state, &key, &released, version, self.clock.now()).await {
+            // The outcomes go with the state change after the actions, under this
+            // invocation's lease.
+            let commit = Commit::write(&key, &released, version, self.clock.now())?
+                .fenced_by(Some(&invocation.request_id))
+                .recording(outcomes)
+                .recording(note_entries("failover", &notes, &trigger, now));
+            match commit.send(self.state).await {
                 Ok(_) => {}
-                Err(StateError::Conflict { .. }) => return Err(RecoveryRunError::LeaseLost),
+                Err(StateError::Conflict { .. } | StateError::LeaseLapsed { .. }) => {
+                    return Err(RecoveryRunError::LeaseLost);
+                }
                 Err(e) => return Err(e.into()),
             }
             book = released.recoveries.clone();
-            record_notes(self.plan, "failover", &self.edges(), &notes, &trigger, now).await;
+            notify_notes(self.plan, &self.edges(), &notes, &trigger, now).await;
             input = RecoveryInput::Tick;
             if !ran_checks && !waits {
                 // A restore or a deletion takes minutes: the next tick looks again.

@@ -24,7 +24,6 @@ use crate::state::{self, AuditEntry, EventClaim, Outcome, StateError, StateStore
 use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -34,8 +33,6 @@ use std::time::Duration;
 const RESULT_KEPT_HOURS: i64 = 24;
 /// Deleting stops this long before Lambda's deadline; the rest waits for the next run.
 const DEADLINE_MARGIN_SECONDS: i64 = 60;
-/// Audit entries written at once.
-const PARALLEL_AUDIT_WRITES: usize = 4;
 
 /// What the retention function was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -537,6 +534,32 @@ impl RetentionRun<'_> {
                 continue;
             }
             let (location, record) = &records[i];
+            // The intent is in the timeline before anything is deleted or exported, or
+            // it is left for the next run.
+            let intent = AuditEntry {
+                at: now,
+                function: "retention".into(),
+                trigger: command.trigger(),
+                action: if order.is_some() {
+                    "retention.archive"
+                } else {
+                    "retention.delete"
+                }
+                .into(),
+                resource: decisions[i].resource.clone(),
+                outcome: Outcome::Intended,
+                detail: format!("{} at {location}: {}", record.id, decisions[i].decision),
+                data: serde_json::json!({"snapshot": decisions[i].id, "location": location}),
+            };
+            if let Err(e) = state::append(self.state, &plan.name, vec![intent], now).await {
+                summary.failed.push(Failure {
+                    subject: format!("audit entry for {} at {location}", record.id),
+                    error: format!("{e}; it was not deleted or exported, the next run tries again"),
+                    retryable: e.retry() == Retry::Retryable,
+                });
+                dispositions[i] = Disposition::Deferred;
+                continue;
+            }
             match order {
                 None => {
                     dispositions[i] = match self.port.delete(record).await {
@@ -685,14 +708,15 @@ impl RetentionRun<'_> {
                 _ => None,
             })
             .collect();
-        let state = self.state;
-        stream::iter(entries)
-            .for_each_concurrent(PARALLEL_AUDIT_WRITES, |e| async move {
-                if let Err(err) = state.append(plan, &e).await {
-                    tracing::warn!(error = %err, "audit entry not written");
-                }
-            })
-            .await;
+        // Their intents are in the timeline already; an outcome that cannot be written
+        // fails the run, saying so.
+        if let Err(e) = state::append(self.state, plan, entries, now).await {
+            summary.failed.push(Failure {
+                subject: "audit entries".into(),
+                error: format!("{e}; the outcomes of this run's deletions are in its report only"),
+                retryable: e.retry() == Retry::Retryable,
+            });
+        }
 
         if !summary.failed.is_empty() || (!summary.dry_run && !summary.deleted.is_empty()) {
             let (severity, subject) = if summary.failed.is_empty() {
@@ -756,8 +780,13 @@ impl RetentionRun<'_> {
                 "failed": summary.failed.len(),
             }),
         };
-        if let Err(err) = self.state.append(plan, &run_entry).await {
-            tracing::warn!(error = %err, "audit entry not written");
+        if let Err(e) = state::append(self.state, plan, vec![run_entry], now).await {
+            summary.failed.push(Failure {
+                subject: "audit entry".into(),
+                error: format!("{e}; the run's summary is in its report only"),
+                retryable: e.retry() == Retry::Retryable,
+            });
+            summary.summary = describe(summary);
         }
     }
 }

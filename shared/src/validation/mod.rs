@@ -224,6 +224,16 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+impl Lease {
+    /// The lease as the state store keeps it beside the document, to fence commits.
+    pub fn mark(&self) -> crate::state::LeaseMark {
+        crate::state::LeaseMark {
+            holder: self.holder.clone(),
+            until: self.until,
+        }
+    }
+}
+
 /// The persisted document of one resource's validation machine.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ValidationDoc {

@@ -21,7 +21,7 @@ use crate::metrics::observe;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::plan::{Plan, ProtectedResource};
 use crate::report::{ReportSink, report_key};
-use crate::state::{self, AuditEntry, MachineKey, Outcome, StateError, StateStore};
+use crate::state::{self, AuditEntry, Commit, MachineKey, Outcome, StateError, StateStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -256,8 +256,11 @@ impl ValidationRunner<'_> {
                 .sweep(self.plan, bound, &keep)
                 .await
                 .map_err(ValidationError::Sweep)?;
-            for id in &swept {
-                self.audit(AuditEntry {
+            // The sweep has deleted them: their entries must be written, or the run fails
+            // saying so (the databases are gone either way).
+            let entries = swept
+                .iter()
+                .map(|id| AuditEntry {
                     at: self.clock.now(),
                     function: "restore-validator".into(),
                     trigger: "schedule".into(),
@@ -269,8 +272,8 @@ impl ValidationRunner<'_> {
                     ),
                     data: serde_json::Value::Null,
                 })
-                .await;
-            }
+                .collect();
+            state::append(self.state, &self.plan.name, entries, self.clock.now()).await?;
             reply.swept = swept;
         }
         Ok(reply)
@@ -283,9 +286,13 @@ impl ValidationRunner<'_> {
             .filter(|r| r.validation.is_some())
     }
 
-    async fn audit(&self, entry: AuditEntry) {
-        if let Err(e) = self.state.append(&self.plan.name, &entry).await {
-            tracing::warn!(error = %e, "audit entry not written");
+    /// Record an entry of something that changed nothing (a refusal): when the table
+    /// refuses it, the log says so and the reply still carries the refusal.
+    async fn note(&self, entry: AuditEntry) {
+        if let Err(e) =
+            state::append(self.state, &self.plan.name, vec![entry], self.clock.now()).await
+        {
+            tracing::warn!(error = %e, "audit entry of a refusal not written");
         }
     }
 
@@ -337,7 +344,7 @@ impl ValidationRunner<'_> {
                     return Err(ValidationError::Refused(decision.reply));
                 }
                 // A schedule with nothing to restore: said once per start attempt.
-                self.audit(AuditEntry {
+                self.note(AuditEntry {
                     at: now,
                     function: "restore-validator".into(),
                     trigger: trigger.into(),
@@ -363,9 +370,41 @@ impl ValidationRunner<'_> {
                     until: invocation.deadline,
                 });
             }
-            if next_doc != doc {
-                match state::save(self.state, &key, &next_doc, version, now).await {
-                    Ok(v) => version = Some(v),
+            // The run's start and each action's intent go with the state change before
+            // the actions: no action without its entry.
+            let mut entries = Vec::new();
+            if doc.run.is_none()
+                && let Some(run) = &next_doc.run
+            {
+                entries.push(self.entry(
+                    run,
+                    trigger,
+                    "validation.start",
+                    Outcome::Started,
+                    &reply,
+                ));
+            }
+            if let Some(run) = &next_doc.run {
+                entries.extend(actions.iter().map(|a| {
+                    self.entry(
+                        run,
+                        trigger,
+                        action_name(a),
+                        Outcome::Intended,
+                        &format!("{} about to be taken", action_name(a)),
+                    )
+                }));
+            }
+            let commit = if next_doc != doc {
+                Commit::write(&key, &next_doc, version, now)?
+                    .granting(next_doc.lease.as_ref().map(Lease::mark))
+            } else {
+                Commit::check(&key, version, now)
+            }
+            .recording(entries);
+            if !commit.is_empty() {
+                match commit.send(self.state).await {
+                    Ok(v) => version = v,
                     Err(StateError::Conflict { .. }) => {
                         out.steps.push(
                             "the state changed under this invocation; reading it again".into(),
@@ -374,12 +413,6 @@ impl ValidationRunner<'_> {
                     }
                     Err(e) => return Err(e.into()),
                 }
-            }
-            if doc.run.is_none()
-                && let Some(run) = &next_doc.run
-            {
-                self.audit(self.entry(run, trigger, "validation.start", Outcome::Started, &reply))
-                    .await;
             }
             out.steps.push(reply);
             out.run = next_doc.run.clone();
@@ -394,6 +427,7 @@ impl ValidationRunner<'_> {
                 return Ok(out);
             };
             let mut outcomes = Vec::new();
+            let mut records = Vec::new();
             for action in &actions {
                 let outcome = self.perform(resource, &run, action).await;
                 let (result, detail) = match &outcome {
@@ -439,14 +473,18 @@ impl ValidationRunner<'_> {
                         action_name(action)
                     ));
                 }
-                self.audit(self.entry(&run, trigger, action_name(action), result, &detail))
-                    .await;
+                records.push(self.entry(&run, trigger, action_name(action), result, &detail));
                 outcomes.push((action.clone(), outcome));
             }
             let after = absorb(&next_doc, &outcomes, self.clock.now());
-            match state::save(self.state, &key, &after, version, self.clock.now()).await {
+            // The outcomes go with the state change after the actions, under this
+            // invocation's lease.
+            let commit = Commit::write(&key, &after, version, self.clock.now())?
+                .fenced_by(Some(&invocation.request_id))
+                .recording(records);
+            match commit.send(self.state).await {
                 Ok(_) => {}
-                Err(StateError::Conflict { .. }) => {
+                Err(StateError::Conflict { .. } | StateError::LeaseLapsed { .. }) => {
                     return Err(ValidationError::LeaseLost(resource.id.clone()));
                 }
                 Err(e) => return Err(e.into()),

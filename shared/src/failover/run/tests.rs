@@ -176,6 +176,12 @@ impl Fixture {
             deadline: now + Duration::minutes(minutes),
         }
     }
+    async fn run_phase(&self) -> String {
+        state::load::<DrDocument>(&self.state, &dr_key(&self.plan))
+            .await
+            .unwrap()
+            .map_or_else(|| "Normal".to_string(), |d| d.value.state.phase())
+    }
     async fn doc(&self) -> DrDocument {
         state::load::<DrDocument>(&self.state, &dr_key(&self.plan))
             .await
@@ -219,7 +225,11 @@ async fn an_alarm_runs_the_whole_failover_in_one_invocation_polling_the_waits() 
     assert_eq!(
         timeline
             .iter()
-            .filter(|e| e.action == "failover.promote" && e.resource.is_some())
+            .filter(|e| {
+                e.action == "failover.promote"
+                    && e.resource.is_some()
+                    && e.outcome != state::Outcome::Intended
+            })
             .count(),
         1
     );
@@ -388,4 +398,177 @@ async fn refusals_are_errors_that_change_nothing() {
             .iter()
             .any(|e| e.action == "failover.force" && e.detail.contains("INC-7"))
     );
+}
+
+/// Every action the port saw, in the order taken, against the timeline: each was preceded
+/// by its intent entry (committed before it was taken).
+fn assert_every_action_had_its_intent_first(f: &Fixture) {
+    let timeline = f.state.entries("lifeboat-local");
+    let intents = |action: &str| {
+        timeline
+            .iter()
+            .filter(|e| e.action == action && e.outcome == state::Outcome::Intended)
+            .count() as u32
+    };
+    let promotions = f.world.promotions.load(Ordering::SeqCst);
+    assert!(
+        intents("failover.promote") >= promotions,
+        "{promotions} promotions, timeline {timeline:#?}"
+    );
+    if *f.world.stopped.lock().unwrap() {
+        assert!(intents("failover.fence") >= 1, "fenced without an entry");
+    }
+    if *f.world.record.lock().unwrap() == "dr.example" {
+        assert!(
+            intents("failover.switch-dns") >= 1,
+            "DNS switched without an entry"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_state_table_means_no_action_without_its_audit_entry() {
+    let tick: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../events/failover-tick.json")).unwrap();
+    // Every point at which the table can refuse a run of commits, and how many.
+    for skip in 0..10 {
+        for refuse in 1..4 {
+            let f = Fixture::new();
+            f.state.throttle_commits(skip, refuse);
+            let mut phase = String::from("Normal");
+            for n in 0..12 {
+                // Lambda retries the alarm's failed invocation until it is taken.
+                let event = if phase == "Normal" {
+                    alarm_event()
+                } else {
+                    tick.clone()
+                };
+                let result = f
+                    .run()
+                    .handle(&event, &f.invocation(&format!("req-{n}"), 15))
+                    .await;
+                match result {
+                    Ok(reply) => phase = reply.phase,
+                    // The table refused: the invocation fails retryably, nothing acted
+                    // on an unwritten entry.
+                    Err(e) => {
+                        assert_eq!(e.retry(), Retry::Retryable, "{e}");
+                        phase = f.run_phase().await;
+                    }
+                }
+                assert_every_action_had_its_intent_first(&f);
+                // A lease left by a failed commit lapses before the next look.
+                f.clock.sleep(std::time::Duration::from_secs(180)).await;
+            }
+            assert_eq!(phase, "FailedOver", "skip {skip}, refuse {refuse}");
+            assert_eq!(
+                f.world.promotions.load(Ordering::SeqCst),
+                1,
+                "skip {skip}, refuse {refuse}: one promotion"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_intent_commit_takes_no_action() {
+    let f = Fixture::new();
+    f.state.throttle_commits_recording("failover.promote");
+    let err = f
+        .run()
+        .handle(&alarm_event(), &f.invocation("req-1", 15))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry(), Retry::Retryable, "{err}");
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 0);
+    assert!(
+        f.state
+            .entries("lifeboat-local")
+            .iter()
+            .all(|e| e.action != "failover.promote"),
+        "nothing written of a step that was not taken"
+    );
+}
+
+/// The fake world, with a promotion call during which the invocation is frozen: its
+/// clock jumps past its lease before the call returns.
+struct Freezing<'a> {
+    world: &'a FakeWorld,
+    clock: &'a ManualClock,
+}
+
+#[async_trait]
+impl FailoverPort for Freezing<'_> {
+    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading> {
+        self.world.read_alarms(plan).await
+    }
+    async fn read_target(
+        &self,
+        plan: &Plan,
+        r: &ProtectedResource,
+        change: Option<&str>,
+    ) -> TargetFacts {
+        self.world.read_target(plan, r, change).await
+    }
+    async fn read_traffic(&self, plan: &Plan, change: Option<&str>) -> TrafficFacts {
+        self.world.read_traffic(plan, change).await
+    }
+    async fn set_traffic(&self, plan: &Plan, primary_percent: u32) -> Result<String, AwsError> {
+        self.world.set_traffic(plan, primary_percent).await
+    }
+    async fn promote(&self, plan: &Plan, r: &ProtectedResource) -> Result<(), AwsError> {
+        *self.clock.0.lock().unwrap() += Duration::seconds(200);
+        self.world.promote(plan, r).await
+    }
+    async fn fence(&self, plan: &Plan, r: &ProtectedResource) -> Result<FenceOutcome, AwsError> {
+        self.world.fence(plan, r).await
+    }
+    async fn switch_record(
+        &self,
+        plan: &Plan,
+        r: &ProtectedResource,
+        endpoint: &str,
+    ) -> Result<String, AwsError> {
+        self.world.switch_record(plan, r, endpoint).await
+    }
+}
+
+#[tokio::test]
+async fn an_invocation_frozen_past_its_lease_cannot_commit_and_acts_no_more() {
+    let f = Fixture::new();
+    let frozen = Freezing {
+        world: &f.world,
+        clock: &f.clock,
+    };
+    let run = FailoverRun {
+        port: &frozen,
+        ..f.run()
+    };
+    let err = run
+        .handle(&alarm_event(), &f.invocation("req-a", 15))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FailoverError::LeaseLost), "{err}");
+    // It did not go on to fence or switch; its promotion's intent is on the record, its
+    // outcome (never committed) is not.
+    assert!(!*f.world.stopped.lock().unwrap());
+    assert_eq!(*f.world.record.lock().unwrap(), "primary.example");
+    let timeline = f.state.entries("lifeboat-local");
+    let promote: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.action == "failover.promote" && e.resource.is_some())
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(promote, [state::Outcome::Intended]);
+    // The next invocation finds the lease lapsed, re-reads the world and finishes,
+    // without promoting again.
+    let tick: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../events/failover-tick.json")).unwrap();
+    let reply = f
+        .run()
+        .handle(&tick, &f.invocation("req-b", 15))
+        .await
+        .unwrap();
+    assert_eq!(reply.phase, "FailedOver", "{:#?}", reply.steps);
+    assert_eq!(f.world.promotions.load(Ordering::SeqCst), 1);
 }

@@ -632,18 +632,16 @@ impl StateStore for Racing {
     ) -> Result<Option<Versioned<serde_json::Value>>, StateError> {
         self.inner.load_json(key).await
     }
-    async fn save_json(
-        &self,
-        key: &MachineKey,
-        value: &serde_json::Value,
-        expected: Option<u64>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StateError> {
+    async fn commit(&self, commit: &crate::state::Commit) -> Result<Option<u64>, StateError> {
         let other = self.other.lock().unwrap().take();
-        if let Some(other) = other {
-            self.inner.save_json(key, &other, expected, now).await?;
+        if let (Some(other), Some(m)) = (other, &commit.machine) {
+            let mut first = crate::state::Commit::check(&m.key, m.expected, commit.now);
+            if let Some(w) = &mut first.machine {
+                w.value = Some(other);
+            }
+            self.inner.commit(&first).await?;
         }
-        self.inner.save_json(key, value, expected, now).await
+        self.inner.commit(commit).await
     }
     async fn claim(
         &self,
@@ -660,9 +658,6 @@ impl StateStore for Racing {
     }
     async fn release(&self, token: &crate::state::ClaimToken) -> Result<(), StateError> {
         self.inner.release(token).await
-    }
-    async fn append(&self, plan: &str, entry: &AuditEntry) -> Result<(), StateError> {
-        self.inner.append(plan, entry).await
     }
     async fn timeline(
         &self,

@@ -300,13 +300,17 @@ async fn a_dry_run_reports_what_a_real_run_then_deletes() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].subject, "retention deleted 14 snapshot(s)");
     let timeline = w.state.entries("lifeboat-local");
-    assert_eq!(
-        timeline
-            .iter()
-            .filter(|e| e.action == "retention.delete")
-            .count(),
-        14
-    );
+    // Each deletion's intent before it, its outcome after.
+    for outcome in [Outcome::Intended, Outcome::Succeeded] {
+        assert_eq!(
+            timeline
+                .iter()
+                .filter(|e| e.action == "retention.delete" && e.outcome == outcome)
+                .count(),
+            14,
+            "{outcome}"
+        );
+    }
     assert_eq!(timeline.last().unwrap().action, "retention.run");
 }
 
@@ -574,5 +578,46 @@ proptest::proptest! {
                 .to_string()
             );
         }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deletion_whose_intent_the_table_refuses_is_not_taken() {
+    let w = World::new(
+        plan_with(three_days()),
+        FakePort::default(),
+        ten_days_each(),
+    );
+    // The state table takes three intents, refuses the next four, then takes the rest.
+    w.state.throttle_commits(3, 4);
+    let summary = w.run().handle(&tick("evt-1"), &invocation()).await.unwrap();
+    let deleted = w.port.deleted.lock().unwrap().clone();
+    assert_eq!(deleted.len(), 10, "four left for the next run");
+    assert_eq!(summary.deferred, 4, "{}", summary.summary);
+    assert_eq!(
+        summary
+            .failed
+            .iter()
+            .filter(|f| f.subject.starts_with("audit entry for") && f.retryable)
+            .count(),
+        4,
+        "{:?}",
+        summary.failed
+    );
+    // Each deletion (named by id in each region) had its intent (naming its ARN) first.
+    let timeline = w.state.entries("lifeboat-local");
+    for id in &deleted {
+        let times_deleted = deleted.iter().filter(|d| *d == id).count();
+        let intents = timeline
+            .iter()
+            .filter(|e| {
+                e.action == "retention.delete"
+                    && e.outcome == Outcome::Intended
+                    && e.data["snapshot"]
+                        .as_str()
+                        .is_some_and(|s| s.ends_with(&format!(":{id}")))
+            })
+            .count();
+        assert_eq!(intents, times_deleted, "{id}: {times_deleted} deletions");
     }
 }
