@@ -9,6 +9,7 @@ mod emulator;
 mod failback;
 mod failover;
 mod gameday;
+mod lease;
 mod pitr;
 mod readiness;
 mod realism_alarms;

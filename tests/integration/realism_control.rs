@@ -114,6 +114,30 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_changed() {
         (
             "POST",
             "/_lifeboat/faults",
+            json!({"account": id, "kind": "hang", "service": "rds"}),
+            "seconds",
+        ),
+        (
+            "POST",
+            "/_lifeboat/faults",
+            json!({"account": id, "kind": "hang", "service": "rds", "seconds": 0}),
+            "seconds",
+        ),
+        (
+            "POST",
+            "/_lifeboat/faults",
+            json!({"account": id, "kind": "hang", "service": "rds", "seconds": 901}),
+            "seconds",
+        ),
+        (
+            "POST",
+            "/_lifeboat/faults",
+            json!({"account": id, "kind": "throttle", "service": "rds", "seconds": 5}),
+            "seconds",
+        ),
+        (
+            "POST",
+            "/_lifeboat/faults",
             json!({"account": "12345", "kind": "throttle"}),
             "account",
         ),

@@ -475,3 +475,70 @@ async fn a_replicas_lag_is_published_where_rds_publishes_it() {
         .unwrap();
     assert!(none.datapoints().is_empty());
 }
+
+#[tokio::test]
+async fn a_hung_call_takes_effect_at_once_and_is_answered_late() {
+    let account = frozen_account().await;
+    let config = account.settings().sdk_config("us-east-1").await;
+    let rds = aws_sdk_rds::Client::new(&config);
+    available_instance(&account, &rds, "orders-db").await;
+    // One client that gives up after a second, with one attempt: as a bounded call does.
+    let impatient = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&config)
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(1))
+                    .build(),
+            )
+            .build(),
+    );
+    account
+        .inject(
+            Fault::hang("rds", 4.0)
+                .operation("CreateDBSnapshot")
+                .count(2),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = impatient
+        .create_db_snapshot()
+        .db_instance_identifier("orders-db")
+        .db_snapshot_identifier("hung-1")
+        .send()
+        .await
+        .unwrap_err();
+    let classified = AwsError::from_sdk("rds", "CreateDBSnapshot", "orders-db", &err);
+    assert_eq!(classified.failure, AwsFailure::Unreachable, "{classified}");
+    // The call was accepted: the snapshot exists though its caller gave up. Other
+    // operations answer meanwhile.
+    let listed = rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier("hung-1")
+        .send()
+        .await
+        .expect("another operation answers during the hang");
+    assert_eq!(listed.db_snapshots().len(), 1);
+    // A patient caller gets the answer, after the hang.
+    let started_patient = std::time::Instant::now();
+    rds.create_db_snapshot()
+        .db_instance_identifier("orders-db")
+        .db_snapshot_identifier("hung-2")
+        .send()
+        .await
+        .expect("answered after the hang");
+    assert!(
+        started_patient.elapsed() >= Duration::from_secs(4),
+        "answered only after the hang"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    assert_eq!(fired(&account).await, [2]);
+    // Used up: the next call answers at once.
+    rds.create_db_snapshot()
+        .db_instance_identifier("orders-db")
+        .db_snapshot_identifier("hung-3")
+        .send()
+        .await
+        .unwrap();
+}

@@ -104,6 +104,8 @@ pub struct Fault {
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     include_global: Option<bool>,
 }
 
@@ -117,6 +119,7 @@ impl Fault {
             count: None,
             fraction: None,
             status: None,
+            seconds: None,
             include_global: None,
         }
     }
@@ -137,6 +140,15 @@ impl Fault {
     /// Close the connection of calls to `service` without answering.
     pub fn drop_connection(service: &str) -> Self {
         Fault::new("drop_connection").service(service)
+    }
+
+    /// Calls to `service` are carried out at once and answered only `seconds` later, as
+    /// a stalled service would (a client that gives up first does not learn that its
+    /// request took effect).
+    pub fn hang(service: &str, seconds: f64) -> Self {
+        let mut f = Fault::new("hang").service(service);
+        f.seconds = Some(seconds);
+        f
     }
 
     /// Every call signed for `region` meets a closed connection until the fault is

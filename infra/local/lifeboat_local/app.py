@@ -3,6 +3,7 @@
 import json
 import logging
 import socket
+import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
@@ -37,9 +38,40 @@ class LocalAws:
             state = REGISTRY.account(request.account)
             state.settle()
             fault = faults.pick(state.faults, request) if state.faults else None
+        if fault is not None and fault.kind == "hang":
+            return self.hang(fault, request, environ, start_response)
         if fault is not None:
             return self.fail(fault, request, start_response)
         return self.moto(environ, start_response)
+
+    def hang(self, fault, request, environ, start_response):
+        """Carry the request out now and answer `fault.seconds` later (outside the lock:
+        other requests go on meanwhile). A client that gave up finds the connection
+        closed; the request took effect all the same."""
+        log.info(
+            "fault %s (hang %ss) on %s %s in %s for %s",
+            fault.id,
+            fault.seconds,
+            request.service,
+            request.operation,
+            request.region,
+            request.account,
+        )
+        answer = {}
+
+        def capture(status, headers, exc_info=None):
+            answer["status"], answer["headers"] = status, headers
+            return lambda data: answer.setdefault("early", []).append(data)
+
+        chunks = self.moto(environ, capture)
+        try:
+            body = answer.get("early", []) + list(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        time.sleep(fault.seconds)
+        start_response(answer["status"], answer["headers"])
+        return body
 
     def fail(self, fault, request, start_response):
         log.info(

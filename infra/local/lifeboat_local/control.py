@@ -159,7 +159,7 @@ def post_config(body, _query):
     return config_view(account)
 
 
-FAULT_FIELDS = {"account", "kind", "service", "operation", "region", "count", "fraction", "status", "include_global"}
+FAULT_FIELDS = {"account", "kind", "service", "operation", "region", "count", "fraction", "status", "seconds", "include_global"}
 
 
 def post_fault(body, _query):
@@ -176,6 +176,12 @@ def post_fault(body, _query):
         fault.service = service
     if "region" in body:
         fault.region = _region(body)
+    if kind == "hang":
+        if "seconds" not in body:
+            raise BadInput("seconds", "missing", "give how long a hung call waits before its answer, e.g. 30")
+        fault.seconds = _number(body, "seconds", above=0, maximum=fault_model.MAX_HANG_SECONDS)
+    elif "seconds" in body:
+        raise BadInput("seconds", f"applies to hang faults, not {kind}", "leave it out, or use kind hang")
     if kind == "region_outage":
         for name in ("operation", "count", "fraction", "status"):
             if name in body:

@@ -1,6 +1,10 @@
-"""Faults on demand: throttling, 5xx, dropped connections and region outages, each scoped
-to one account and matched against the service, operation and region a request is
-signed for.
+"""Faults on demand: throttling, 5xx, dropped connections, hung calls and region outages,
+each scoped to one account and matched against the service, operation and region a
+request is signed for.
+
+A hung call (`hang`) is accepted: the emulator carries it out at once, as AWS does with a
+request it has received, and answers only `seconds` later, as a slow or stalled service
+would. A client that gives up first never learns that its request took effect.
 
 Error bodies are written in the protocol of the request, the way AWS writes them, so the
 SDK parses the error code: XML `ErrorResponse` for query services (RDS, SNS, CloudWatch,
@@ -16,7 +20,10 @@ from typing import Optional
 
 from .inbound import GLOBAL_SERVICES, AwsRequest
 
-KINDS = ("throttle", "server_error", "drop_connection", "region_outage")
+KINDS = ("throttle", "server_error", "drop_connection", "hang", "region_outage")
+
+# Longest hang: Lambda's longest invocation.
+MAX_HANG_SECONDS = 900
 
 _ids = itertools.count(1)
 
@@ -36,6 +43,7 @@ class Fault:
     count: Optional[int] = None  # remaining calls to fail; None: every matching call
     fraction: Optional[float] = None
     status: Optional[int] = None
+    seconds: Optional[float] = None  # a hang's delay before the answer
     include_global: bool = False
     fired: int = 0
 
@@ -49,6 +57,7 @@ class Fault:
             "count": self.count,
             "fraction": self.fraction,
             "status": self.status,
+            "seconds": self.seconds,
             "include_global": self.include_global,
             "fired": self.fired,
         }

@@ -1,8 +1,8 @@
+use crate::budget;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use std::time::Duration;
 
 /// How to build clients: read through a lookup function so tests vary it without
 /// touching the process environment.
@@ -60,13 +60,14 @@ impl ClientSettings {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts.max(1)))
-            // Bounded waits: an unreachable region must fail the call in seconds, not hang
-            // the invocation until Lambda's timeout.
+            // Bounded waits: an unreachable region or a hung call fails in seconds, and a
+            // call with all its retries ends well inside the lease of the step that makes
+            // it (see `crate::budget`).
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(20))
-                    .operation_timeout(Duration::from_secs(60))
+                    .connect_timeout(budget::CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(budget::ATTEMPT_TIMEOUT)
+                    .operation_timeout(budget::CALL_TIMEOUT)
                     .build(),
             );
         if let Some(url) = &self.endpoint_url {

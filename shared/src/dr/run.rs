@@ -24,8 +24,7 @@ use serde::{Deserialize, Serialize};
 
 /// How long before the invocation's deadline the executor stops polling.
 const SAFETY_MARGIN_SECONDS: i64 = 30;
-/// Longest a lease is held for one step's actions.
-const LEASE_SECONDS: i64 = 120;
+use crate::budget::{LEASE_SECONDS, action_window};
 /// Polling backoff bounds, in milliseconds.
 const POLL_FIRST_MS: u64 = 1_000;
 const POLL_MAX_MS: u64 = 10_000;
@@ -373,13 +372,40 @@ pub async fn drive<M: Machine>(
         let mut next = decision.next;
         let mut after = decision.state.clone();
         if !decision.actions.is_empty() {
+            // Each action runs only while the lease leaves room for it and for the
+            // commit; one left undone or cut off is retried by the next look, which
+            // re-reads AWS first (a call cut off may have taken effect).
+            let until = lease.as_ref().map_or(invocation.deadline, |l| l.until);
             let mut outcomes = Vec::new();
+            let mut undone = Vec::new();
             for action in &decision.actions {
-                outcomes.push(machine.perform(action).await);
+                let Some(window) = action_window(edges.clock.now(), until) else {
+                    undone.push((
+                        machine.intent(action),
+                        "not started: too little of the lease is left; the next look takes it",
+                    ));
+                    continue;
+                };
+                match tokio::time::timeout(window, machine.perform(action)).await {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(_) => undone.push((machine.intent(action), "given up before the lease lapsed; the next look re-reads AWS (the call may have taken effect)")),
+                }
             }
             after = machine.absorb(&decision.state, &outcomes, edges.clock.now());
-            let mut failed = false;
+            let mut failed = !undone.is_empty();
             let mut records = Vec::new();
+            for (intent, why) in undone {
+                steps.push(format!("{} {}: {why}", intent.action, intent.resource));
+                records.push(entry(
+                    machine.function(),
+                    trigger,
+                    edges.clock.now(),
+                    intent.action,
+                    Some(intent.resource),
+                    Outcome::Failed,
+                    format!("{}: {why}", intent.detail),
+                ));
+            }
             for o in &outcomes {
                 let r = machine.describe(o);
                 if r.failed {

@@ -24,8 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Longest a lease is held for one round of actions.
-const LEASE_SECONDS: i64 = 120;
+use crate::budget::{LEASE_SECONDS, action_window};
 /// How long one invocation waits for a short step (a fence, a DNS change) before
 /// leaving it to the next tick.
 const POLL_BUDGET_SECONDS: i64 = 30;
@@ -409,10 +408,36 @@ impl RecoveryRun<'_> {
             let mut waits = false;
             let mut ran_checks = false;
             let mut outcomes = Vec::new();
+            let until = next.lease.as_ref().map_or(invocation.deadline, |l| l.until);
             for action in &decision.actions {
                 let (name, recovery) = action_name(action);
                 let what = describe(action);
-                match self.port.perform(self.plan, action).await {
+                // Only while the lease leaves room for the action and the commit; one
+                // left undone or cut off is retried by the next look, which re-reads AWS.
+                let performed = match action_window(self.clock.now(), until) {
+                    Some(window) => {
+                        tokio::time::timeout(window, self.port.perform(self.plan, action)).await
+                    }
+                    None => {
+                        steps.push(format!("{what}: not started, too little of the lease is left; the next look takes it"));
+                        outcomes.push(self.entry(
+                            &trigger,
+                            name,
+                            recovery,
+                            Outcome::Failed,
+                            format!("{what}: not started, too little of the lease was left"),
+                        ));
+                        continue;
+                    }
+                };
+                let Ok(performed) = performed else {
+                    steps.push(format!(
+                        "{what}: given up before the lease lapsed; the next look re-reads AWS"
+                    ));
+                    outcomes.push(self.entry(&trigger, name, recovery, Outcome::Failed, format!("{what}: given up before the lease lapsed (the call may have taken effect)")));
+                    continue;
+                };
+                match performed {
                     Ok(Performed::Checks(report)) => {
                         outcomes.push(self.entry(
                             &trigger,

@@ -428,8 +428,30 @@ impl ValidationRunner<'_> {
             };
             let mut outcomes = Vec::new();
             let mut records = Vec::new();
+            let until = next_doc
+                .lease
+                .as_ref()
+                .map_or(invocation.deadline, |l| l.until);
             for action in &actions {
-                let outcome = self.perform(resource, &run, action).await;
+                // Only while the lease leaves room for the action and the commit; the
+                // next look retries one left undone or cut off, re-reading AWS first.
+                let outcome = match crate::budget::action_window(self.clock.now(), until) {
+                    Some(window) => {
+                        tokio::time::timeout(window, self.perform(resource, &run, action))
+                            .await
+                            .unwrap_or_else(|_| {
+                                ActionOutcome::Failed {
+                        reason: "given up before the lease lapsed (the call may have taken effect)"
+                            .into(),
+                        retry: Retry::Retryable,
+                    }
+                            })
+                    }
+                    None => ActionOutcome::Failed {
+                        reason: "not started: too little of the lease was left".into(),
+                        retry: Retry::Retryable,
+                    },
+                };
                 let (result, detail) = match &outcome {
                     ActionOutcome::Failed { reason, .. } => (Outcome::Failed, reason.clone()),
                     ActionOutcome::Checked { results, millis } => (

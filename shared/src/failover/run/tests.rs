@@ -572,3 +572,77 @@ async fn an_invocation_frozen_past_its_lease_cannot_commit_and_acts_no_more() {
     assert_eq!(reply.phase, "FailedOver", "{:#?}", reply.steps);
     assert_eq!(f.world.promotions.load(Ordering::SeqCst), 1);
 }
+
+/// A promotion call that never answers.
+struct Hung<'a>(&'a FakeWorld);
+
+#[async_trait]
+impl FailoverPort for Hung<'_> {
+    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading> {
+        self.0.read_alarms(plan).await
+    }
+    async fn read_target(
+        &self,
+        plan: &Plan,
+        r: &ProtectedResource,
+        change: Option<&str>,
+    ) -> TargetFacts {
+        self.0.read_target(plan, r, change).await
+    }
+    async fn read_traffic(&self, plan: &Plan, change: Option<&str>) -> TrafficFacts {
+        self.0.read_traffic(plan, change).await
+    }
+    async fn set_traffic(&self, plan: &Plan, primary_percent: u32) -> Result<String, AwsError> {
+        self.0.set_traffic(plan, primary_percent).await
+    }
+    async fn promote(&self, _plan: &Plan, _r: &ProtectedResource) -> Result<(), AwsError> {
+        std::future::pending().await
+    }
+    async fn fence(&self, plan: &Plan, r: &ProtectedResource) -> Result<FenceOutcome, AwsError> {
+        self.0.fence(plan, r).await
+    }
+    async fn switch_record(
+        &self,
+        plan: &Plan,
+        r: &ProtectedResource,
+        endpoint: &str,
+    ) -> Result<String, AwsError> {
+        self.0.switch_record(plan, r, endpoint).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_action_is_given_up_inside_its_lease_and_its_commit_goes_through() {
+    let f = Fixture::new();
+    let hung = Hung(&f.world);
+    let run = FailoverRun {
+        port: &hung,
+        ..f.run()
+    };
+    // The deadline is near: the lease ends with it, 31 s away (the poll margin is 30 s).
+    let reply = run
+        .handle(
+            &alarm_event(),
+            &Invocation {
+                request_id: "req-a".into(),
+                now: f.clock.now(),
+                deadline: f.clock.now() + Duration::seconds(31),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        reply
+            .steps
+            .iter()
+            .any(|s| s.contains("given up before the lease lapsed")),
+        "{:#?}",
+        reply.steps
+    );
+    // Released, and on the record as given up.
+    assert_eq!(f.doc().await.lease, None);
+    let timeline = f.state.entries("lifeboat-local");
+    assert!(timeline.iter().any(|e| e.action == "failover.promote"
+        && e.outcome == state::Outcome::Failed
+        && e.detail.contains("given up")));
+}
