@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use std::sync::Mutex;
 
 /// The share of the state table's transactions the layer throttles.
-const THROTTLED_SHARE: f64 = 0.35;
+const THROTTLED_SHARE: f64 = 0.5;
 
 /// The state store on the world's table, one attempt per call.
 fn single_attempt_store(world: &World) -> DynamoStateStore {
@@ -140,7 +140,7 @@ async fn throttled_state_writes_leave_no_promotion_or_dns_change_unrecorded() {
         serde_json::from_str(include_str!("../../events/failover-tick.json")).unwrap();
     let mut phase = "Normal".to_string();
     let mut failures = 0;
-    for n in 0..40 {
+    for n in 0..60 {
         // Lambda retries the alarm's failed invocation; the schedule ticks after it.
         let event = if phase == "Normal" { &alarm } else { &tick };
         let now = clock.now();
@@ -236,7 +236,7 @@ async fn throttled_state_writes_leave_no_deletion_unrecorded() {
         reports: &reports,
     };
     // Daily runs, each its own event, until everything due is gone.
-    for n in 0..6 {
+    for n in 0..12 {
         let now = Utc::now();
         let tick = json!({"version": "0", "id": format!("retention-{n}"),
                           "detail-type": "Scheduled Event", "source": "aws.events",
@@ -326,7 +326,7 @@ async fn throttled_state_writes_leave_no_restore_or_its_teardown_unrecorded() {
         serde_json::from_str(include_str!("../../events/validation-schedule.json")).unwrap();
     let key = MachineKey::new(&plan.name, machine_name("orders-db"));
     let mut done = false;
-    for n in 0..30 {
+    for n in 0..40 {
         // The schedule until a run has started (EventBridge retries a failed one), then
         // ticks.
         let started = state::load::<ValidationDoc>(&reader, &key)

@@ -1054,3 +1054,44 @@ fn the_samconfig_example_scopes_the_roles_to_the_example_plan() {
         "samconfig.toml's ExportBucketName"
     );
 }
+
+/// Whether the statements under `resource` grant `action` on the state table.
+fn grants_on_state_table(resource: &Value, action: &str) -> bool {
+    let mut found = Vec::new();
+    statements(resource, &mut found);
+    found.iter().any(|st| {
+        st.get("Action")
+            .is_some_and(|a| strings(a).iter().any(|x| x == action))
+            && format!("{:?}", st.get("Resource")).contains("StateTable")
+    })
+}
+
+#[test]
+fn functions_that_commit_against_an_unchanged_state_may_check_it_in_a_transaction() {
+    // A commit is one TransactWriteItems: IAM authorises each of its actions, so a step
+    // recording entries against an unchanged state needs ConditionCheckItem besides
+    // PutItem; the functions that never do (snapshot, retention) do not get it.
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    let resources = get(&doc, "Resources").unwrap();
+    for name in [
+        "FailoverFunction",
+        "FailbackFunction",
+        "RestoreValidatorFunction",
+    ] {
+        let f = get(resources, name).unwrap();
+        assert!(grants_on_state_table(f, "dynamodb:PutItem"), "{name}");
+        assert!(
+            grants_on_state_table(f, "dynamodb:ConditionCheckItem"),
+            "{name} cannot check the state's version in a commit"
+        );
+    }
+    for name in ["SnapshotFunction", "RetentionFunction"] {
+        let f = get(resources, name).unwrap();
+        assert!(grants_on_state_table(f, "dynamodb:PutItem"), "{name}");
+        assert!(
+            !grants_on_state_table(f, "dynamodb:ConditionCheckItem"),
+            "{name} has no use for ConditionCheckItem"
+        );
+    }
+}

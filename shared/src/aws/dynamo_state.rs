@@ -2,12 +2,16 @@
 //!
 //! Items:
 //! - a machine: `pk = plan#<plan>#machine#<name>`, `sk = state`, with `version`, `doc`
-//!   (the JSON document) and `updated_at`;
+//!   (the JSON document), `updated_at` and, while an invocation acts on it,
+//!   `lease_holder` and `lease_until` (epoch ms), which fence the commit ending its step;
 //! - an idempotency claim: `pk = plan#<plan>#idem#<key>`, `sk = claim`, with `status`,
 //!   `payload_hash`, `token`, `in_progress_until` (epoch ms), `expires_at` (epoch s, the
 //!   table's TTL attribute) and, once completed, `result`;
 //! - a timeline entry: `pk = plan#<plan>#timeline`, `sk = <time>#<random>` so a query
 //!   returns the timeline in order, with the entry as JSON in `entry`.
+//!
+//! A commit (a machine's document or a check of its version, and the audit entries of
+//! the step) is one `TransactWriteItems`: all of it is written or none.
 
 use crate::error::AwsError;
 use crate::error::AwsFailure;
