@@ -30,3 +30,26 @@ stop_pid() {
   done
   kill -9 "$pid" 2>/dev/null || true
 }
+
+# run_stoppable COMMAND...: run COMMAND in a process group of its own and wait for it;
+# SIGINT, SIGTERM or SIGHUP sent to this script (by `timeout`, CI, Ctrl-C, or `kill` of
+# this script's pid alone) is passed on to that whole group as SIGTERM. Bash runs a trap
+# only after its foreground command ends, so without this a signal to the script alone
+# would not reach the command; the Rust harness stops what it started on SIGTERM.
+run_stoppable() {
+  local saved
+  saved=$(trap -p INT TERM HUP)
+  set -m
+  "$@" < /dev/null &
+  local child=$!
+  set +m
+  trap "kill -TERM -- -$child 2>/dev/null || true" INT TERM HUP
+  local status=0
+  while :; do
+    wait "$child" && status=0 || status=$?
+    kill -0 "$child" 2>/dev/null || break
+  done
+  trap - INT TERM HUP
+  eval "$saved"
+  return "$status"
+}

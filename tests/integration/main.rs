@@ -9,6 +9,7 @@ mod emulator;
 mod failback;
 mod failover;
 mod gameday;
+mod interruption;
 mod lease;
 mod pitr;
 mod readiness;

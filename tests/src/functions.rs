@@ -1,6 +1,7 @@
 //! Running Lifeboat's functions the way a developer does: `cargo lambda watch` serving
 //! them, `cargo lambda invoke` calling them. The watch process is started in its own
-//! process group and stopped (the whole group, by its id) when the host is dropped.
+//! process group and stopped (the whole group, by its id) when the host is dropped, or
+//! when this process is told to stop ([`crate::teardown`]).
 
 use serde_json::Value;
 use std::net::TcpStream;
@@ -8,12 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::teardown::{self, Registration};
+
+/// How long the watch and its functions get to end after SIGTERM, before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// A `cargo lambda watch` serving the workspace's functions.
 pub struct FunctionHost {
     child: Child,
     port: u16,
     root: PathBuf,
     log: PathBuf,
+    _on_signal: Registration,
 }
 
 /// An invocation that failed.
@@ -82,11 +89,15 @@ impl FunctionHost {
             .map_err(|e| {
                 format!("cannot start `cargo lambda watch` (is .venv/bin on PATH?): {e}")
             })?;
+        let leader = child.id();
         let host = FunctionHost {
             child,
             port,
             root: root.to_path_buf(),
             log,
+            _on_signal: teardown::on_signal(move || {
+                teardown::stop_group(leader, STOP_GRACE, &mut || !teardown::process_alive(leader))
+            }),
         };
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -153,16 +164,10 @@ impl FunctionHost {
 
 impl Drop for FunctionHost {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let child = &mut self.child;
+        teardown::stop_group(child.id(), STOP_GRACE, &mut || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
         let _ = self.child.wait();
     }
 }

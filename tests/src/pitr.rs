@@ -19,6 +19,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub use crate::teardown::process_alive;
+use crate::teardown::{self, Registration};
+
 /// Where the PostgreSQL server programs are looked for, newest version first.
 const PG_ROOT: &str = "/usr/lib/postgresql";
 /// How long a server may take to start, finish recovery or archive a WAL segment.
@@ -143,6 +146,8 @@ pub struct PitrCluster {
     stopped: bool,
     /// The port the next restore listens on, when chosen ahead.
     next_port: Option<u16>,
+    /// Stops the servers and removes the directory should this process be told to stop.
+    _on_signal: Registration,
 }
 
 impl PitrCluster {
@@ -156,6 +161,10 @@ impl PitrCluster {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
             .map_err(io("reading the current user (id -u)"))?;
         let root = unique_dir()?;
+        let on_signal = {
+            let root = root.clone();
+            teardown::on_signal(move || stop_servers_under(&root))
+        };
         // From here on, drop removes what exists, so every early return cleans up.
         let mut cluster = PitrCluster {
             bin,
@@ -168,6 +177,7 @@ impl PitrCluster {
             earliest: Utc::now(),
             stopped: false,
             next_port: None,
+            _on_signal: on_signal,
         };
         fs::create_dir(&cluster.archive).map_err(io("creating the WAL archive directory"))?;
         if as_postgres {
@@ -718,16 +728,22 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
     true
 }
 
-/// Whether a process runs: a zombie (exited, not yet reaped) counts as gone.
-pub fn process_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses, which may contain spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
+/// The last resort when this process is told to stop: an immediate shutdown (SIGQUIT) of
+/// every server whose data directory is under `root`, by the pid in its postmaster.pid,
+/// then the directory removed.
+fn stop_servers_under(root: &Path) {
+    let servers = fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| postmaster_pid(&entry.path()));
+    for pid in servers {
+        let _ = Command::new("kill")
+            .args(["-QUIT", &pid.to_string()])
+            .status();
+        wait_gone(pid, Duration::from_secs(10));
     }
+    let _ = fs::remove_dir_all(root);
 }
 
 fn tail(log: &Path) -> String {
