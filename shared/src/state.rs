@@ -119,7 +119,8 @@ pub enum Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, so that a width (a timeline printed in columns) applies.
+        f.pad(match self {
             Outcome::Intended => "intended",
             Outcome::Started => "started",
             Outcome::Succeeded => "succeeded",

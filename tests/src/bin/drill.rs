@@ -531,10 +531,12 @@ async fn failover(
     .await
     .map_err(|e| e.to_string())?;
     for e in timeline.iter().filter(|e| e.function == "failover") {
+        // An action's intent (committed before it) and its outcome are two lines.
         say(format!(
-            "{}  {:<22} {}",
+            "{}  {:<22} {:<9} {}",
             e.at.format("%H:%M:%S%.3f"),
             e.action,
+            e.outcome,
             e.detail.chars().take(150).collect::<String>()
         ));
     }
@@ -695,9 +697,10 @@ async fn failback(
         .filter(|e| e.function == "failback" && e.resource.is_some())
     {
         say(format!(
-            "  {}  {:<26} {}",
+            "  {}  {:<26} {:<9} {}",
             e.at.format("%H:%M:%S%.3f"),
             e.action,
+            e.outcome,
             e.detail.chars().take(120).collect::<String>()
         ));
     }
