@@ -826,3 +826,39 @@ async fn a_fis_game_day_stops_the_experiment_it_started_once_failed_over() {
         "the experiment is stopped by its id, once"
     );
 }
+
+#[tokio::test]
+async fn an_injection_whose_intent_the_table_refuses_is_not_made() {
+    let rig = Rig::new(FakePort::default());
+    rig.state.throttle_commits_recording("gameday.inject");
+    let err = rig.start("req-1").await.unwrap_err();
+    assert!(matches!(err, GameDayRunError::State(_)), "{err}");
+    assert!(
+        rig.calls().injected.is_empty(),
+        "no injection without its entry"
+    );
+    assert!(
+        rig.state
+            .entries(&rig.plan.name)
+            .iter()
+            .all(|e| e.action != "gameday.inject")
+    );
+    // With a table that answers, the command injects once, its intent on the record first.
+    let fresh = Rig::new(FakePort::default());
+    fresh.start("req-1").await.unwrap();
+    assert_eq!(fresh.calls().injected.len(), 1);
+    let inject: Vec<_> = fresh
+        .state
+        .entries(&fresh.plan.name)
+        .into_iter()
+        .filter(|e| e.action == "gameday.inject")
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(
+        inject,
+        [
+            crate::state::Outcome::Intended,
+            crate::state::Outcome::Started
+        ]
+    );
+}

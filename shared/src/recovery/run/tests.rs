@@ -627,3 +627,29 @@ async fn discard_deletes_an_unused_recovery_and_never_one_that_was_cut_over() {
     assert!(e.to_string().contains("never deletes"), "{e}");
     assert!(!f.world().restored[&id].deleted);
 }
+
+#[tokio::test]
+async fn a_restore_whose_intent_the_table_refuses_is_not_started() {
+    let f = Fixture::new();
+    f.state.throttle_commits_recording("recovery.restore");
+    let time = t0() - Duration::hours(1);
+    let err = f
+        .send(
+            serde_json::json!({"action": "recover", "resource": "orders-db",
+                "restore_time": time.to_rfc3339(), "reason": "DELETE without WHERE"}),
+            "recover",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RecoveryRunError::State(_)), "{err}");
+    assert!(
+        f.world().restored.is_empty(),
+        "no restore without its entry"
+    );
+    assert!(
+        f.state
+            .entries(&f.plan.name)
+            .iter()
+            .all(|e| e.action != "recovery.restore")
+    );
+}

@@ -448,3 +448,26 @@ async fn operators_get_clear_refusals() {
         .unwrap_err();
     assert!(err.to_string().contains("already in progress"), "{err}");
 }
+
+#[tokio::test]
+async fn a_restore_whose_intent_the_table_refuses_is_not_started() {
+    let aws = FakeAws::new(passing());
+    let e = edges();
+    e.state.throttle_commits_recording("validation.restore");
+    let err = runner(&aws, &e)
+        .handle(&schedule(), &invocation(&aws, "r1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ValidationError::State(_)), "{err}");
+    assert_eq!(
+        aws.rds.lock().unwrap().restores,
+        0,
+        "no restore without its entry"
+    );
+    assert!(
+        e.state
+            .entries(&aws.plan.name)
+            .iter()
+            .all(|entry| entry.action != "validation.restore")
+    );
+}
