@@ -6,6 +6,7 @@
 
 mod canary_writer;
 mod clients;
+mod detection;
 mod dr;
 mod dynamo_state;
 mod failback;
@@ -25,6 +26,7 @@ mod validation;
 
 pub use canary_writer::write_canary;
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
+pub use detection::{AwsDetection, probe};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
 pub use failback::AwsFailback;
 pub use failover::AwsFailover;
