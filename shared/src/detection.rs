@@ -375,6 +375,34 @@ pub fn confirm(
     }
 }
 
+/// A signal-only game day in progress stands in for a fault that is not there: it sets
+/// the health alarms to ALARM while the primary answers, so the other signals rightly say
+/// healthy. Its injected alarms confirm on their own then, and the game day is recorded
+/// as the signal that did (the others stay recorded, not counted). Without a health alarm
+/// saying failing (the injection has not taken) nothing changes.
+pub fn rehearsed(plan: &Plan, mut c: Confirmation, game_day: &str) -> Confirmation {
+    if c.outcome == Outcome::Confirmed {
+        return c;
+    }
+    let injected = c
+        .signals
+        .iter()
+        .take(plan.failover.health_alarms.len())
+        .any(|s| s.verdict == Verdict::Failing);
+    if !injected {
+        return c;
+    }
+    c.signals.push(verdict(
+        format!("game day {game_day}"),
+        &plan.regions.dr,
+        Verdict::Failing,
+        "a signal-only game day: its injected health alarm stands for the fault, the other signals are recorded, not counted",
+        None,
+    ));
+    c.outcome = Outcome::Confirmed;
+    c
+}
+
 /// The failing votes (each silent region once) and the healthy ones.
 pub fn votes(signals: &[SignalVerdict]) -> (u32, u32) {
     let mut silent = BTreeSet::new();

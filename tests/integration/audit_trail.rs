@@ -121,6 +121,8 @@ async fn throttled_state_writes_leave_no_promotion_or_dns_change_unrecorded() {
         StateValue::Alarm,
     )
     .await;
+    // The primary down as the detection sees it from the DR side.
+    crate::support::primary_api_down(&account).await;
     // What the world's creation did is not the failover's.
     let baseline = account.transitions().await.unwrap().transitions.len();
     throttle_state_writes(&account, &world).await;

@@ -88,6 +88,9 @@ impl Fixture {
         };
         f.lag("us-west-2", "orders-db-dr", &[(0, 1.0)]).await;
         f.alarm(HEALTH, StateValue::Alarm).await;
+        // The primary fails where the DR side can see it: its region's RDS API stops
+        // describing it, a second signal beside the alarm (detection's quorum).
+        crate::support::primary_api_down(&f.account).await;
         let failover = AwsFailover::new(&f.plan, &f.world.clients, &f.account.settings()).await;
         let run = FailoverRun {
             plan: &f.plan,
@@ -108,6 +111,7 @@ impl Fixture {
         };
         let reply = run.handle(&alarm, &invocation).await.unwrap();
         assert_eq!(reply.phase, "FailedOver", "{:#?}", reply.steps);
+        f.account.clear_faults().await.unwrap();
         run.handle(&json!({"action": "ack"}), &invocation)
             .await
             .unwrap();

@@ -32,6 +32,8 @@ async fn an_invocation_hung_past_its_lease_cannot_commit_and_the_next_acts_alone
         StateValue::Alarm,
     )
     .await;
+    // The primary down as the detection sees it from the DR side.
+    crate::support::primary_api_down(&account).await;
     account
         .inject(
             Fault::hang("rds", HANG_SECONDS)

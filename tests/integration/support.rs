@@ -161,3 +161,18 @@ pub async fn put_replica_lag(
         .await
         .unwrap();
 }
+
+/// The primary fails as the DR side sees it: the primary region's RDS API stops
+/// describing its databases (HTTP 503), while the rest of that region still answers (so
+/// the old primary can be fenced). Beside a health alarm in ALARM, this is the second
+/// signal the failover's detection needs for its quorum.
+pub async fn primary_api_down(account: &harness::Account) {
+    account
+        .inject(
+            harness::realism::Fault::server_error("rds", 503)
+                .region("us-east-1")
+                .operation("DescribeDBInstances"),
+        )
+        .await
+        .expect("the control API answers");
+}

@@ -1,11 +1,12 @@
 //! The failover port on CloudWatch, RDS and Route 53.
 
 use super::dr::{DrAws, cluster_arn, identifier_on, promote_instance};
-use super::{AwsClients, ClientSettings};
+use super::{AwsClients, AwsDetection, ClientSettings};
+use crate::detection::Readings;
 use crate::dr::{Side, TrafficFacts};
 use crate::error::AwsError;
 use crate::failover::run::FailoverPort;
-use crate::failover::{AlarmReading, FenceOutcome, TargetFacts};
+use crate::failover::{FenceOutcome, TargetFacts};
 use crate::plan::{Plan, ProtectedResource, ResourceKind};
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -14,6 +15,7 @@ use aws_config::retry::RetryConfig;
 #[derive(Debug)]
 pub struct AwsFailover {
     aws: DrAws,
+    detection: AwsDetection,
 }
 
 impl AwsFailover {
@@ -34,16 +36,15 @@ impl AwsFailover {
         clients.primary.rds = aws_sdk_rds::Client::new(&one_attempt);
         AwsFailover {
             aws: DrAws::new(plan, &clients, settings).await,
+            detection: AwsDetection::new(plan, &clients, settings).await,
         }
     }
 }
 
 #[async_trait]
 impl FailoverPort for AwsFailover {
-    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading> {
-        self.aws
-            .read_alarms(plan, &plan.failover.health_alarms)
-            .await
+    async fn read_signals(&self, plan: &Plan) -> Readings {
+        self.detection.read(plan).await
     }
 
     async fn read_target(

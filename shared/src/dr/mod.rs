@@ -144,6 +144,10 @@ pub struct Note {
     pub subject: String,
     /// Sentences.
     pub detail: String,
+    /// What the decision was based on, for the audit entry (e.g. what each detection
+    /// signal said); `null` when there is nothing more than the sentences.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
 }
 
 /// How the executor should go on after a step.
@@ -229,7 +233,16 @@ impl<A> Decision<A> {
             action: action.into(),
             subject: subject.into(),
             detail: detail.into(),
+            data: serde_json::Value::Null,
         });
+        self
+    }
+
+    /// With `data` on the last note (its audit entry carries it).
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        if let Some(last) = self.notes.last_mut() {
+            last.data = data;
+        }
         self
     }
 }

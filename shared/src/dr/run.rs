@@ -545,8 +545,10 @@ pub fn note_entries(
 ) -> Vec<AuditEntry> {
     notes
         .iter()
-        .map(|note| {
-            entry(
+        .map(|note| AuditEntry {
+            // What the decision was based on (e.g. each detection signal's verdict).
+            data: note.data.clone(),
+            ..entry(
                 function,
                 trigger,
                 now,

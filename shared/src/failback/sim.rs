@@ -310,6 +310,7 @@ pub(crate) fn failed_over(now: DateTime<Utc>) -> DrState {
             dns_synced_at: None,
         }],
         forced: None,
+        detection: None,
     })
 }
 

@@ -54,6 +54,10 @@ pub struct AlarmSignal {
     pub at: DateTime<Utc>,
     /// The delivery's id (EventBridge event id, SNS message id).
     pub event_id: String,
+    /// Why the alarm's actions are suppressed (`Alarm`, `WaitPeriod`, `ExtensionPeriod`),
+    /// when the event says they are (a composite alarm with an actions suppressor).
+    #[serde(default)]
+    pub suppressed_by: Option<String>,
 }
 
 /// An operator's command.
@@ -115,10 +119,13 @@ struct AlarmDetail {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct AlarmDetailState {
     value: String,
     #[serde(default)]
     timestamp: Option<String>,
+    #[serde(default)]
+    actions_suppressed_by: Option<String>,
 }
 
 /// The message CloudWatch publishes to SNS for an alarm.
@@ -171,6 +178,7 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
                     value: alarm_value(&detail.state.value)?,
                     at,
                     event_id: event.id.unwrap_or_default(),
+                    suppressed_by: detail.state.actions_suppressed_by,
                 }))
             }
             ("aws.events", "Scheduled Event") | ("aws.scheduler", "Scheduled Event") => {
@@ -208,6 +216,8 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
             value: alarm_value(&message.new_state_value)?,
             at,
             event_id: record.sns.message_id.clone(),
+            // CloudWatch sends no notification while a suppressor holds the actions back.
+            suppressed_by: None,
         }));
     }
     if object.contains_key("alarmData") {
@@ -227,6 +237,7 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
             value,
             at,
             event_id: format!("{name}@{}", at.to_rfc3339()),
+            suppressed_by: state["actionsSuppressedBy"].as_str().map(str::to_string),
         }));
     }
     let request: OperatorRequest = value_as(payload, "the failover command")

@@ -8,7 +8,9 @@
 //! actions to take. Every decision is re-derived from the real state, so a retry after
 //! a crash between any two steps finishes the failover without promoting twice.
 //!
-//! Steps: confirm (the alarm is re-read; back to OK aborts) → readiness (replica
+//! Steps: confirm (the plan's detection signals are read and [`crate::detection::confirm`]
+//! weighs them: a quorum saying failing confirms, a quorum saying healthy aborts, and
+//! neither within the window ends the incident, never to be resumed) → readiness (replica
 //! available and replicating, lag within the plan's maximum: the data-loss guard) →
 //! approval in manual mode → promote → await promotion → fence the old primary where it
 //! is reachable → switch DNS → await INSYNC → verify → FailedOver. The old primary is
@@ -20,6 +22,7 @@ pub mod event;
 pub mod route;
 pub mod run;
 
+use crate::detection::{self, Confirmation, Outcome as Detected, Reading, Readings};
 use crate::dr::{DrState, Next, TrafficFacts, TrafficProgress};
 use crate::notify::Severity;
 
@@ -198,6 +201,10 @@ pub struct Failover {
     /// The application traffic moved to the DR region, when the plan has traffic records.
     #[serde(default)]
     pub traffic: Option<TrafficProgress>,
+    /// What the detection signals said at the last look (the one that confirmed, once
+    /// confirmed).
+    #[serde(default)]
+    pub detection: Option<Confirmation>,
 }
 
 impl Failover {
@@ -208,6 +215,19 @@ impl Failover {
             Cause::Alarm { fired_at, .. } => *fired_at,
             Cause::Operator { .. } => self.received_at,
         }
+    }
+
+    /// When detection ends this failover unless a quorum confirms it.
+    pub fn confirm_deadline(&self, plan: &Plan) -> DateTime<Utc> {
+        self.fired_at() + Duration::minutes(i64::from(plan.failover.detection.window_minutes))
+    }
+
+    /// When the failure was confirmed (the failover left the confirm step).
+    pub fn confirmed_at(&self) -> Option<DateTime<Utc>> {
+        self.marks
+            .iter()
+            .find(|m| m.step != Step::Confirm)
+            .map(|m| m.at)
     }
 
     fn goto(&mut self, step: Step, now: DateTime<Utc>) {
@@ -236,6 +256,10 @@ pub struct FailedOver {
     /// Whether an operator forced it.
     #[serde(default)]
     pub forced: Option<String>,
+    /// What the detection signals said when they confirmed the failure (none when forced
+    /// before they did).
+    #[serde(default)]
+    pub detection: Option<Confirmation>,
 }
 
 /// The measured RTO, split, and the data-loss window.
@@ -245,13 +269,14 @@ pub struct RecoveryMeasurement {
     pub rto_seconds: i64,
     /// The plan's tightest RTO among the failed-over resources, in seconds.
     pub rto_target_seconds: i64,
-    /// From the alarm's state change to Lifeboat receiving it.
+    /// From the alarm's state change to the failure confirmed: the alarm's delivery and
+    /// the detection's quorum.
     pub detection_seconds: i64,
     /// Time AWS spent promoting and propagating DNS (the slowest resource).
     pub aws_seconds: i64,
     /// Time spent waiting for an operator's approval.
     pub approval_seconds: i64,
-    /// The rest: Lifeboat's own overhead (confirming, deciding, polling gaps).
+    /// The rest: Lifeboat's own overhead (deciding, polling gaps).
     pub lifeboat_seconds: i64,
     /// The largest replica lag at promotion: the data-loss window, in seconds.
     pub data_loss_seconds: Option<f64>,
@@ -336,8 +361,12 @@ impl TargetFacts {
 /// Everything read from AWS before a step.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FailoverFacts {
-    /// The plan's health alarms.
-    pub alarms: Vec<AlarmReading>,
+    /// The detection signals (read until the failover is past approval).
+    #[serde(default)]
+    pub detection: Readings,
+    /// A signal-only game day of the plan awaiting its failover: its id.
+    #[serde(default)]
+    pub rehearsal: Option<String>,
     /// Per replicated resource.
     pub targets: Vec<TargetFacts>,
     /// The application traffic records (default when the plan has none).
@@ -350,18 +379,16 @@ impl FailoverFacts {
         self.targets.iter().find(|t| t.resource == resource)
     }
 
-    fn any_alarm_firing(&self) -> bool {
-        self.alarms
+    /// Why the alarm `name`'s actions are suppressed, when it was read so.
+    fn suppressed(&self, name: &str) -> Option<String> {
+        self.detection
+            .alarms
             .iter()
-            .any(|a| a.value == Some(AlarmValue::Alarm))
-    }
-
-    fn all_alarms_clear(&self) -> bool {
-        !self.alarms.is_empty()
-            && self
-                .alarms
-                .iter()
-                .all(|a| matches!(a.value, Some(AlarmValue::Ok)))
+            .filter(|o| o.name == name)
+            .find_map(|o| match &o.reading {
+                Reading::Seen(s) if s.value == AlarmValue::Alarm => s.actions_suppressed_by.clone(),
+                _ => None,
+            })
     }
 }
 
@@ -611,6 +638,7 @@ fn start(
             .collect(),
         blocked: None,
         traffic: None,
+        detection: None,
     };
     f.goto(first, now);
     f
@@ -699,6 +727,24 @@ fn alarm(plan: &Plan, state: &DrState, signal: &AlarmSignal, now: DateTime<Utc>)
             ),
         );
     }
+    if let Some(by) = &signal.suppressed_by {
+        return Decision::keep(
+            state,
+            format!(
+                "alarm {} is in ALARM with its actions suppressed ({by}): notified only",
+                signal.name
+            ),
+        )
+        .note(
+            Severity::Warning,
+            "failover.suppressed",
+            format!("alarm {} suppressed: no failover", signal.name),
+            format!(
+                "Alarm {} went to ALARM at {} with its actions suppressed ({by}): its suppressor says not to act now, so no failover is started. If the primary is down all the same, force one with {{\"action\": \"force\", \"reason\": \"...\"}}.",
+                signal.name, signal.at
+            ),
+        );
+    }
     if let Some(until) = in_cooldown(state, now) {
         return Decision::keep(state, format!("in cooldown until {until}: the alarm is only notified")).note(
             Severity::Warning,
@@ -710,7 +756,58 @@ fn alarm(plan: &Plan, state: &DrState, signal: &AlarmSignal, now: DateTime<Utc>)
             ),
         );
     }
+    let window = Duration::minutes(i64::from(plan.failover.detection.window_minutes));
     match state {
+        DrState::Normal { .. } if now - signal.at >= window => Decision::keep(
+            state,
+            format!(
+                "alarm {} changed state at {}, longer ago than the detection window: a late or repeated delivery starts nothing",
+                signal.name, signal.at
+            ),
+        )
+        .note(
+            Severity::Warning,
+            "failover.stale-alarm",
+            format!("late alarm {}: no failover", signal.name),
+            format!(
+                "Alarm {} changed state at {}, more than the detection window ({} min) before Lifeboat received it. An incident never starts (or resumes) with an old fire time: a new ALARM starts a new one. If the primary is down now, force a failover with {{\"action\": \"force\", \"reason\": \"...\"}}.",
+                signal.name, signal.at, plan.failover.detection.window_minutes
+            ),
+        ),
+        // The incident at confirm is past its window (no tick came to end it): it ends
+        // here, and this alarm starts a new one with its own fire time.
+        DrState::FailingOver(old) if old.step == Step::Confirm && now >= old.confirm_deadline(plan) => {
+            let f = start(
+                plan,
+                &signal.event_id,
+                Cause::Alarm {
+                    name: signal.name.clone(),
+                    fired_at: signal.at,
+                },
+                None,
+                Step::Confirm,
+                now,
+            );
+            Decision {
+                next: Next::Continue,
+                ..Decision::keep(&DrState::FailingOver(f), format!("alarm {} received: confirming (incident {} had ended unconfirmed)", signal.name, old.incident))
+            }
+            .note(
+                Severity::Critical,
+                "failover.unconfirmed",
+                "failover not confirmed in time: nothing changed",
+                unconfirmed_detail(plan, old),
+            )
+            .note(
+                Severity::Critical,
+                "failover.alarm",
+                format!("alarm {}: failover starting", signal.name),
+                format!(
+                    "Health alarm {} went to ALARM at {}; Lifeboat is confirming it before failing over to {} (a new incident: {} ended unconfirmed).",
+                    signal.name, signal.at, plan.regions.dr, old.incident
+                ),
+            )
+        }
         DrState::Normal { .. } => {
             let f = start(
                 plan,
@@ -806,58 +903,11 @@ fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Ut
         }
     }
     match f.step {
-        Step::Confirm => {
-            if facts.any_alarm_firing() {
-                f.goto(Step::Readiness, now);
-                Decision {
-                    next: Next::Continue,
-                    ..Decision::keep(
-                        &DrState::FailingOver(f),
-                        "alarm confirmed in ALARM: checking readiness",
-                    )
-                }
-                .note(
-                    Severity::Info,
-                    "failover.confirm",
-                    "alarm confirmed",
-                    "The health alarm is still in ALARM on re-reading it.",
-                )
-            } else if facts.all_alarms_clear() {
-                let incident = f.incident.clone();
-                Decision::keep(
-                    &DrState::Normal {
-                        cooldown_until: None,
-                        last: Some(format!("{incident} aborted at {now}: the alarm was back to OK")),
-                    },
-                    "the alarm is back to OK: failover aborted, nothing changed",
-                )
-                .note(
-                    Severity::Warning,
-                    "failover.abort",
-                    "failover aborted: the alarm is back to OK",
-                    format!("On re-reading, no health alarm is in ALARM any more; failover {incident} is aborted and nothing was changed."),
-                )
-            } else {
-                Decision::keep(&DrState::FailingOver(f), "the alarm could not be re-read; confirming again at the next tick").note(
-                    Severity::Warning,
-                    "failover.confirm",
-                    "cannot confirm the alarm",
-                    "The health alarms could not be read back from CloudWatch; the failover waits and confirms again at the next tick.",
-                )
-            }
-        }
+        Step::Confirm => confirm(plan, f, facts, now),
         Step::Readiness => {
-            // An alarm-started failover ends if the alarm clears before promotion.
-            if !forced && matches!(f.cause, Cause::Alarm { .. }) && facts.all_alarms_clear() {
-                let incident = f.incident.clone();
-                return Decision::keep(
-                    &DrState::Normal {
-                        cooldown_until: None,
-                        last: Some(format!("{incident} aborted at {now}: the alarm was back to OK")),
-                    },
-                    "the alarm is back to OK: failover aborted, nothing changed",
-                )
-                .note(Severity::Warning, "failover.abort", "failover aborted: the alarm is back to OK", format!("While waiting for readiness the health alarms went back to OK; failover {incident} is aborted and nothing was changed."));
+            // An alarm-started failover ends if detection says healthy before promotion.
+            if let Some(d) = healthy_again(plan, &f, facts, now, "while waiting for readiness") {
+                return d;
             }
             match readiness(plan, facts, forced) {
                 Err(reason) => {
@@ -911,16 +961,8 @@ fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Ut
             }
         }
         Step::AwaitingApproval => {
-            if !forced && facts.all_alarms_clear() {
-                let incident = f.incident.clone();
-                return Decision::keep(
-                    &DrState::Normal {
-                        cooldown_until: None,
-                        last: Some(format!("{incident} aborted at {now}: the alarm was back to OK before approval")),
-                    },
-                    "the alarm is back to OK: the failover awaiting approval is aborted",
-                )
-                .note(Severity::Warning, "failover.abort", "failover aborted: the alarm is back to OK", format!("The health alarms went back to OK before anyone approved failover {incident}; nothing was changed."));
+            if let Some(d) = healthy_again(plan, &f, facts, now, "before anyone approved it") {
+                return d;
             }
             Decision::keep(
                 &DrState::FailingOver(f),
@@ -1158,6 +1200,188 @@ fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Ut
     }
 }
 
+/// The detection's look at the facts: [`detection::confirm`] over the signals, from the
+/// alarm's fire time; a signal-only game day's injection confirms on its own.
+fn look(plan: &Plan, f: &Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Confirmation {
+    let c = detection::confirm(plan, &facts.detection, f.fired_at(), now);
+    match &facts.rehearsal {
+        Some(game_day) => detection::rehearsed(plan, c, game_day),
+        None => c,
+    }
+}
+
+/// What a confirmation says, for a note's audit entry.
+fn detection_data(c: &Confirmation) -> serde_json::Value {
+    serde_json::json!({ "detection": c })
+}
+
+/// The signals in a sentence: the tally, then each signal.
+fn signals_text(c: &Confirmation) -> String {
+    format!("{}: {}", c.tally(), c.signal_lines().join("; "))
+}
+
+fn unconfirmed_detail(plan: &Plan, f: &Failover) -> String {
+    format!(
+        "Failover {} (alarm at {}) was not confirmed by a quorum within the detection window of {} min (until {}){}. Nothing was changed. This incident is over and is never resumed: a new ALARM starts a new one. If the primary is down, force a failover with {{\"action\": \"force\", \"reason\": \"...\"}}.",
+        f.incident,
+        f.fired_at(),
+        plan.failover.detection.window_minutes,
+        f.confirm_deadline(plan),
+        f.detection
+            .as_ref()
+            .map(|c| format!("; the last look: {}", signals_text(c)))
+            .unwrap_or_default()
+    )
+}
+
+/// The confirm step: a quorum of signals saying failing moves on to readiness; a quorum
+/// saying healthy ends the failover; neither looks again until the window ends, and then
+/// the failover ends, nothing changed. The triggering alarm read back with its actions
+/// suppressed ends it too: it notifies only.
+fn confirm(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    let c = look(plan, &f, facts, now);
+    let data = detection_data(&c);
+    let incident = f.incident.clone();
+    let ended = |why: &str| DrState::Normal {
+        cooldown_until: None,
+        last: Some(format!("{incident} ended at {now}: {why}")),
+    };
+    if let Cause::Alarm { name, .. } = &f.cause
+        && let Some(by) = facts.suppressed(name)
+    {
+        return Decision::keep(
+            &ended("its alarm's actions are suppressed"),
+            format!("alarm {name} has its actions suppressed ({by}): no failover, notified only"),
+        )
+        .note(
+            Severity::Warning,
+            "failover.suppressed",
+            format!("alarm {name} suppressed: no failover"),
+            format!(
+                "Re-read, alarm {name} is in ALARM with its actions suppressed ({by}): its suppressor says not to act now, so failover {incident} ends and nothing was changed. Signals: {}.",
+                signals_text(&c)
+            ),
+        )
+        .with_data(data);
+    }
+    match c.outcome {
+        Detected::Confirmed => {
+            let text = signals_text(&c);
+            f.detection = Some(c);
+            f.goto(Step::Readiness, now);
+            Decision {
+                next: Next::Continue,
+                ..Decision::keep(
+                    &DrState::FailingOver(f),
+                    "failure confirmed by a quorum of signals: checking readiness",
+                )
+            }
+            .note(
+                Severity::Critical,
+                "failover.confirm",
+                "failure confirmed",
+                format!("A quorum of signals says the primary is failing ({text})."),
+            )
+            .with_data(data)
+        }
+        Detected::Healthy => Decision::keep(
+            &ended("the signals said the primary is healthy"),
+            "the signals say the primary is healthy: failover aborted, nothing changed",
+        )
+        .note(
+            Severity::Warning,
+            "failover.abort",
+            "failover aborted: the primary is healthy",
+            format!(
+                "No signal says the primary is failing and a quorum says it is healthy ({}); failover {incident} is aborted and nothing was changed.",
+                signals_text(&c)
+            ),
+        )
+        .with_data(data),
+        Detected::Expired => {
+            f.detection = Some(c);
+            Decision::keep(
+                &ended("not confirmed within the detection window"),
+                "not confirmed within the detection window: the failover ends, nothing changed",
+            )
+            .note(
+                Severity::Critical,
+                "failover.unconfirmed",
+                "failover not confirmed in time: nothing changed",
+                unconfirmed_detail(plan, &f),
+            )
+            .with_data(data)
+        }
+        Detected::Undecided => {
+            let deadline = c.deadline;
+            let reply = format!(
+                "not confirmed yet ({}); looking again until {deadline}",
+                c.tally()
+            );
+            let changed = f.detection.as_ref().is_none_or(|p| !p.same_verdicts(&c));
+            let text = signals_text(&c);
+            f.detection = Some(c);
+            let d = Decision {
+                next: Next::Poll,
+                ..Decision::keep(&DrState::FailingOver(f), reply)
+            };
+            if changed {
+                d.note(
+                    Severity::Warning,
+                    "failover.confirm-pending",
+                    "failure not confirmed yet",
+                    format!(
+                        "{text}. Nothing is promoted before a quorum agrees; Lifeboat looks again until {deadline}, then ends the failover."
+                    ),
+                )
+                .with_data(data)
+            } else {
+                d
+            }
+        }
+    }
+}
+
+/// An alarm-started failover, not forced, before promotion: when the signals say the
+/// primary is healthy again, it ends.
+fn healthy_again(
+    plan: &Plan,
+    f: &Failover,
+    facts: &FailoverFacts,
+    now: DateTime<Utc>,
+    when: &str,
+) -> Option<Decision> {
+    if f.forced.is_some() || !matches!(f.cause, Cause::Alarm { .. }) {
+        return None;
+    }
+    let c = look(plan, f, facts, now);
+    if c.outcome != Detected::Healthy {
+        return None;
+    }
+    let incident = &f.incident;
+    Some(
+        Decision::keep(
+            &DrState::Normal {
+                cooldown_until: None,
+                last: Some(format!(
+                    "{incident} aborted at {now}: the signals said the primary is healthy"
+                )),
+            },
+            "the signals say the primary is healthy: failover aborted, nothing changed",
+        )
+        .note(
+            Severity::Warning,
+            "failover.abort",
+            "failover aborted: the primary is healthy",
+            format!(
+                "The signals say the primary is healthy again {when} ({}); failover {incident} is aborted and nothing was changed.",
+                signals_text(&c)
+            ),
+        )
+        .with_data(detection_data(&c)),
+    )
+}
+
 /// Whether a target's old primary is reachable and still takes writes although it was
 /// not stopped (it was unreachable when fenced, and has come back).
 fn old_primary_writes(plan: &Plan, t: &TargetProgress, facts: &FailoverFacts) -> bool {
@@ -1314,8 +1538,21 @@ fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc
     }
     let measurement = measure(plan, &f, now);
     let cooldown_until = Some(now + Duration::minutes(i64::from(plan.failover.cooldown_minutes)));
+    let confirmed_by = match &f.detection {
+        Some(c) if c.outcome == Detected::Confirmed => format!(
+            " Confirmed by {} ({}).",
+            c.signals
+                .iter()
+                .filter(|s| s.verdict == detection::Verdict::Failing)
+                .map(|s| format!("{} ({})", s.signal, s.region))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.tally()
+        ),
+        _ => String::new(),
+    };
     let summary = format!(
-        "Failed over to {} (incident {}). RTO {} s against a target of {} s ({}): detection {} s, AWS {} s, approval {} s, Lifeboat {} s. Data-loss window {} against an RPO of {} s ({}). Cooldown until {}.",
+        "Failed over to {} (incident {}). RTO {} s against a target of {} s ({}): detection {} s, AWS {} s, approval {} s, Lifeboat {} s.{confirmed_by} Data-loss window {} against an RPO of {} s ({}). Cooldown until {}.",
         plan.regions.dr,
         f.incident,
         measurement.rto_seconds,
@@ -1348,6 +1585,7 @@ fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc
         measurement,
         targets: f.targets.clone(),
         forced: f.forced.clone(),
+        detection: f.detection.clone(),
     };
     Decision {
         next: Next::Stop,
@@ -1369,8 +1607,9 @@ fn seconds(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
 pub fn measure(plan: &Plan, f: &Failover, synced: DateTime<Utc>) -> RecoveryMeasurement {
     let fired = f.fired_at();
     let rto = seconds(fired, synced);
+    // Until the failure was confirmed (or an operator forced past confirming).
     let detection = match f.cause {
-        Cause::Alarm { .. } => seconds(fired, f.received_at),
+        Cause::Alarm { .. } => seconds(fired, f.confirmed_at().unwrap_or(f.received_at)),
         Cause::Operator { .. } => 0,
     };
     let traffic_dns = f

@@ -2,9 +2,10 @@
 //! the facts it reads, and the actions it takes, through the [`FailoverPort`].
 
 use super::{
-    Action, ActionResult, AlarmReading, FailoverFacts, FailoverInput, FenceOutcome, TargetFacts,
-    absorb, event::parse_input, replicated, step,
+    Action, ActionResult, FailoverFacts, FailoverInput, FenceOutcome, Step, TargetFacts, absorb,
+    event::parse_input, replicated, step,
 };
+use crate::detection::{Confirmation, Readings};
 use crate::dr::run::{Edges, Intent, Machine, OutcomeRecord, drive};
 use crate::dr::{Decision, DrState, TrafficFacts};
 use crate::error::AwsError;
@@ -25,8 +26,9 @@ pub use crate::dr::run::{
 /// The failover port: reads and actions in RDS, Route 53 and CloudWatch.
 #[async_trait]
 pub trait FailoverPort: Send + Sync {
-    /// The plan's health alarms, read back from CloudWatch.
-    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading>;
+    /// The detection signals the plan names ([`crate::detection`]), read from the DR
+    /// side. Never fails: what cannot be read says so.
+    async fn read_signals(&self, plan: &Plan) -> Readings;
     /// A replicated resource's primary, replica, lag, record, and the state of a Route 53
     /// change when one is given. Never fails: what cannot be read says so.
     async fn read_target(
@@ -97,7 +99,82 @@ impl crate::gameday::run::DrCommands for FailoverRun<'_> {
     }
 }
 
+/// The detection's votes as metrics, by outcome, so a dashboard shows why Lifeboat did
+/// or did not act.
+fn observe_detection(c: &Confirmation) {
+    let outcome = vec![("Outcome", c.outcome.to_string())];
+    observe(
+        "FailoverDetectionFailingVotes",
+        metrics::Unit::Count,
+        f64::from(c.failing_votes),
+        &outcome,
+    );
+    observe(
+        "FailoverDetectionHealthyVotes",
+        metrics::Unit::Count,
+        f64::from(c.healthy_votes),
+        &outcome,
+    );
+}
+
 impl FailoverRun<'_> {
+    /// The signal-only game day of the plan whose injection awaits its failover, if any.
+    /// A game-day document that cannot be read is none: the real signals decide.
+    async fn rehearsal(&self) -> Option<String> {
+        use crate::gameday::{GameDayState, Injection, Phase};
+        let doc = crate::state::load::<GameDayState>(
+            self.state,
+            &crate::gameday::run::game_day_key(self.plan),
+        )
+        .await
+        .ok()??;
+        let gd = doc.value.current?;
+        (matches!(gd.injection, Injection::SignalOnly { .. })
+            && gd.injected_at.is_some()
+            && matches!(gd.phase, Phase::AwaitingFailover))
+        .then_some(gd.id)
+    }
+
+    /// The report of a failover that ended before promotion (unconfirmed, healthy again,
+    /// suppressed, cancelled): what the signals said, and the incident's timeline.
+    async fn ended_report(
+        &self,
+        f: &super::Failover,
+        outcome: Option<&str>,
+        now: DateTime<Utc>,
+        run: &str,
+    ) -> Option<String> {
+        let timeline = self
+            .state
+            .timeline(&self.plan.name, Some(f.received_at - Duration::seconds(1)))
+            .await
+            .unwrap_or_default();
+        let report = serde_json::json!({
+            "plan": self.plan.name,
+            "incident": f.incident,
+            "cause": f.cause,
+            "ended_at": now,
+            "outcome": outcome,
+            "promoted": false,
+            "detection": f.detection,
+            "timeline": timeline,
+        });
+        match self
+            .reports
+            .put_report(
+                &report_key(&self.plan.name, "failover", &f.incident, now),
+                &report,
+            )
+            .await
+        {
+            Ok(uri) => Some(uri),
+            Err(e) => {
+                tracing::warn!(error = %e, run, "failover report not written");
+                None
+            }
+        }
+    }
+
     /// Handle one invocation payload.
     pub async fn handle(
         &self,
@@ -151,7 +228,18 @@ impl Machine for FailoverRun<'_> {
     }
 
     async fn gather(&self, state: &DrState) -> FailoverFacts {
-        let alarms = self.port.read_alarms(self.plan).await;
+        // The signals matter until promotion: they confirm, or end a failover the
+        // primary recovered from.
+        let detecting = matches!(state, DrState::FailingOver(f)
+            if matches!(f.step, Step::Confirm | Step::Readiness | Step::AwaitingApproval));
+        let (detection, rehearsal) = if detecting {
+            (
+                self.port.read_signals(self.plan).await,
+                self.rehearsal().await,
+            )
+        } else {
+            (Readings::default(), None)
+        };
         let mut targets = Vec::new();
         for r in replicated(self.plan) {
             let change = match state {
@@ -174,7 +262,8 @@ impl Machine for FailoverRun<'_> {
             self.port.read_traffic(self.plan, change.as_deref()).await
         };
         FailoverFacts {
-            alarms,
+            detection,
+            rehearsal,
             targets,
             traffic,
         }
@@ -187,7 +276,17 @@ impl Machine for FailoverRun<'_> {
         facts: &FailoverFacts,
         now: DateTime<Utc>,
     ) -> Decision<Action> {
-        step(self.plan, state, input, facts, now)
+        let decision = step(self.plan, state, input, facts, now);
+        for note in &decision.notes {
+            if let Some(c) = note
+                .data
+                .get("detection")
+                .and_then(|d| serde_json::from_value::<Confirmation>(d.clone()).ok())
+            {
+                observe_detection(&c);
+            }
+        }
+        decision
     }
 
     async fn perform(&self, action: &Action) -> ActionResult {
@@ -378,6 +477,9 @@ impl Machine for FailoverRun<'_> {
         now: DateTime<Utc>,
         run: &str,
     ) -> Option<String> {
+        if let (DrState::FailingOver(f), DrState::Normal { last, .. }) = (before, after) {
+            return self.ended_report(f, last.as_deref(), now, run).await;
+        }
         let (DrState::FailedOver(f), false) = (after, matches!(before, DrState::FailedOver(_)))
         else {
             return None;
@@ -404,6 +506,7 @@ impl Machine for FailoverRun<'_> {
             "measurement": m,
             "targets": f.targets,
             "forced": f.forced,
+            "detection": f.detection,
             "timeline": timeline,
         });
         match self

@@ -31,8 +31,12 @@ enum Role {
 struct Sim {
     now: DateTime<Utc>,
     alarm: AlarmValue,
+    /// Where the health alarm lives (the plan's default: the DR region).
+    alarm_region: &'static str,
     alarm_readable: bool,
     primary_reachable: bool,
+    /// The primary's status while reachable and not stopped by Lifeboat.
+    primary_status: &'static str,
     primary_stopped: bool,
     replica_exists: bool,
     role: Role,
@@ -50,8 +54,10 @@ impl Sim {
         Sim {
             now: Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap(),
             alarm: AlarmValue::Ok,
+            alarm_region: "us-west-2",
             alarm_readable: true,
             primary_reachable: true,
+            primary_status: "available",
             primary_stopped: false,
             replica_exists: true,
             role: Role::Replica,
@@ -65,8 +71,96 @@ impl Sim {
         }
     }
 
+    /// A database that is not available (failed, stopped) takes no writes.
     fn primary_writes(&self) -> bool {
-        self.primary_reachable && !self.primary_stopped
+        self.primary_reachable && !self.primary_stopped && self.primary_status == "available"
+    }
+
+    /// The primary fails where it stands (its region answers: the database does not
+    /// serve), and its health alarm goes to ALARM.
+    fn fail_primary(&mut self) {
+        self.alarm = AlarmValue::Alarm;
+        self.primary_status = "failed";
+    }
+
+    /// The detection signals as the DR side reads them: the health alarm (in the DR
+    /// region), the primary region's API, the replica's own view.
+    fn signals(&self) -> Readings {
+        use crate::detection::{
+            AlarmObservation, AlarmState, LagPoint, PrimaryObservation, ReplicaObservation,
+            ReplicaState, ReplicationStatus,
+        };
+        fn silent<T>() -> Reading<T> {
+            Reading::NoAnswer {
+                reason: "connection closed".into(),
+            }
+        }
+        let replica = match (self.replica_exists, self.role) {
+            (false, _) => Reading::Missing,
+            (true, Role::Writer) => Reading::Seen(ReplicaState {
+                source: None,
+                replication: None,
+                lag: vec![],
+            }),
+            (true, _) => Reading::Seen(ReplicaState {
+                source: Some("arn:aws:rds:us-east-1:1:db:orders-db".into()),
+                replication: Some(if self.primary_reachable {
+                    ReplicationStatus {
+                        status: "replicating".into(),
+                        normal: Some(true),
+                        message: None,
+                    }
+                } else {
+                    ReplicationStatus {
+                        status: "error".into(),
+                        normal: Some(false),
+                        message: Some("the source cannot be reached".into()),
+                    }
+                }),
+                lag: self
+                    .lag
+                    .map(|l| {
+                        vec![
+                            LagPoint {
+                                at: self.now - Duration::seconds(60),
+                                seconds: l,
+                            },
+                            LagPoint {
+                                at: self.now,
+                                seconds: l,
+                            },
+                        ]
+                    })
+                    .unwrap_or_default(),
+            }),
+        };
+        Readings {
+            alarms: vec![AlarmObservation {
+                name: ALARM.into(),
+                region: self.alarm_region.into(),
+                reading: if self.alarm_readable {
+                    Reading::Seen(AlarmState::plain(self.alarm))
+                } else {
+                    silent()
+                },
+            }],
+            primary: vec![PrimaryObservation {
+                resource: "orders-db".into(),
+                reading: if !self.primary_reachable {
+                    silent()
+                } else if self.primary_stopped {
+                    Reading::Seen("stopped".into())
+                } else {
+                    Reading::Seen(self.primary_status.into())
+                },
+            }],
+            replicas: vec![ReplicaObservation {
+                resource: "orders-db".into(),
+                region: "us-west-2".into(),
+                reading: replica,
+            }],
+            probes: vec![],
+        }
     }
 
     fn facts(&self) -> FailoverFacts {
@@ -92,7 +186,7 @@ impl Sim {
                 if self.primary_stopped {
                     "stopped"
                 } else {
-                    "available"
+                    self.primary_status
                 },
                 None,
             ))
@@ -108,10 +202,8 @@ impl Sim {
             Observed::Present(db("orders-db-dr", DR_ENDPOINT, status, from))
         };
         FailoverFacts {
-            alarms: vec![AlarmReading {
-                name: ALARM.into(),
-                value: self.alarm_readable.then_some(self.alarm),
-            }],
+            detection: self.signals(),
+            rehearsal: None,
             targets: vec![TargetFacts {
                 resource: "orders-db".into(),
                 primary,
@@ -255,6 +347,7 @@ fn alarm(now: DateTime<Utc>, value: AlarmValue) -> FailoverInput {
         value,
         at: now - Duration::seconds(30),
         event_id: "evt-1".into(),
+        suppressed_by: None,
     })
 }
 
@@ -262,7 +355,7 @@ fn alarm(now: DateTime<Utc>, value: AlarmValue) -> FailoverInput {
 fn an_automatic_failover_goes_from_alarm_to_failed_over_with_its_rto_split() {
     let p = plan("automatic");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     let mut state = DrState::default();
     let a = alarm(sim.now, AlarmValue::Alarm);
     let decisions = settle(&p, &mut state, &mut sim, a);
@@ -310,6 +403,319 @@ fn an_automatic_failover_goes_from_alarm_to_failed_over_with_its_rto_split() {
     }
 }
 
+/// The plan with its health alarm in the primary region, as the README's Route 53
+/// health-check alarm must be when the primary is us-east-1.
+fn plan_alarm_in_primary() -> Plan {
+    let mut p: serde_json::Value =
+        serde_json::from_str(include_str!("../../../infra/plans/local.json")).unwrap();
+    p["failover"]["health_alarms"][0]["region"] = serde_json::json!("us-east-1");
+    parse_plan(&p.to_string()).unwrap()
+}
+
+fn notes(decisions: &[Decision]) -> Vec<String> {
+    decisions
+        .iter()
+        .flat_map(|d| d.notes.iter().map(|n| n.action.clone()))
+        .collect()
+}
+
+#[test]
+fn the_primary_region_down_with_its_alarm_there_fails_over_without_force() {
+    let p = plan_alarm_in_primary();
+    let mut sim = Sim::new();
+    sim.alarm_region = "us-east-1";
+    // The alarm fired, then the whole region went dark, CloudWatch included.
+    sim.alarm = AlarmValue::Alarm;
+    sim.alarm_readable = false;
+    sim.primary_reachable = false;
+    let mut state = DrState::default();
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    let decisions = settle(&p, &mut state, &mut sim, a);
+    let DrState::FailedOver(done) = &state else {
+        panic!("{state:?}")
+    };
+    assert_eq!(sim.promotions, 1);
+    let c = done
+        .detection
+        .as_ref()
+        .expect("the confirming signals are kept");
+    assert_eq!(c.outcome, detection::Outcome::Confirmed);
+    // The silent region counts once (the alarm and the API there), the replica's own
+    // view in the DR region once more: a quorum of two.
+    assert_eq!(c.failing_votes, 2, "{c:?}");
+    let confirm = decisions
+        .iter()
+        .flat_map(|d| &d.notes)
+        .find(|n| n.action == "failover.confirm")
+        .unwrap();
+    assert!(
+        confirm.detail.contains("replica view (us-west-2): failing"),
+        "{}",
+        confirm.detail
+    );
+    assert_eq!(
+        confirm.data["detection"]["outcome"], "confirmed",
+        "the audit entry carries what each signal said"
+    );
+    let complete = decisions
+        .iter()
+        .flat_map(|d| &d.notes)
+        .find(|n| n.action == "failover.complete")
+        .unwrap();
+    assert!(
+        complete.detail.contains("Confirmed by "),
+        "{}",
+        complete.detail
+    );
+}
+
+#[test]
+fn one_flapping_alarm_promotes_nothing_and_the_incident_ends_at_the_window() {
+    let p = plan("automatic");
+    let mut sim = Sim::new();
+    sim.alarm = AlarmValue::Alarm;
+    let mut state = DrState::default();
+    let first = alarm(sim.now, AlarmValue::Alarm);
+    let decisions = settle(&p, &mut state, &mut sim, first.clone());
+    assert!(
+        matches!(&state, DrState::FailingOver(f) if f.step == Step::Confirm),
+        "{state:?}"
+    );
+    let said = notes(&decisions);
+    assert_eq!(
+        said.iter()
+            .filter(|a| *a == "failover.confirm-pending")
+            .count(),
+        1,
+        "one note, not one per look: {said:?}"
+    );
+    // More looks while it stays so: no promotion, no new note.
+    for _ in 0..5 {
+        sim.advance(10);
+        let d = feed(&p, &mut state, &mut sim, FailoverInput::Tick, false);
+        assert!(d.notes.is_empty() && d.actions.is_empty(), "{d:?}");
+    }
+    assert_eq!(sim.promotions, 0);
+    // Past the window, a tick ends it.
+    sim.advance(300);
+    let d = feed(&p, &mut state, &mut sim, FailoverInput::Tick, false);
+    assert!(matches!(state, DrState::Normal { .. }), "{state:?}");
+    assert_eq!(d.notes[0].action, "failover.unconfirmed");
+    assert_eq!(d.notes[0].severity, Severity::Critical);
+    assert!(
+        d.notes[0].detail.contains("never resumed"),
+        "{}",
+        d.notes[0].detail
+    );
+    // The old event delivered again starts nothing: its fire time is stale.
+    let d = feed(&p, &mut state, &mut sim, first, false);
+    assert!(matches!(state, DrState::Normal { .. }));
+    assert_eq!(d.notes[0].action, "failover.stale-alarm");
+    // A new ALARM is a new incident, with its own fire time.
+    sim.fail_primary();
+    let fresh = FailoverInput::Alarm(AlarmSignal {
+        name: ALARM.into(),
+        value: AlarmValue::Alarm,
+        at: sim.now - Duration::seconds(5),
+        event_id: "evt-2".into(),
+        suppressed_by: None,
+    });
+    settle(&p, &mut state, &mut sim, fresh);
+    let DrState::FailedOver(done) = &state else {
+        panic!("{state:?}")
+    };
+    assert_eq!(done.incident, "evt-2");
+    assert_eq!(done.measurement.detection_seconds, 5);
+}
+
+#[test]
+fn an_alarm_that_flaps_back_to_ok_with_the_rest_healthy_aborts() {
+    let p = plan("automatic");
+    let mut sim = Sim::new();
+    sim.alarm = AlarmValue::Alarm;
+    let mut state = DrState::default();
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    settle(&p, &mut state, &mut sim, a);
+    assert!(matches!(&state, DrState::FailingOver(f) if f.step == Step::Confirm));
+    sim.alarm = AlarmValue::Ok;
+    sim.advance(10);
+    let d = feed(&p, &mut state, &mut sim, FailoverInput::Tick, false);
+    assert!(matches!(state, DrState::Normal { .. }), "{state:?}");
+    assert_eq!(d.notes[0].action, "failover.abort");
+    assert_eq!(sim.promotions, 0);
+}
+
+#[test]
+fn an_incident_left_confirming_past_its_window_is_replaced_by_the_next_alarm() {
+    let p = plan("automatic");
+    let mut sim = Sim::new();
+    sim.alarm = AlarmValue::Alarm;
+    let mut state = DrState::default();
+    // One look, then the invocation dies: no tick ends the incident.
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    feed(&p, &mut state, &mut sim, a, false);
+    feed(&p, &mut state, &mut sim, FailoverInput::Tick, false);
+    assert!(matches!(&state, DrState::FailingOver(f) if f.step == Step::Confirm));
+    sim.advance(3600);
+    sim.fail_primary();
+    let later = FailoverInput::Alarm(AlarmSignal {
+        name: ALARM.into(),
+        value: AlarmValue::Alarm,
+        at: sim.now - Duration::seconds(10),
+        event_id: "evt-later".into(),
+        suppressed_by: None,
+    });
+    let decisions = settle(&p, &mut state, &mut sim, later);
+    assert_eq!(
+        notes(&decisions[..1])[..2],
+        ["failover.unconfirmed", "failover.alarm"]
+    );
+    let DrState::FailedOver(done) = &state else {
+        panic!("{state:?}")
+    };
+    assert_eq!(done.incident, "evt-later");
+    // The RTO runs from the new alarm, not the stale one an hour before.
+    assert!(done.measurement.rto_seconds < 600, "{:?}", done.measurement);
+}
+
+#[test]
+fn insufficient_data_beside_an_alarm_follows_the_plan_and_never_outlives_the_window() {
+    let mut sim = Sim::new();
+    sim.alarm = AlarmValue::InsufficientData;
+    // The default (the alarm's own TreatMissingData, here unset: unknown) with the rest
+    // healthy: the healthy quorum aborts at once.
+    let p = plan("automatic");
+    let mut state = DrState::default();
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    settle(&p, &mut state, &mut sim, a);
+    assert!(matches!(state, DrState::Normal { .. }), "{state:?}");
+    // The plan counts INSUFFICIENT_DATA as failing, beside a failing primary: confirmed.
+    let mut raw: serde_json::Value =
+        serde_json::from_str(include_str!("../../../infra/plans/local.json")).unwrap();
+    raw["failover"]["detection"] = serde_json::json!({"insufficient_data": "failing"});
+    let failing = parse_plan(&raw.to_string()).unwrap();
+    sim.primary_status = "failed";
+    let mut state = DrState::default();
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    settle(&failing, &mut state, &mut sim, a);
+    assert!(matches!(state, DrState::FailedOver(_)), "{state:?}");
+    // Counted as unknown while the primary answers as failing: one vote, short of the
+    // quorum; it ends at the window, nothing promoted.
+    raw["failover"]["detection"] = serde_json::json!({"insufficient_data": "unknown"});
+    let unknown = parse_plan(&raw.to_string()).unwrap();
+    let mut sim = Sim::new();
+    sim.alarm = AlarmValue::InsufficientData;
+    sim.primary_status = "failed";
+    let mut state = DrState::default();
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    settle(&unknown, &mut state, &mut sim, a);
+    assert!(matches!(&state, DrState::FailingOver(f) if f.step == Step::Confirm));
+    sim.advance(300);
+    feed(&unknown, &mut state, &mut sim, FailoverInput::Tick, false);
+    assert!(matches!(state, DrState::Normal { .. }), "{state:?}");
+    assert_eq!(sim.promotions, 0);
+}
+
+#[test]
+fn a_suppressed_alarm_only_notifies() {
+    let p = plan("automatic");
+    let mut sim = Sim::new();
+    sim.fail_primary();
+    let mut state = DrState::default();
+    let suppressed = FailoverInput::Alarm(AlarmSignal {
+        name: ALARM.into(),
+        value: AlarmValue::Alarm,
+        at: sim.now,
+        event_id: "evt-s".into(),
+        suppressed_by: Some("Alarm".into()),
+    });
+    let d = feed(&p, &mut state, &mut sim, suppressed, false);
+    assert_eq!(state, DrState::default());
+    assert_eq!(d.notes[0].action, "failover.suppressed");
+    // Delivered without the field (an older event), but read back suppressed: it ends.
+    let mut facts = sim.facts();
+    if let Reading::Seen(a) = &mut facts.detection.alarms[0].reading {
+        a.composite = true;
+        a.actions_suppressed_by = Some("WaitPeriod".into());
+    }
+    let d = step(
+        &p,
+        &state,
+        &alarm(sim.now, AlarmValue::Alarm),
+        &facts,
+        sim.now,
+    );
+    let d = step(&p, &d.state, &FailoverInput::Tick, &facts, sim.now);
+    assert!(matches!(d.state, DrState::Normal { .. }), "{:?}", d.state);
+    assert_eq!(d.notes[0].action, "failover.suppressed");
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn readiness_and_approval_end_when_the_signals_say_healthy() {
+    // Manual mode: confirmed, awaiting approval; the primary recovers.
+    let p = plan("manual");
+    let mut sim = Sim::new();
+    sim.fail_primary();
+    let mut state = DrState::default();
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    settle(&p, &mut state, &mut sim, a);
+    assert!(matches!(&state, DrState::FailingOver(f) if f.step == Step::AwaitingApproval));
+    sim.alarm = AlarmValue::Ok;
+    sim.primary_status = "available";
+    let d = feed(&p, &mut state, &mut sim, FailoverInput::Tick, false);
+    assert!(matches!(state, DrState::Normal { .. }), "{state:?}");
+    assert_eq!(d.notes[0].action, "failover.abort");
+    assert!(d.notes[0].data["detection"]["signals"].is_array());
+    // Automatic mode, held at readiness by the lag guard; the primary recovers.
+    let p = plan("automatic");
+    let mut sim = Sim::new();
+    sim.fail_primary();
+    sim.lag = Some(45.0);
+    let mut state = DrState::default();
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    settle(&p, &mut state, &mut sim, a);
+    assert!(matches!(&state, DrState::FailingOver(f) if f.step == Step::Readiness));
+    sim.alarm = AlarmValue::Ok;
+    sim.primary_status = "available";
+    sim.lag = Some(1.0);
+    feed(&p, &mut state, &mut sim, FailoverInput::Tick, false);
+    assert!(matches!(state, DrState::Normal { .. }), "{state:?}");
+    assert_eq!(sim.promotions, 0);
+}
+
+#[test]
+fn a_signal_only_game_day_confirms_with_its_injected_alarm() {
+    let p = plan("automatic");
+    let mut sim = Sim::new();
+    // The game day set the alarm; the primary is fine, as in a rehearsal.
+    sim.alarm = AlarmValue::Alarm;
+    let mut state = DrState::default();
+    let mut input = alarm(sim.now, AlarmValue::Alarm);
+    for _ in 0..40 {
+        let mut facts = sim.facts();
+        facts.rehearsal = Some("gd-1".into());
+        let d = step(&p, &state, &input, &facts, sim.now);
+        let results: Vec<ActionResult> = d.actions.iter().map(|a| sim.act(a)).collect();
+        state = absorb(&d.state, &results, sim.now);
+        if d.next == Next::Poll {
+            sim.advance(5);
+        }
+        if d.next == Next::Stop {
+            break;
+        }
+        input = FailoverInput::Tick;
+    }
+    let DrState::FailedOver(done) = &state else {
+        panic!("{state:?}")
+    };
+    let c = done.detection.as_ref().unwrap();
+    assert!(
+        c.signals.iter().any(|s| s.signal == "game day gd-1"),
+        "{c:?}"
+    );
+}
+
 #[test]
 fn an_alarm_back_to_ok_aborts_before_anything_changes() {
     let p = plan("automatic");
@@ -327,7 +733,7 @@ fn an_alarm_back_to_ok_aborts_before_anything_changes() {
 fn manual_mode_waits_for_approval_and_cancel_is_only_possible_before_promotion() {
     let p = plan("manual");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     let mut state = DrState::default();
     let a = alarm(sim.now, AlarmValue::Alarm);
     settle(&p, &mut state, &mut sim, a);
@@ -366,7 +772,7 @@ fn manual_mode_waits_for_approval_and_cancel_is_only_possible_before_promotion()
 fn cancel_before_promotion_returns_to_normal_and_after_promotion_is_refused() {
     let p = plan("manual");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     let mut state = DrState::default();
     let a = alarm(sim.now, AlarmValue::Alarm);
     settle(&p, &mut state, &mut sim, a);
@@ -384,7 +790,7 @@ fn cancel_before_promotion_returns_to_normal_and_after_promotion_is_refused() {
     let p = plan("automatic");
     let mut state = DrState::default();
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     // Stop right after the promotion was issued.
     let mut input = alarm(sim.now, AlarmValue::Alarm);
     while sim.promotions == 0 {
@@ -410,7 +816,7 @@ fn cancel_before_promotion_returns_to_normal_and_after_promotion_is_refused() {
 fn the_lag_guard_refuses_and_force_overrides_it_on_the_record() {
     let p = plan("automatic");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     sim.lag = Some(600.0);
     let mut state = DrState::default();
     let a = alarm(sim.now, AlarmValue::Alarm);
@@ -458,7 +864,7 @@ fn the_lag_guard_refuses_and_force_overrides_it_on_the_record() {
 fn a_missing_replica_refuses_with_a_clear_error_and_changes_nothing() {
     let p = plan("automatic");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     sim.replica_exists = false;
     let mut state = DrState::default();
     let a = alarm(sim.now, AlarmValue::Alarm);
@@ -479,7 +885,7 @@ fn a_missing_replica_refuses_with_a_clear_error_and_changes_nothing() {
 fn cooldown_only_notifies_and_ack_ends_it() {
     let p = plan("automatic");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     let mut state = DrState::FailedOver(FailedOver {
         incident: "i".into(),
         since: sim.now,
@@ -496,6 +902,7 @@ fn cooldown_only_notifies_and_ack_ends_it() {
         },
         targets: vec![],
         forced: None,
+        detection: None,
     });
     let a = alarm(sim.now, AlarmValue::Alarm);
     let d = feed(&p, &mut state, &mut sim, a, false);
@@ -539,6 +946,7 @@ fn alarms_that_are_not_the_plans_or_not_in_alarm_change_nothing() {
         value: AlarmValue::Alarm,
         at: sim.now,
         event_id: "x".into(),
+        suppressed_by: None,
     });
     let d = feed(&p, &mut state, &mut sim, other, false);
     assert!(d.reply.contains("not one of the plan's health alarms"));
@@ -553,7 +961,7 @@ fn alarms_that_are_not_the_plans_or_not_in_alarm_change_nothing() {
 fn a_later_alarm_never_starts_a_second_failover() {
     let p = plan("manual");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     let mut state = DrState::default();
     let a = alarm(sim.now, AlarmValue::Alarm);
     settle(&p, &mut state, &mut sim, a);
@@ -569,7 +977,7 @@ fn a_later_alarm_never_starts_a_second_failover() {
 fn a_crash_after_promotion_resumes_without_promoting_again() {
     let p = plan("automatic");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     let mut state = DrState::default();
     let mut input = alarm(sim.now, AlarmValue::Alarm);
     // Run until the promote step, then "crash" after the promotion call.
@@ -594,7 +1002,7 @@ fn a_crash_after_promotion_resumes_without_promoting_again() {
 fn a_crash_before_the_promotion_call_reissues_it() {
     let p = plan("automatic");
     let mut sim = Sim::new();
-    sim.alarm = AlarmValue::Alarm;
+    sim.fail_primary();
     let mut state = DrState::default();
     let mut input = alarm(sim.now, AlarmValue::Alarm);
     loop {
@@ -678,6 +1086,7 @@ enum Event {
     Crash,
     RegionDown,
     RegionUp,
+    PrimaryFails(bool),
     AlarmState(bool),
     Lag(u8),
     Wait(u8),
@@ -694,6 +1103,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => Just(Event::Crash),
         1 => Just(Event::RegionDown),
         1 => Just(Event::RegionUp),
+        1 => any::<bool>().prop_map(Event::PrimaryFails),
         1 => any::<bool>().prop_map(Event::AlarmState),
         1 => (0u8..60).prop_map(Event::Lag),
         2 => (1u8..120).prop_map(Event::Wait),
@@ -748,21 +1158,35 @@ proptest! {
                 Event::Crash => (FailoverInput::Tick, true),
                 Event::RegionDown => { sim.primary_reachable = false; continue; }
                 Event::RegionUp => { sim.primary_reachable = true; continue; }
+                Event::PrimaryFails(on) => { sim.primary_status = if on { "failed" } else { "available" }; continue; }
                 Event::AlarmState(on) => { sim.alarm = if on { AlarmValue::Alarm } else { AlarmValue::Ok }; continue; }
                 Event::Lag(l) => { sim.lag = Some(f64::from(l)); continue; }
                 Event::Wait(s) => { sim.advance(i64::from(s)); continue; }
             };
             let before = state.clone();
             let lag_before = sim.lag;
-            let alarm_before = sim.alarm;
             let promotions_before = sim.promotions;
             let mut d = feed(&p, &mut state, &mut sim, input.clone(), crash);
             prop_assert!(allowed(&before, &state, &input), "{:?} -> {:?} on {:?}", before.phase(), state.phase(), input);
+            // Never stuck confirming past the window once Lifeboat looked, and never an
+            // old incident resumed by a later alarm: a failover confirming is younger
+            // than its window.
+            if let DrState::FailingOver(f) = &state
+                && f.step == Step::Confirm
+                && !crash
+                && !matches!(input, FailoverInput::Command(_))
+            {
+                prop_assert!(sim.now < f.confirm_deadline(&p), "confirming past the window: {:?}", f);
+            }
             prop_assert_eq!(sim.double_promotions, 0);
             if sim.promotions > promotions_before {
                 let forced = match &state { DrState::FailingOver(f) => f.forced.is_some(), _ => false };
-                // Promotion needs a confirmed alarm or a force...
-                prop_assert!(forced || alarm_before == AlarmValue::Alarm || matches!(before, DrState::FailingOver(ref f) if f.step >= Step::Promote));
+                // Promotion needs a failure a quorum of signals confirmed, or a force...
+                let confirmed = match &state {
+                    DrState::FailingOver(f) => f.detection.as_ref().is_some_and(|c| c.outcome == detection::Outcome::Confirmed && c.failing_votes >= c.quorum),
+                    _ => false,
+                };
+                prop_assert!(forced || confirmed || matches!(before, DrState::FailingOver(ref f) if f.step >= Step::Promote));
                 // ...and, unless forced, a lag within the guard when it was decided.
                 if !forced && matches!(before, DrState::FailingOver(ref f) if f.step <= Step::AwaitingApproval) {
                     prop_assert!(lag_before.is_some_and(|l| l <= f64::from(p.failover.max_replica_lag_seconds)));
@@ -797,7 +1221,7 @@ proptest! {
         for mode in ["automatic", "manual"] {
             let p = plan(mode);
             let mut sim = Sim::new();
-            sim.alarm = AlarmValue::Alarm;
+            sim.fail_primary();
             let mut state = DrState::default();
             let mut input = alarm(sim.now, AlarmValue::Alarm);
             for _ in 0..60 {

@@ -275,6 +275,7 @@ fn running_in_the_dr_region_is_not_protected() {
         },
         targets: vec![],
         forced: None,
+        detection: None,
     });
     facts.dr_state = Observed::Present(failed_over);
     let r = assess(&plan(), &facts, now());

@@ -608,6 +608,7 @@ impl RecoveryDecision {
             action: action.into(),
             subject,
             detail,
+            data: serde_json::Value::Null,
         });
         self
     }
@@ -1156,6 +1157,7 @@ fn advance_one(
             action: action.into(),
             subject,
             detail,
+            data: serde_json::Value::Null,
         })
     };
     // Each arm reads what AWS shows first, so a step lost to a crash is issued again and

@@ -500,6 +500,7 @@ impl RecoveryRun<'_> {
                             "AWS refused the restore: {why}. Nothing else was changed; \
                              discard it, fix the cause and recover again."
                         ),
+                        data: serde_json::Value::Null,
                     });
                 }
             }

@@ -41,17 +41,55 @@ impl FakeWorld {
     }
 }
 
-#[async_trait]
-impl FailoverPort for FakeWorld {
-    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading> {
-        plan.failover
+/// The signals of a regional outage: the health alarms in ALARM, the primary region's
+/// API silent, the replicas reporting replication in error.
+fn failing_signals(plan: &Plan) -> crate::detection::Readings {
+    use crate::detection::{
+        AlarmObservation, AlarmState, PrimaryObservation, Reading, Readings, ReplicaObservation,
+        ReplicaState, ReplicationStatus,
+    };
+    Readings {
+        alarms: plan
+            .failover
             .health_alarms
             .iter()
-            .map(|a| AlarmReading {
+            .map(|a| AlarmObservation {
                 name: a.name.clone(),
-                value: Some(AlarmValue::Alarm),
+                region: plan.alarm_region(a).to_string(),
+                reading: Reading::Seen(AlarmState::plain(AlarmValue::Alarm)),
             })
-            .collect()
+            .collect(),
+        primary: replicated(plan)
+            .map(|r| PrimaryObservation {
+                resource: r.id.clone(),
+                reading: Reading::NoAnswer {
+                    reason: "connection closed".into(),
+                },
+            })
+            .collect(),
+        replicas: replicated(plan)
+            .map(|r| ReplicaObservation {
+                resource: r.id.clone(),
+                region: plan.regions.dr.clone(),
+                reading: Reading::Seen(ReplicaState {
+                    source: Some("arn:aws:rds:us-east-1:1:db:orders-db".into()),
+                    replication: Some(ReplicationStatus {
+                        status: "error".into(),
+                        normal: Some(false),
+                        message: Some("the source cannot be reached".into()),
+                    }),
+                    lag: vec![],
+                }),
+            })
+            .collect(),
+        probes: vec![],
+    }
+}
+
+#[async_trait]
+impl FailoverPort for FakeWorld {
+    async fn read_signals(&self, plan: &Plan) -> crate::detection::Readings {
+        failing_signals(plan)
     }
     async fn read_target(
         &self,
@@ -457,8 +495,12 @@ async fn a_throttled_state_table_means_no_action_without_its_audit_entry() {
                     }
                 }
                 assert_every_action_had_its_intent_first(&f);
-                // A lease left by a failed commit lapses before the next look.
-                f.clock.sleep(std::time::Duration::from_secs(180)).await;
+                // A lease left by a failed commit lapses before the next look. While
+                // the alarm is retried, Lambda's retry comes a minute later (and no lease
+                // is held before the failover starts): its fire time stays within the
+                // detection window.
+                let wait = if phase == "Normal" { 60 } else { 180 };
+                f.clock.sleep(std::time::Duration::from_secs(wait)).await;
             }
             assert_eq!(phase, "FailedOver", "skip {skip}, refuse {refuse}");
             assert_eq!(
@@ -499,8 +541,8 @@ struct Freezing<'a> {
 
 #[async_trait]
 impl FailoverPort for Freezing<'_> {
-    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading> {
-        self.world.read_alarms(plan).await
+    async fn read_signals(&self, plan: &Plan) -> crate::detection::Readings {
+        self.world.read_signals(plan).await
     }
     async fn read_target(
         &self,
@@ -578,8 +620,8 @@ struct Hung<'a>(&'a FakeWorld);
 
 #[async_trait]
 impl FailoverPort for Hung<'_> {
-    async fn read_alarms(&self, plan: &Plan) -> Vec<AlarmReading> {
-        self.0.read_alarms(plan).await
+    async fn read_signals(&self, plan: &Plan) -> crate::detection::Readings {
+        self.0.read_signals(plan).await
     }
     async fn read_target(
         &self,
