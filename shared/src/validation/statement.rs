@@ -6,7 +6,7 @@
 //! (or `WITH ... SELECT`, `VALUES`, `TABLE`), parsed with the dialect of the engine it
 //! runs on, and refused otherwise — before any connection is made. This is the first of
 //! two guards: the session is read-only at the server as well (see `aws::sql_probe`),
-//! which is what stops a function or a view that writes. On MySQL and MariaDB, DDL
+//! which is what stops a view that writes through this session. On MySQL and MariaDB, DDL
 //! commits implicitly, so a read-only transaction alone does not stop it (the read-only
 //! session does), and a check could make the session writable again: this check is the
 //! main guard there.
@@ -18,14 +18,25 @@
 //! `EXPLAIN`...); a data-modifying `WITH` (`WITH x AS (DELETE ...) SELECT ...`);
 //! `SELECT ... INTO` (a new table, a file, variables); row locks (`FOR UPDATE`,
 //! `FOR SHARE`...: a check only reads, and a lock on a serving database blocks its
-//! application); and calls of functions that act beyond the transaction (session
-//! settings, advisory locks, other backends, large objects and server files, WAL and
-//! replication control, `dblink`). On MySQL, backslashes and double-quoted strings are
-//! refused too: the server's `sql_mode` (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`) changes how
-//! they are read, so the server could see other statements than the parser did.
+//! application); a call of any function that is not on the engine's short list of
+//! side-effect-free ones ([`ALLOWED_FUNCTIONS_POSTGRES`], [`ALLOWED_FUNCTIONS_MYSQL`]),
+//! wherever it stands (select list, `FROM`, `LATERAL`, `WHERE`, `ORDER BY`, a `WITH`, a
+//! subquery, a window or `FILTER` clause...), also schema-qualified or quoted: a list of
+//! functions to refuse could never be complete (extensions such as `dblink`, functions of
+//! the database's own), a list of functions to allow is; user-defined operators and
+//! MySQL's `:=` (they run functions or set variables); PostgreSQL's `U&"..."` and
+//! `U&'...'` (their escapes can spell any name). On MySQL, backslashes and double-quoted
+//! strings are refused too: the server's `sql_mode` (`NO_BACKSLASH_ESCAPES`,
+//! `ANSI_QUOTES`) changes how they are read; and so is any character beyond ASCII outside
+//! a string literal: the server ends a `--` comment only at an ASCII blank, where the
+//! parser takes any Unicode blank, so the server could see other statements than the
+//! parser did.
 
 use super::checks::Dialect;
-use sqlparser::ast::{Expr, ObjectName, Query, Select, SetExpr, Statement, Visit, Visitor};
+use sqlparser::ast::{
+    BinaryOperator, Expr, ObjectName, Query, Select, SetExpr, Statement, TableFactor, Visit,
+    Visitor,
+};
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -82,11 +93,42 @@ pub enum UnsafeSql {
         /// The clause.
         clause: String,
     },
-    /// A function that acts beyond reading.
-    #[error("the query calls {name}(), which acts beyond reading the database")]
-    ActingFunction {
+    /// A function that is not on the engine's list of functions a check may call.
+    #[error(
+        "the query calls {name}(), which is not one of the functions a check may call on {}: {}",
+        dialect_name(*dialect),
+        allowed_functions(*dialect).join(", ")
+    )]
+    FunctionNotAllowed {
         /// The function, as written.
         name: String,
+        /// The engine family the SQL was checked for.
+        dialect: Dialect,
+    },
+    /// A user-defined operator (`OPERATOR(s.op)`, a custom one) or MySQL's `:=`.
+    #[error("the query uses the operator {operator}, which may run a function or set a variable")]
+    OperatorNotAllowed {
+        /// The operator, as written.
+        operator: String,
+    },
+    /// PostgreSQL's `U&"..."` or `U&'...'`.
+    #[error(
+        "the SQL holds a U& (Unicode-escaped) name or string, whose escapes can spell any name"
+    )]
+    UnicodeEscape,
+    /// A character beyond ASCII outside a string literal, in MySQL SQL.
+    #[error(
+        "the SQL holds the character U+{code:04X} outside a string literal, which MySQL and MariaDB may read otherwise than Lifeboat (a -- comment ends there only at an ASCII blank)"
+    )]
+    NonAscii {
+        /// The character's code point.
+        code: u32,
+    },
+    /// A `FROM` item of another SQL dialect (PIVOT, XMLTABLE...).
+    #[error("the query reads from {what}, which a check may not use")]
+    SourceNotAllowed {
+        /// What it is.
+        what: &'static str,
     },
     /// MySQL's `/*! */`, MariaDB's `/*M! */` or a `/*+ */` hint.
     #[error(
@@ -126,7 +168,21 @@ impl UnsafeSql {
             UnsafeSql::LocksRows { .. } => {
                 "remove the locking clause: a check only reads, and needs no lock"
             }
-            UnsafeSql::ActingFunction { .. } => "remove the call: a check only reads the database",
+            UnsafeSql::FunctionNotAllowed { .. } => {
+                "call only the functions this message lists, unquoted and without a schema (the README lists them under \"Checks cannot change the database they run against\"); for anything else, read a view the database's owner made"
+            }
+            UnsafeSql::OperatorNotAllowed { .. } => {
+                "use the standard operators (=, <, +, AND, LIKE...) and no variables"
+            }
+            UnsafeSql::UnicodeEscape => {
+                "write the name or string as plain text, in double or single quotes without U&"
+            }
+            UnsafeSql::NonAscii { .. } => {
+                "write the SQL in ASCII outside string literals: plain spaces, names in ASCII (or in a string compared with the value)"
+            }
+            UnsafeSql::SourceNotAllowed { .. } => {
+                "read from tables, views, subqueries, generate_series/unnest or JSON_TABLE"
+            }
             UnsafeSql::ExecutableComment { .. } => {
                 "write the SQL without /*! */, /*M! */ or /*+ */ comments (also inside strings, where Lifeboat cannot tell them apart)"
             }
@@ -172,61 +228,138 @@ fn first_keyword(statement: &Statement) -> String {
     }
 }
 
-/// Functions whose call changes something outside the query's own reading: session
-/// settings (which outlive a rolled-back check), advisory and named locks, other
-/// backends, files and large objects on the server, WAL and replication, connections to
-/// other databases, sequences. Matched on the last part of the name, in any case; a
-/// trailing `*` is a prefix.
-const ACTING_FUNCTIONS: &[&str] = &[
-    // PostgreSQL
-    "set_config",
-    "pg_advisory_*",
-    "pg_try_advisory_*",
-    "pg_terminate_backend",
-    "pg_cancel_backend",
-    "pg_reload_conf",
-    "pg_rotate_logfile",
-    "pg_promote",
-    "pg_switch_wal",
-    "pg_switch_xlog",
-    "pg_create_*",
-    "pg_drop_replication_slot",
-    "pg_copy_*_replication_slot",
-    "pg_replication_slot_advance",
-    "pg_replication_origin_*",
-    "pg_logical_emit_message",
-    "pg_wal_replay_*",
-    "pg_backup_*",
-    "pg_start_backup",
-    "pg_stop_backup",
-    "pg_stat_reset*",
-    "pg_file_*",
-    "pg_notify",
-    "lo_*",
-    "dblink*",
-    "nextval",
-    "setval",
-    // MySQL and MariaDB
-    "get_lock",
-    "release_lock",
-    "release_all_locks",
-    "sys_exec",
-    "sys_eval",
+/// The functions a PostgreSQL check may call: side-effect-free ones an assertion needs
+/// (aggregates, conditionals, text, numbers, dates, set-returning helpers for `FROM`).
+/// Casts, `CASE`, `EXTRACT`, `SUBSTRING ... FROM`, `TRIM`, `POSITION` and `IN`/`EXISTS` are
+/// syntax, not calls, and need no entry. Matched in any case, unquoted and unqualified
+/// only: a quoted or schema-qualified name may be a function of the database's own.
+pub const ALLOWED_FUNCTIONS_POSTGRES: &[&str] = &[
+    // aggregates
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "string_agg",
+    "array_agg",
+    // conditionals
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    // text
+    "lower",
+    "upper",
+    "length",
+    "char_length",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "substr",
+    "concat",
+    "replace",
+    "left",
+    "right",
+    "md5",
+    // numbers
+    "abs",
+    "round",
+    "floor",
+    "ceil",
+    "ceiling",
+    // dates and times
+    "now",
+    "current_date",
+    "current_timestamp",
+    "localtimestamp",
+    "date_trunc",
+    "date_part",
+    "age",
+    // rows from values, in FROM
+    "generate_series",
+    "unnest",
 ];
 
-fn is_acting_function(name: &ObjectName) -> Option<String> {
-    let last = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
-    ACTING_FUNCTIONS
-        .iter()
-        .any(|f| match f.strip_suffix('*') {
-            Some(prefix) => last.starts_with(prefix),
-            None => last == *f,
+/// The functions a MySQL or MariaDB check may call, chosen as for PostgreSQL.
+pub const ALLOWED_FUNCTIONS_MYSQL: &[&str] = &[
+    // aggregates
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "bit_and",
+    "bit_or",
+    "group_concat",
+    // conditionals
+    "coalesce",
+    "ifnull",
+    "nullif",
+    "if",
+    "greatest",
+    "least",
+    // text
+    "lower",
+    "upper",
+    "length",
+    "char_length",
+    "substr",
+    "concat",
+    "replace",
+    "left",
+    "right",
+    "md5",
+    // numbers
+    "abs",
+    "round",
+    "floor",
+    "ceil",
+    "ceiling",
+    // dates and times
+    "now",
+    "current_date",
+    "current_timestamp",
+    "curdate",
+    "date",
+    "datediff",
+    "timestampdiff",
+];
+
+/// The functions a check may call on `dialect`.
+pub fn allowed_functions(dialect: Dialect) -> &'static [&'static str] {
+    match dialect {
+        Dialect::Postgres => ALLOWED_FUNCTIONS_POSTGRES,
+        Dialect::Mysql => ALLOWED_FUNCTIONS_MYSQL,
+    }
+}
+
+/// `Err` unless `name` is one unquoted identifier on the dialect's list.
+fn allowed_call(dialect: Dialect, name: &ObjectName) -> Result<(), UnsafeSql> {
+    let allowed = match name.0.as_slice() {
+        [one] => one.as_ident().is_some_and(|ident| {
+            ident.quote_style.is_none()
+                && allowed_functions(dialect)
+                    .iter()
+                    .any(|f| ident.value.eq_ignore_ascii_case(f))
+        }),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(UnsafeSql::FunctionNotAllowed {
+            name: name.to_string(),
+            dialect,
         })
-        .then(|| name.to_string())
+    }
 }
 
 /// Walks the whole statement, subqueries included.
 struct ReadOnlyWalk {
+    dialect: Dialect,
     statements: usize,
 }
 
@@ -274,21 +407,54 @@ impl Visitor for ReadOnlyWalk {
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<UnsafeSql> {
-        // `SELECT * FROM set_config(...)`: a function called in FROM.
-        match is_acting_function(relation) {
-            Some(name) => ControlFlow::Break(UnsafeSql::ActingFunction { name }),
-            None => ControlFlow::Continue(()),
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<UnsafeSql> {
+        let other = |what| Err(UnsafeSql::SourceNotAllowed { what });
+        let checked = match factor {
+            // `FROM f(...)`: a function called in FROM, parsed as a table with arguments.
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            }
+            // `FROM orders, LATERAL f(...)`.
+            | TableFactor::Function { name, .. } => allowed_call(self.dialect, name),
+            // Their expressions are walked as any other.
+            TableFactor::Table { args: None, .. }
+            | TableFactor::Derived { .. }
+            | TableFactor::TableFunction { .. }
+            | TableFactor::UNNEST { .. }
+            | TableFactor::JsonTable { .. }
+            | TableFactor::NestedJoin { .. } => Ok(()),
+            TableFactor::OpenJsonTable { .. } => other("OPENJSON"),
+            TableFactor::Pivot { .. } => other("PIVOT"),
+            TableFactor::Unpivot { .. } | TableFactor::UnpivotExpr { .. } => other("UNPIVOT"),
+            TableFactor::MatchRecognize { .. } => other("MATCH_RECOGNIZE"),
+            TableFactor::XmlTable { .. } => other("XMLTABLE"),
+            TableFactor::SemanticView { .. } => other("SEMANTIC_VIEW"),
+        };
+        match checked {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(why) => ControlFlow::Break(why),
         }
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<UnsafeSql> {
-        if let Expr::Function(f) = expr
-            && let Some(name) = is_acting_function(&f.name)
-        {
-            return ControlFlow::Break(UnsafeSql::ActingFunction { name });
+        let checked = match expr {
+            Expr::Function(f) => allowed_call(self.dialect, &f.name),
+            Expr::BinaryOp { op, .. } => match op {
+                BinaryOperator::Custom(_)
+                | BinaryOperator::PGCustomBinaryOperator(_)
+                | BinaryOperator::Assignment => Err(UnsafeSql::OperatorNotAllowed {
+                    operator: op.to_string(),
+                }),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        match checked {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(why) => ControlFlow::Break(why),
         }
-        ControlFlow::Continue(())
     }
 }
 
@@ -313,15 +479,43 @@ fn mysql_text(sql: &str) -> Result<(), UnsafeSql> {
     Ok(())
 }
 
-/// The same, on the tokens: a string in double quotes is a name under `ANSI_QUOTES`.
+/// The same, on the tokens: a string in double quotes is a name under `ANSI_QUOTES`, and
+/// a character beyond ASCII outside a string may be read otherwise by the server (it ends
+/// `-- ` only at an ASCII blank; the parser at any Unicode blank).
 fn mysql_tokens(tokens: &[Token]) -> Result<(), UnsafeSql> {
-    let double_quoted = tokens.iter().any(|t| match t {
-        Token::DoubleQuotedString(_) => true,
-        Token::Word(w) => w.quote_style == Some('"'),
-        _ => false,
-    });
-    if double_quoted {
-        return Err(UnsafeSql::DoubleQuoted);
+    for token in tokens {
+        match token {
+            Token::DoubleQuotedString(_) => return Err(UnsafeSql::DoubleQuoted),
+            Token::Word(w) if w.quote_style == Some('"') => return Err(UnsafeSql::DoubleQuoted),
+            Token::SingleQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::HexStringLiteral(_) => {}
+            other => {
+                if let Some(c) = other.to_string().chars().find(|c| !c.is_ascii()) {
+                    return Err(UnsafeSql::NonAscii { code: u32::from(c) });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL's `U&'...'` and `U&"..."`: refused, their escapes can spell any name. The
+/// tokenizer knows the string form; the name form comes as `U`, `&` and a quoted name,
+/// written without blanks between them.
+fn postgres_tokens(tokens: &[Token]) -> Result<(), UnsafeSql> {
+    for (i, token) in tokens.iter().enumerate() {
+        let unicode_name = || {
+            matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("u"))
+                && matches!(tokens.get(i + 1), Some(Token::Ampersand))
+                && matches!(
+                    tokens.get(i + 2),
+                    Some(Token::Word(w)) if w.quote_style == Some('"')
+                )
+        };
+        if matches!(token, Token::UnicodeStringLiteral(_)) || unicode_name() {
+            return Err(UnsafeSql::UnicodeEscape);
+        }
     }
     Ok(())
 }
@@ -350,8 +544,9 @@ pub fn read_only_query(dialect: Dialect, sql: &str) -> Result<ReadOnlyQuery, Uns
     let tokens = Tokenizer::new(parser_dialect, sql)
         .tokenize()
         .map_err(|e| unparsable(ParserError::TokenizerError(e.message)))?;
-    if dialect == Dialect::Mysql {
-        mysql_tokens(&tokens)?;
+    match dialect {
+        Dialect::Mysql => mysql_tokens(&tokens)?,
+        Dialect::Postgres => postgres_tokens(&tokens)?,
     }
     let statements = Parser::new(parser_dialect)
         .with_tokens(tokens)
@@ -377,7 +572,10 @@ pub fn read_only_query(dialect: Dialect, sql: &str) -> Result<ReadOnlyQuery, Uns
             keyword: first_keyword(s),
         });
     }
-    let mut walk = ReadOnlyWalk { statements: 0 };
+    let mut walk = ReadOnlyWalk {
+        dialect,
+        statements: 0,
+    };
     if let ControlFlow::Break(why) = statement.visit(&mut walk) {
         return Err(why);
     }
