@@ -74,11 +74,13 @@ impl LocalDatabase {
         let (dialect, default_port) = match scheme {
             "postgres" | "postgresql" => (Dialect::Postgres, 5432),
             "mysql" | "mariadb" => (Dialect::Mysql, 3306),
-            other => {
+            // Quoted only when it is a plain word: nothing of a password can be in it.
+            other if other.chars().all(|c| c.is_ascii_alphanumeric()) => {
                 return Err(format!(
                     "scheme {other:?} is neither postgres nor mysql (mariadb)"
                 ));
             }
+            _ => return Err("the scheme is neither postgres nor mysql (mariadb)".into()),
         };
         let (authority, database) = rest
             .split_once('/')
@@ -92,16 +94,19 @@ impl LocalDatabase {
         };
         let (username, password) = match credentials {
             Some(c) => match c.split_once(':') {
-                Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
-                None => (Some(c.to_string()), None),
+                Some((u, p)) => (Some(percent_decoded(u)?), Some(percent_decoded(p)?)),
+                None => (Some(percent_decoded(c)?), None),
             },
             None => (None, None),
         };
+        // The port is not quoted: a `/` in an unencoded password ends the authority early,
+        // and what stands here would be part of the password.
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| format!("port {p:?} is not a number"))?,
+                p.parse::<u16>().map_err(|_| {
+                    "the port after the host is not a number from 0 to 65535 (a password holding / , @ or a blank must be percent-encoded: %2F, %2C, %40, %20)".to_string()
+                })?,
             ),
             None => (hostport.to_string(), default_port),
         };
@@ -119,6 +124,31 @@ impl LocalDatabase {
     }
 }
 
+/// A URL's user or password with its `%XX` escapes decoded (how a password holds a comma,
+/// a blank, `/` or `@`). The error quotes nothing of it.
+fn percent_decoded(text: &str) -> Result<String, String> {
+    let bad = || "a % in the URL's user or password is not followed by two hex digits".to_string();
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| "the URL's user or password is not UTF-8 once decoded".into())
+}
+
 /// Read [`LOCAL_DATABASE_URLS_ENV`]: resource id → database. Empty when unset; an error
 /// when it is set without a local emulator, or malformed.
 pub fn local_databases(
@@ -134,15 +164,28 @@ pub fn local_databases(
         ));
     }
     let mut out = BTreeMap::new();
-    for pair in text
+    // No message quotes an entry or a URL: either may hold a password (or, split at a
+    // comma or blank inside one, a piece of it).
+    for (n, pair) in text
         .split([',', ' ', '\n'])
         .filter(|p| !p.trim().is_empty())
+        .enumerate()
     {
+        let entry = n + 1;
         let (resource, url) = pair.trim().split_once('=').ok_or_else(|| {
             LocalDatabaseError(format!(
-                "{pair:?} is not `resource=url`, e.g. orders-db=postgres://postgres@127.0.0.1:5432/orders"
+                "entry {entry} is not `resource=url`, e.g. orders-db=postgres://postgres@127.0.0.1:5432/orders (entries are separated by commas or blanks: percent-encode one inside a password, %2C or %20)"
             ))
         })?;
+        if resource.is_empty()
+            || !resource
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*'))
+        {
+            return Err(LocalDatabaseError(format!(
+                "entry {entry} does not start with a resource id before its `=` (e.g. orders-db=postgres://...)"
+            )));
+        }
         let db = LocalDatabase::parse(url)
             .map_err(|e| LocalDatabaseError(format!("the URL for {resource:?}: {e}")))?;
         out.insert(resource.to_string(), db);
@@ -744,7 +787,10 @@ mod tests {
         for (value, words) in [
             ("orders-db", "is not `resource=url`"),
             ("orders-db=sqlite://x/y", "neither postgres nor mysql"),
-            ("orders-db=postgres://h:port/db", "port \"port\""),
+            (
+                "orders-db=postgres://h:port/db",
+                "port after the host is not a number",
+            ),
             ("orders-db=postgres://h", "names no database"),
         ] {
             let err = local_databases(&lookup(value), &local_settings()).unwrap_err();
@@ -755,5 +801,40 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn no_error_about_the_local_urls_quotes_a_password() {
+        for value in [
+            "postgres://admin:S3cretPw@127.0.0.1:5432/orders",
+            "orders-db=postgres://admin:S3cret Pw@127.0.0.1:5432/orders",
+            "orders-db=postgres://admin:S3cret,Pw@127.0.0.1:5432/orders",
+            "orders-db=postgres://admin:S3cretPw@127.0.0.1:54x2/orders",
+            "orders-db=postgres://admin:S3cret/Pw@127.0.0.1:5432/orders",
+            "orders-db=postgres://admin:S3cret%zzPw@127.0.0.1:5432/orders",
+            "postgres://admin:S3cret=Pw@127.0.0.1:5432/orders",
+            "orders-db=pg:S3cretPw://admin@127.0.0.1:5432/orders",
+        ] {
+            let err = local_databases(&lookup(value), &local_settings())
+                .expect_err(value)
+                .to_string();
+            assert!(
+                !err.contains("S3cret") && !err.contains("Pw"),
+                "{value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_may_hold_any_character_percent_encoded() {
+        let map = local_databases(
+            &lookup("orders-db=postgres://app%40x:a%2Cb%20c%2Fd%25@127.0.0.1:5432/orders"),
+            &local_settings(),
+        )
+        .unwrap();
+        let orders = &map["orders-db"];
+        assert_eq!(orders.username.as_deref(), Some("app@x"));
+        assert_eq!(orders.password.as_deref(), Some("a,b c/d%"));
+        assert_eq!((orders.host.as_str(), orders.port), ("127.0.0.1", 5432));
     }
 }

@@ -792,6 +792,10 @@ fn documentation_is_optional_but_must_make_sense() {
     let mut p = local();
     p["documentation"]["runbook_url"] = json!("wiki/dr");
     assert_issue(&p, "documentation.runbook_url", "not an http(s) URL");
+    // An address with credentials in it is not quoted back.
+    p["documentation"]["runbook_url"] = json!("ftp://ops:S3cretPw@wiki.example.com/dr");
+    assert_issue(&p, "documentation.runbook_url", "not an http(s) URL");
+    assert!(issues_of(&p).iter().all(|i| !i.contains("S3cret")));
     let mut p = local();
     p["documentation"]["owner"] = json!("  ");
     assert_issue(&p, "documentation.owner", "is empty");

@@ -1319,7 +1319,8 @@ fn check_documentation(plan: &Plan, issues: &mut Issues) {
     {
         issues.add(
             "documentation.runbook_url",
-            format!("{url:?} is not an http(s) URL"),
+            // Not quoted: an address may carry credentials (`user:password@`).
+            "is not an http(s) URL",
             "give the runbook's address, e.g. https://wiki.example.com/dr/orders",
         );
     }
