@@ -446,6 +446,89 @@ async fn the_canary_writes_and_reads_on_postgresql_and_mariadb_and_names_a_missi
     }
 }
 
+/// Each canary statement is bounded at the server on both engines: a write waiting for a
+/// row another session holds fails after the canary's timeout instead of waiting for the
+/// server's lock wait limit (MariaDB's is 50 s, and ends the invocation's budget).
+#[tokio::test]
+async fn a_canary_write_stuck_behind_a_lock_fails_after_its_timeout_on_both_engines() {
+    use sqlx::Connection;
+    for dialect in [Dialect::Postgres, Dialect::Mysql] {
+        let db = ScratchDatabase::seeded(dialect).await.unwrap();
+        let (ddl, hold) = match dialect {
+            Dialect::Postgres => (
+                "CREATE TABLE canary (id text PRIMARY KEY, written_at timestamptz NOT NULL)",
+                "INSERT INTO canary (id, written_at) VALUES ('lifeboat-gameday-held', now())",
+            ),
+            Dialect::Mysql => (
+                "CREATE TABLE canary (id varchar(200) PRIMARY KEY, written_at datetime(6) NOT NULL)",
+                "INSERT INTO canary (id, written_at) VALUES ('lifeboat-gameday-held', NOW(6))",
+            ),
+        };
+        db.execute(ddl).await.unwrap();
+        // Another session inserts the canary's row and holds its transaction open.
+        let holder: Box<dyn std::any::Any + Send> = match dialect {
+            Dialect::Postgres => {
+                let options = sqlx::postgres::PgConnectOptions::new()
+                    .host("127.0.0.1")
+                    .port(5432)
+                    .username(db.username())
+                    .database(&db.name);
+                let mut c = sqlx::postgres::PgConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut c).await.unwrap();
+                sqlx::raw_sql(hold).execute(&mut c).await.unwrap();
+                Box::new(c)
+            }
+            Dialect::Mysql => {
+                let options = sqlx::mysql::MySqlConnectOptions::new()
+                    .host("127.0.0.1")
+                    .port(3306)
+                    .username(db.username())
+                    .database(&db.name);
+                let mut c = sqlx::mysql::MySqlConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql("START TRANSACTION")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(hold).execute(&mut c).await.unwrap();
+                Box::new(c)
+            }
+        };
+        let target = ProbeTarget {
+            dialect,
+            host: "127.0.0.1".into(),
+            port: match dialect {
+                Dialect::Postgres => 5432,
+                Dialect::Mysql => 3306,
+            },
+            database: db.name.clone(),
+            username: db.username().into(),
+            password: String::new(),
+            require_tls: false,
+        };
+        let sql = canary_sql(dialect, "canary").unwrap();
+        // Far above the canary's 2 s and far below the servers' own lock wait limits.
+        let outcome = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            write_canary(
+                &target,
+                &sql,
+                "lifeboat-gameday-held",
+                std::time::Duration::from_secs(2),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{dialect:?}: the canary's write was not bounded"));
+        let err = outcome.expect_err("the held row was written twice");
+        assert!(err.contains("canary's write failed"), "{dialect:?}: {err}");
+        drop(holder);
+        db.drop_database().await.unwrap();
+    }
+}
+
 /// The README's setup: the checks' secret names the read-only user, the canary's its own
 /// writing user. The verification's SQL session reads as the first, the canary writes as
 /// the second; without its own secret the canary writes as the read-only user and fails,

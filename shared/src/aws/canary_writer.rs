@@ -7,7 +7,7 @@
 //! two statements [`crate::gameday::verify::canary_sql`] builds (a validated, quoted table
 //! name; the row's id bound), so no check can reach a writable session.
 
-use super::sql_probe::{connect, mysql_options, pg_options};
+use super::sql_probe::{connect, mysql_options, mysql_statement_limit, pg_options};
 use crate::gameday::verify::CanarySql;
 use crate::validation::checks::{CheckResult, Dialect};
 use crate::validation::run::ProbeTarget;
@@ -64,6 +64,9 @@ pub async fn write_canary(
             let mut conn = connect(target, MySqlConnection::connect_with(&options))
                 .await
                 .map_err(failed)?;
+            mysql_statement_limit(&mut conn, timeout)
+                .await
+                .map_err(|e| db_error("statement timeout", e))?;
             sqlx::query(AssertSqlSafe(sql.write.clone()))
                 .bind(row)
                 .execute(&mut conn)

@@ -335,25 +335,47 @@ pub(super) fn mysql_options(target: &ProbeTarget) -> MySqlConnectOptions {
         })
 }
 
+/// Bound every statement of a MySQL or MariaDB session by `timeout`, at the server.
+/// MariaDB limits statements with `max_statement_time` (seconds); MySQL limits SELECTs
+/// with `max_execution_time` (milliseconds), and a write waits for a row lock at most
+/// `innodb_lock_wait_timeout` (whole seconds, at least 1). The values are numbers Lifeboat
+/// computed, not text from the plan.
+pub(super) async fn mysql_statement_limit(
+    conn: &mut MySqlConnection,
+    timeout: Duration,
+) -> Result<(), sqlx::Error> {
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or_default();
+    let limits = if version.contains("MariaDB") {
+        vec![format!(
+            "SET SESSION max_statement_time = {}",
+            timeout.as_secs_f64()
+        )]
+    } else {
+        vec![
+            format!("SET SESSION max_execution_time = {}", timeout.as_millis()),
+            format!(
+                "SET SESSION innodb_lock_wait_timeout = {}",
+                timeout.as_secs().max(1)
+            ),
+        ]
+    };
+    for limit in limits {
+        sqlx::raw_sql(AssertSqlSafe(limit))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn open_mysql(target: &ProbeTarget, timeout: Duration) -> Result<Mysql, Vec<CheckResult>> {
     let options = mysql_options(target);
     let mut conn = connect(target, MySqlConnection::connect_with(&options)).await?;
-    // MariaDB limits statements with `max_statement_time` (seconds), MySQL with
-    // `max_execution_time` (milliseconds, SELECTs only). Both values are numbers Lifeboat
-    // computed, not text from the plan.
-    let version: String = sqlx::query_scalar("SELECT VERSION()")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or_default();
-    let limit = if version.contains("MariaDB") {
-        format!("SET SESSION max_statement_time = {}", timeout.as_secs_f64())
-    } else {
-        format!("SET SESSION max_execution_time = {}", timeout.as_millis())
-    };
+    let limit = mysql_statement_limit(&mut conn, timeout).await;
     let begin = async {
-        sqlx::raw_sql(AssertSqlSafe(limit))
-            .execute(&mut conn)
-            .await?;
+        limit?;
         // The session, not only the transaction: DDL commits a MySQL transaction
         // implicitly, and what follows it runs outside; a read-only session refuses
         // DDL and every later write too.
