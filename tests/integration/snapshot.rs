@@ -44,6 +44,19 @@ impl Fixture {
         Self::with_world(account, plan, world).await
     }
 
+    /// The plan `plan` (JSON) run against the local plan's world, which need not match it.
+    async fn in_local_world(plan: &Value) -> Self {
+        let account = LocalAws::from_env().fresh_account();
+        let plan = harness::plan_in_account(&parse_plan(&plan.to_string()).unwrap(), &account);
+        let world = create_world(
+            &account,
+            &harness::plan_in_account(&crate::support::local_plan(), &account),
+        )
+        .await
+        .unwrap();
+        Self::with_world(account, plan, world).await
+    }
+
     /// `plan`'s run against a world made apart from it.
     async fn with_world(account: Account, plan: Plan, world: World) -> Self {
         let snapshots = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
@@ -242,15 +255,7 @@ async fn a_table_name_in_another_case_is_another_table() {
     // DynamoDB table names are case-sensitive: the plan's table does not exist.
     let mut p: Value = serde_json::from_str(include_str!("../../infra/plans/local.json")).unwrap();
     p["resources"][2]["identifier"] = "Lifeboat-Local-Sessions".into();
-    let account = LocalAws::from_env().fresh_account();
-    let plan = harness::plan_in_account(&parse_plan(&p.to_string()).unwrap(), &account);
-    let world = create_world(
-        &account,
-        &harness::plan_in_account(&crate::support::local_plan(), &account),
-    )
-    .await
-    .unwrap();
-    let f = Fixture::with_world(account, plan, world).await;
+    let f = Fixture::in_local_world(&p).await;
     let err = f.tick("tick-1", six_am()).await.unwrap_err();
     let SnapshotError::Incomplete(summary) = &err else {
         panic!("{err}")
@@ -609,16 +614,8 @@ async fn a_plan_naming_a_missing_resource_fails_naming_it_and_the_rest_is_snapsh
     plan["resources"].as_array_mut().unwrap().push(
         json!({"id": "ghost-db", "kind": "rds_instance", "engine": "postgres", "rpo_minutes": 120, "rto_minutes": 60}),
     );
-    let account = LocalAws::from_env().fresh_account();
-    let plan = harness::plan_in_account(&parse_plan(&plan.to_string()).unwrap(), &account);
     // The world is created from the local plan, so ghost-db does not exist.
-    let world = create_world(
-        &account,
-        &harness::plan_in_account(&crate::support::local_plan(), &account),
-    )
-    .await
-    .unwrap();
-    let f = Fixture::with_world(account, plan, world).await;
+    let f = Fixture::in_local_world(&plan).await;
     let err = f.tick("tick-1", six_am()).await.unwrap_err();
     assert_eq!(err.retry(), Retry::NonRetryable);
     let SnapshotError::Incomplete(summary) = &err else {
