@@ -577,11 +577,11 @@ fn detection_defaults_to_a_quorum_of_two_independent_signals() {
 #[test]
 fn detection_settings_that_can_never_work_are_refused() {
     let mut p = local();
-    p["failover"]["detection"] = json!({"quorum": 4});
+    p["failover"]["detection"] = json!({"quorum": 5});
     assert_issue(
         &p,
         "failover.detection.quorum",
-        "a quorum of 4 can never be reached: the plan has 3 confirming signal(s)",
+        "a quorum of 5 can never be reached: the plan has 4 confirming signal(s)",
     );
     let mut p = local();
     p["failover"]["detection"] = json!({"quorum": 0});

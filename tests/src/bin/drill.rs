@@ -213,19 +213,31 @@ async fn run() -> Result<(), String> {
     if result.is_ok() {
         result = validation::prepare_canary().await;
     }
+    // The disaster begins before any alarm fires: the primary region's databases stop
+    // answering (its RDS API, and the replication from it); its CloudWatch still works,
+    // so the health alarm there can fire.
+    let mut outages = Vec::new();
+    if result.is_ok() {
+        result = account
+            .inject(Fault::region_outage(&plan.regions.primary).service("rds"))
+            .await
+            .map(|id| outages.push(id))
+            .map_err(|e| format!("taking {}'s RDS down: {e}", plan.regions.primary));
+        say(format!(
+            "{}'s RDS stops answering (the realism layer's outage of one service): the disaster begins",
+            plan.regions.primary
+        ));
+    }
     if result.is_ok() {
         result = gameday::start(&host, &root);
     }
-    let mut outage = None;
     if result.is_ok() {
         result = failover(&plan, &world, &account, &host, &root)
             .await
-            .map(|id| outage = Some(id));
+            .map(|id| outages.push(id));
     }
-    if result.is_ok()
-        && let Some(outage) = &outage
-    {
-        result = failback(&plan, &world, &account, outage, &host, &root).await;
+    if result.is_ok() {
+        result = failback(&plan, &world, &account, &outages, &host, &root).await;
     }
     if result.is_ok() {
         let t = stage("Game-day report (the drill's summary)");
@@ -446,9 +458,11 @@ async fn backups(
     Ok(())
 }
 
-/// Stage: the primary region fails (its health alarm goes to ALARM); the failover function
-/// promotes the DR replica, fences the old primary and switches DNS, and the drill prints
-/// the failover timeline with the measured RTO and data-loss window.
+/// Stage: the primary region fails (its RDS first, then its health alarm goes to ALARM,
+/// then the whole region, CloudWatch included); the failover function confirms the
+/// failure from the DR side, promotes the DR replica, fences the old primary where it can
+/// and switches DNS, and the drill prints which signals confirmed, the failover timeline,
+/// and the measured RTO (detection included) and data-loss window.
 async fn failover(
     plan: &Plan,
     world: &World,
@@ -458,10 +472,13 @@ async fn failover(
 ) -> Result<FaultId, String> {
     use aws_sdk_cloudwatch::types::StateValue;
     let t = stage("Regional failure and failover (failover function)");
+    // The alarm as deployed (infra/health-check.yaml): in the region it watches.
     let alarm = plan
         .failover
         .health_alarms
-        .first()
+        .iter()
+        .find(|a| plan.alarm_region(a) == plan.regions.primary)
+        .or_else(|| plan.failover.health_alarms.first())
         .ok_or("the plan has no health alarm")?;
     let cw = &world
         .clients
@@ -495,18 +512,19 @@ async fn failover(
         .and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_millis().ok()?))
         .unwrap_or_else(chrono::Utc::now);
     say(format!(
-        "{} is in ALARM since {} (the game day's injection)",
+        "{} ({}) is in ALARM since {} (the game day's injection)",
         alarm.name,
+        plan.alarm_region(alarm),
         failed_at.format("%H:%M:%S")
     ));
-    // The disaster the signal stands for: the primary region stops answering (the
-    // emulator drops every call signed for it, as in [1b]'s realism layer).
+    // Then the whole primary region goes dark, CloudWatch and its alarm included (the
+    // emulator drops every call signed for it).
     let outage = account
         .inject(Fault::region_outage(&plan.regions.primary))
         .await
         .map_err(|e| format!("taking {} down: {e}", plan.regions.primary))?;
     say(format!(
-        "{} is down: every call to it meets a closed connection",
+        "{} is down: every call to it meets a closed connection, its alarm can no longer be read",
         plan.regions.primary
     ));
     let mut event = sample(root, "failover-alarm.json", "drill-alarm-1")?;
@@ -545,8 +563,33 @@ async fn failover(
     if reply["phase"] != "FailedOver" {
         return Err(format!("the failover did not complete: {}", reply["steps"]));
     }
+    // What each detection signal said when the failure was confirmed, from the DR side.
+    let detection = &state["detection"];
     say(format!(
-        "measured by the failover function: RTO {} s (target {} s): detection {} s, AWS {} s, Lifeboat {} s; data-loss window {} s (RPO {} s)",
+        "confirmed from the DR side, without force: {} failing vote(s) of a quorum of {}",
+        detection["failing_votes"], detection["quorum"]
+    ));
+    for s in detection["signals"].as_array().into_iter().flatten() {
+        say(format!(
+            "  {} ({}): {}, {}",
+            s["signal"].as_str().unwrap_or("?"),
+            s["region"].as_str().unwrap_or("?"),
+            s["verdict"].as_str().unwrap_or("?"),
+            s["detail"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(110)
+                .collect::<String>()
+        ));
+    }
+    if detection["outcome"] != "confirmed" {
+        return Err(format!(
+            "the failover was not confirmed by its signals: {detection}"
+        ));
+    }
+    say(format!(
+        "measured by the failover function: RTO {} s (target {} s): detection (alarm to a confirmed quorum) {} s, AWS {} s, Lifeboat {} s; data-loss window {} s (RPO {} s)",
         m["rto_seconds"],
         m["rto_target_seconds"],
         m["detection_seconds"],
@@ -594,17 +637,46 @@ async fn failback(
     plan: &Plan,
     world: &World,
     account: &Account,
-    outage: &FaultId,
+    outages: &[FaultId],
     host: &FunctionHost,
     root: &std::path::Path,
 ) -> Result<(), String> {
     let t = stage("Recovery of the primary region and staged failback (failback function)");
-    account
-        .remove_fault(outage)
-        .await
-        .map_err(|e| format!("bringing {} back: {e}", plan.regions.primary))?;
+    for outage in outages {
+        account
+            .remove_fault(outage)
+            .await
+            .map_err(|e| format!("bringing {} back: {e}", plan.regions.primary))?;
+    }
+    // The game day could not take its signal back in a region that was down (its stop
+    // of the injection failed there); the health alarm in the recovered region goes back
+    // to OK as its next evaluation of the healthy endpoint would (the emulator evaluates
+    // no alarm, so the drill stands in for CloudWatch).
+    for alarm in plan
+        .failover
+        .health_alarms
+        .iter()
+        .filter(|a| plan.alarm_region(a) == plan.regions.primary)
+    {
+        let cw = &world
+            .clients
+            .region(&plan.regions.primary)
+            .ok_or("no clients for the primary region")?
+            .cloudwatch;
+        cw.set_alarm_state()
+            .alarm_name(&alarm.name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+            .state_reason("the primary endpoint answers its health check again")
+            .send()
+            .await
+            .map_err(|e| format!("setting {} back to OK: {e:?}", alarm.name))?;
+        say(format!(
+            "{} ({}) is OK again: the endpoint answers its health check",
+            alarm.name, plan.regions.primary
+        ));
+    }
     say(format!(
-        "{} answers again (the game day took its signal back after the failover: the health alarms are OK)",
+        "{} answers again (the health alarms are OK: the game day took its signal back where it could, CloudWatch's evaluation the rest)",
         plan.regions.primary
     ));
     publish_primary_lag(plan, world).await?;
