@@ -394,6 +394,17 @@ pub fn pick_snapshot<'a>(
                         resource.id
                     )
                 })?;
+            // A snapshot of another database restored and checked as this one would
+            // prove nothing about it (and the report would say it did).
+            if !resource.is_named(&found.source) {
+                return Err(format!(
+                    "snapshot {name:?} in {region} was taken of {:?}, not of {} ({}); name a snapshot of {}, or leave `snapshot` out to restore its newest",
+                    found.source,
+                    resource.id,
+                    resource.aws_identifier(),
+                    resource.id
+                ));
+            }
             if found.status != BackupStatus::Available {
                 return Err(format!(
                     "snapshot {name:?} is {}; only an available snapshot can be restored",

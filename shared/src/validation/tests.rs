@@ -236,6 +236,26 @@ fn a_named_snapshot_must_exist_and_be_available() {
         err.contains("\"nope\" of orders-db was not found in us-west-2"),
         "{err}"
     );
+    // A snapshot of another database, named as this one's, is not restored.
+    let mut records = records;
+    let mut unrelated = snapshot(&plan, "orders-db", "unrelated-snap", "us-west-2", 1);
+    unrelated.source = "someone-elses-db".into();
+    unrelated.tags.clear();
+    records.push(unrelated);
+    let err = pick_snapshot(&plan, r, &records, Some("unrelated-snap")).unwrap_err();
+    assert!(
+        err.contains("was taken of \"someone-elses-db\", not of orders-db"),
+        "{err}"
+    );
+    let mut upper = snapshot(&plan, "orders-db", "by-hand", "us-west-2", 1);
+    upper.source = "ORDERS-DB".into();
+    records.push(upper);
+    assert_eq!(
+        pick_snapshot(&plan, r, &records, Some("by-hand"))
+            .unwrap()
+            .id,
+        "by-hand"
+    );
     let err = pick_snapshot(&plan, r, &records, Some("creating")).unwrap_err();
     assert!(err.contains("is copying"), "{err}");
     let err = pick_snapshot(&plan, r, &[], None).unwrap_err();
