@@ -447,3 +447,106 @@ async fn instance_cluster_and_cluster_snapshot_listings_are_paginated() {
         .unwrap_err();
     assert_eq!(code(&err), "InvalidParameterValue");
 }
+
+/// moto takes any cluster snapshot identifier and any backup name; AWS refuses what its
+/// rules do not allow (the far-future tick once created `...-+2621421231t2300z`).
+#[tokio::test]
+async fn identifiers_aws_refuses_for_cluster_snapshots_and_table_backups_are_refused() {
+    let account = frozen_account().await;
+    let rds = account.regional("us-east-1").await.rds;
+    available_cluster(&account, &rds, "billing-db").await;
+    let too_long = format!("b{}", "x".repeat(63));
+    for bad in [
+        "lifeboat-billing-db-+2621421231t2300z",
+        "1-starts-with-a-digit",
+        "ends-with-a-hyphen-",
+        "two--hyphens",
+        "under_score",
+        too_long.as_str(),
+    ] {
+        let err = rds
+            .create_db_cluster_snapshot()
+            .db_cluster_identifier("billing-db")
+            .db_cluster_snapshot_identifier(bad)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "InvalidParameterValue", "{bad}");
+    }
+    rds.create_db_cluster_snapshot()
+        .db_cluster_identifier("billing-db")
+        .db_cluster_snapshot_identifier(format!("b{}", "x".repeat(62)))
+        .send()
+        .await
+        .expect("63 characters are allowed");
+    account.settle().await.unwrap();
+    let err = account
+        .regional("us-west-2")
+        .await
+        .rds
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier(account.arn(
+            "rds",
+            "us-east-1",
+            &format!("cluster-snapshot:b{}", "x".repeat(62)),
+        ))
+        .target_db_cluster_snapshot_identifier("copy-+2621421231t2300z")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterValue");
+    let listed = rds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_cluster_snapshots()
+        .len();
+    assert_eq!(listed, 1, "nothing was created by a refused request");
+
+    let ddb = account.regional("us-east-1").await.dynamodb;
+    ddb.create_table()
+        .table_name("sessions")
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    for bad in [
+        "ab",
+        "sessions-+2621421231t2300z",
+        "with space",
+        "colon:name",
+    ] {
+        let err = ddb
+            .create_backup()
+            .table_name("sessions")
+            .backup_name(bad)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "ValidationException", "{bad}");
+    }
+    ddb.create_backup()
+        .table_name("sessions")
+        .backup_name("lifeboat-local.sessions_2026")
+        .send()
+        .await
+        .expect("letters, digits, hyphens, dots and underscores are allowed");
+    let backups = ddb.list_backups().send().await.unwrap();
+    assert_eq!(backups.backup_summaries().len(), 1);
+}

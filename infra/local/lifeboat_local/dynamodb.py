@@ -1,7 +1,10 @@
 """DynamoDB on-demand backups as AWS runs them: CREATING, then AVAILABLE; a backup still
-being created cannot be deleted or restored (BackupInUseException)."""
+being created cannot be deleted or restored (BackupInUseException); a backup name AWS
+would refuse is refused (moto takes any)."""
 
-from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX
+import re
+
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, MockValidationException
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import DynamoDBBackend
 
@@ -21,7 +24,16 @@ _delete_backup = DynamoDBBackend.delete_backup
 _restore_table_from_backup = DynamoDBBackend.restore_table_from_backup
 
 
+# CreateBackup's BackupName: 3 to 255 characters of [a-zA-Z0-9_.-].
+_BACKUP_NAME = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
+
+
 def create_backup(self, table_name, backup_name):
+    if backup_name is None or not _BACKUP_NAME.fullmatch(backup_name):
+        raise MockValidationException(
+            f"1 validation error detected: Value '{backup_name}' at 'backupName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
+        )
     with LOCK:
         backup = _create_backup(self, table_name, backup_name)
         backup.status = "CREATING"

@@ -363,12 +363,36 @@ def delete_db_snapshot(self, original):
 
 
 # --- DB cluster snapshots ----------------------------------------------------------------
+# moto checks a DB snapshot's identifier (1-255 letters, digits, hyphens) but takes any
+# cluster snapshot identifier; AWS allows 1 to 63 letters, digits or hyphens, a letter
+# first, no hyphen last and no two in a row, and refuses anything else.
+
+
+def check_cluster_snapshot_identifier(value, parameter: str) -> None:
+    if value is None or value == "":
+        raise error("InvalidParameterValue", f"The parameter {parameter} must be provided and must not be blank.")
+    ok = (
+        len(value) <= 63
+        and value[0].isascii()
+        and value[0].isalpha()
+        and all(c.isascii() and (c.isalnum() or c == "-") for c in value)
+        and not value.endswith("-")
+        and "--" not in value
+    )
+    if not ok:
+        raise error(
+            "InvalidParameterValue",
+            f"Invalid cluster snapshot identifier: {value}. {parameter} must be 1 to 63 letters, numbers or hyphens, "
+            "start with a letter, and not end with a hyphen or contain two consecutive hyphens.",
+        )
+
 
 
 @around(RDSResponse, "create_db_cluster_snapshot")
 def create_db_cluster_snapshot(self, original):
     backend = self.backend
     with LOCK:
+        check_cluster_snapshot_identifier(self.params.get("DBClusterSnapshotIdentifier"), "DBClusterSnapshotIdentifier")
         cluster_id = self.params.get("DBClusterIdentifier")
         cluster = backend.clusters.get(cluster_id)
         if cluster is not None and cluster.status != "available":
@@ -389,6 +413,9 @@ def create_db_cluster_snapshot(self, original):
 def copy_db_cluster_snapshot(self, original):
     backend = self.backend
     with LOCK:
+        check_cluster_snapshot_identifier(
+            self.params.get("TargetDBClusterSnapshotIdentifier"), "TargetDBClusterSnapshotIdentifier"
+        )
         source_id = self.params.get("SourceDBClusterSnapshotIdentifier")
         source_region = region_of(source_id, backend.region_name)
         source = backend.get_db_cluster_snapshot(source_id)
