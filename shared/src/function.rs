@@ -148,7 +148,8 @@ where
         .map_err(lambda_runtime::Error::from)?;
     let handler = &handler;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
+        // Read as a Payload, not a Value: only there is a key given twice still visible.
+        move |event: LambdaEvent<crate::request::Payload>| async move {
             let invocation = Invocation::from_context(&event.context, Utc::now());
             let result = respond(deployment.function, event.payload, invocation, handler).await;
             crate::metrics::flush(collector);
@@ -158,14 +159,14 @@ where
     .await
 }
 
-/// One invocation of `function`, as every function answers it. A payload that is not a
-/// JSON object is refused here, `NonRetryable`, before the handler runs (so before any
+/// One invocation of `function`, as every function answers it. A payload with a key
+/// twice in one object (at any depth), or that is not a JSON object, is refused here, `NonRetryable`, before the handler runs (so before any
 /// AWS call), naming its JSON type and what the function expects. Otherwise the
 /// handler's reply is the answer, and its error a failed invocation typed `Retryable` or
 /// `NonRetryable`.
 pub async fn respond<F, Fut, R, E>(
     function: &'static str,
-    payload: serde_json::Value,
+    payload: impl Into<crate::request::Payload>,
     invocation: Invocation,
     handler: &F,
 ) -> Result<serde_json::Value, Diagnostic>
@@ -175,6 +176,13 @@ where
     R: serde::Serialize,
     E: Classify + std::fmt::Display,
 {
+    let payload = match payload.into().into_value(function) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::error!(error = %e, "request refused");
+            return Err(diagnostic(&e));
+        }
+    };
     if let Err(e) = crate::request::require_object(function, &payload) {
         tracing::error!(error = %e, "request refused");
         return Err(diagnostic(&e));
@@ -252,6 +260,17 @@ mod tests {
                 "{payload}: {}",
                 err.error_message
             );
+        }
+        for text in [
+            r#"{"action":"status","action":"force","reason":"x"}"#,
+            r#"{"dry_run":true,"dry_run":false}"#,
+        ] {
+            let payload = crate::request::Payload::from_json("retention", text).unwrap();
+            let err = respond("retention", payload, invocation(), &handler)
+                .await
+                .unwrap_err();
+            assert_eq!(err.error_type, "NonRetryable", "{text}");
+            assert!(err.error_message.contains("twice"), "{}", err.error_message);
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
         let answer = respond("retention", serde_json::json!({}), invocation(), &handler)

@@ -15,6 +15,7 @@ pub mod budget;
 pub mod config;
 pub mod detection;
 pub mod dr;
+pub mod envelope;
 pub mod error;
 pub mod failback;
 pub mod failover;

@@ -71,6 +71,27 @@ pub enum RequestError {
         /// What the function accepts, in words.
         expects: &'static str,
     },
+    /// A key appears twice in one object: JSON readers differ on which one counts (serde
+    /// took the last, so `{"action":"status","action":"force"}` was a forced failover).
+    #[error(
+        "the {function} function got a request with the key `{path}` twice in the same object: nothing was read from it and nothing was done. Send each key once"
+    )]
+    DuplicateKey {
+        /// The function.
+        function: &'static str,
+        /// Where, as a JSON path (`detail.state.value`).
+        path: String,
+    },
+    /// The payload is not JSON at all.
+    #[error(
+        "the {function} function got a payload that is not JSON ({reason}): nothing was done. The samples in events/ show each request"
+    )]
+    NotJson {
+        /// The function.
+        function: &'static str,
+        /// The reader's complaint.
+        reason: String,
+    },
     /// Somewhere inside the request, an array stands where an object belongs.
     #[error(
         "{what}: `{path}` must be a JSON object, got an array; nothing was done. The samples in events/ show the shape"
@@ -195,6 +216,156 @@ fn array_for_object(input: &Value, written: &Value, at: String) -> Option<String
             .enumerate()
             .find_map(|(n, (iv, wv))| array_for_object(iv, wv, format!("{at}[{n}]"))),
         _ => None,
+    }
+}
+
+/// Whether `text` has something a reader can see: not only whitespace, control
+/// characters or invisible formatting characters (zero-width spaces and joiners,
+/// direction marks, the byte-order mark, soft hyphens, variation selectors, tags).
+pub fn has_visible_text(text: &str) -> bool {
+    text.chars()
+        .any(|c| !c.is_whitespace() && !c.is_control() && !invisible(c))
+}
+
+fn invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
+/// An invocation's payload as it came off the wire: the JSON value, and the first key
+/// that appeared twice in one object, if any. Lambda hands the payload over as bytes;
+/// reading it through this type is the only point where a duplicate key can still be
+/// seen (a [`Value`] keeps one of the two).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    /// The value (of a duplicated key, the last).
+    pub value: Value,
+    /// The path of the first duplicated key.
+    pub duplicate: Option<String>,
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Payload {
+            value,
+            duplicate: None,
+        }
+    }
+}
+
+impl Payload {
+    /// Read a payload from its JSON text.
+    pub fn from_json(function: &'static str, text: &str) -> Result<Self, RequestError> {
+        serde_json::from_str(text).map_err(|e| RequestError::NotJson {
+            function,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The value, unless a key was duplicated.
+    pub fn into_value(self, function: &'static str) -> Result<Value, RequestError> {
+        match self.duplicate {
+            Some(path) => Err(RequestError::DuplicateKey { function, path }),
+            None => Ok(self.value),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let duplicate = std::cell::RefCell::new(None);
+        let value = serde::de::DeserializeSeed::deserialize(
+            Node {
+                path: String::new(),
+                duplicate: &duplicate,
+            },
+            d,
+        )?;
+        Ok(Payload {
+            value,
+            duplicate: duplicate.into_inner(),
+        })
+    }
+}
+
+/// One value of the payload being read, at `path`.
+struct Node<'a> {
+    path: String,
+    duplicate: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Node<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Node<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::de::DeserializeSeed::deserialize(self, d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Node {
+            path: format!("{}[{}]", self.path, items.len()),
+            duplicate: self.duplicate,
+        })? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if object.contains_key(&key) {
+                self.duplicate
+                    .borrow_mut()
+                    .get_or_insert_with(|| path.clone());
+            }
+            let v = map.next_value_seed(Node {
+                path,
+                duplicate: self.duplicate,
+            })?;
+            object.insert(key, v);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -726,7 +897,95 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth_naming_it() {
+        for (text, path) in [
+            (
+                r#"{"action":"status","action":"force","reason":"x"}"#,
+                "action",
+            ),
+            (r#"{"dry_run":true,"dry_run":false}"#, "dry_run"),
+            (
+                r#"{"action":"game-day","mode":"signal_only","mode":"fis"}"#,
+                "mode",
+            ),
+            (
+                r#"{"resource":"orders-db","snapshot":"x","snapshot":null}"#,
+                "snapshot",
+            ),
+            (
+                r#"{"detail":{"state":{"value":"OK","value":"ALARM"}}}"#,
+                "detail.state.value",
+            ),
+            (
+                r#"{"Records":[{"Sns":{}},{"Sns":{"a":1,"a":2}}]}"#,
+                "Records[1].Sns.a",
+            ),
+        ] {
+            let payload = Payload::from_json("failover", text).unwrap();
+            let err = payload.into_value("failover").unwrap_err();
+            assert_eq!(err.retry(), Retry::NonRetryable);
+            assert_eq!(
+                err,
+                RequestError::DuplicateKey {
+                    function: "failover",
+                    path: path.into()
+                }
+            );
+            assert!(
+                err.to_string().contains(&format!("`{path}` twice")),
+                "{err}"
+            );
+        }
+        let fine = Payload::from_json(
+            "failover",
+            r#"{"a":{"x":1},"b":{"x":[1,1.5,null,"s",true]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            fine.into_value("failover").unwrap(),
+            json!({"a":{"x":1},"b":{"x":[1,1.5,null,"s",true]}})
+        );
+        assert!(matches!(
+            Payload::from_json("failover", "{"),
+            Err(RequestError::NotJson { .. })
+        ));
+    }
+
+    #[test]
+    fn a_reason_must_have_visible_text() {
+        for r in [
+            "",
+            " ",
+            "\u{200b}",
+            "\u{feff}\u{200d}",
+            "\0",
+            "\t\u{2060}",
+            "\u{e0041}",
+        ] {
+            assert!(!has_visible_text(r), "{r:?}");
+        }
+        for r in ["x", " db is down ", "\u{200b}ok", "é", "故障"] {
+            assert!(has_visible_text(r), "{r:?}");
+        }
+    }
+
     proptest! {
+        /// Reading through [`Payload`] gives what serde_json gives, and flags exactly the
+        /// texts with a key twice in one object.
+        #[test]
+        fn payload_reads_like_serde_json_and_sees_every_duplicate(
+            v in arbitrary::json(), key in "[a-z]{1,3}", dup in any::<bool>()
+        ) {
+            let mut text = v.to_string();
+            if dup {
+                text = format!("{{\"{key}\":1,\"x\":{text},\"{key}\":2}}");
+            }
+            let payload = Payload::from_json("retention", &text).unwrap();
+            prop_assert_eq!(&payload.value, &serde_json::from_str::<Value>(&text).unwrap());
+            prop_assert_eq!(payload.duplicate.is_some(), dup);
+        }
+
         #[test]
         fn every_value_that_is_not_an_object_is_refused(v in arbitrary::not_an_object()) {
             for function in ["snapshot", "retention", "restore-validator", "failover", "failback"] {

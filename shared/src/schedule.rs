@@ -70,7 +70,10 @@ pub struct Window {
 impl Window {
     /// Its end (exclusive).
     pub fn end(&self) -> DateTime<Utc> {
-        self.start + chrono::Duration::minutes(i64::from(self.minutes))
+        // Saturates at the last time chrono holds rather than overflow (a panic).
+        self.start
+            .checked_add_signed(chrono::Duration::minutes(i64::from(self.minutes)))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// Whether `t` falls in it.
@@ -250,6 +253,17 @@ mod tests {
             monthly_on_day: d,
             yearly_in_month: m,
         })
+    }
+
+    #[test]
+    fn the_last_windows_chrono_can_hold_end_without_a_panic() {
+        for t in [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
+            for minutes in [1, 60, 1440, 10080] {
+                let w = window_at(t, minutes);
+                assert!(w.end() >= w.start);
+                let _ = w.contains(t);
+            }
+        }
     }
 
     proptest! {

@@ -240,7 +240,7 @@ async fn throttled_state_writes_leave_no_deletion_unrecorded() {
     // Daily runs, each its own event, until everything due is gone.
     for n in 0..12 {
         let now = Utc::now();
-        let tick = json!({"version": "0", "id": format!("retention-{n}"),
+        let tick = json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": format!("retention-{n}"),
                           "detail-type": "Scheduled Event", "source": "aws.events",
                           "time": now.to_rfc3339(), "detail": {}});
         let invocation = Invocation {

@@ -12,6 +12,7 @@ mod failover;
 mod gameday;
 mod interruption;
 mod lease;
+mod mutated_events;
 mod pitr;
 mod readiness;
 mod realism_alarms;

@@ -26,7 +26,7 @@ use std::future::Future;
 
 /// Everything an invocation could change in the account, read back.
 #[derive(Debug, PartialEq)]
-struct Observed {
+pub(crate) struct Observed {
     state_items: Vec<String>,
     databases: Vec<String>,
     snapshots: Vec<String>,
@@ -36,7 +36,7 @@ struct Observed {
     alarms: Vec<String>,
 }
 
-async fn observe(world: &World) -> Observed {
+pub(crate) async fn observe(world: &World) -> Observed {
     let mut state_items: Vec<String> = world
         .clients
         .home
@@ -190,7 +190,7 @@ async fn observe(world: &World) -> Observed {
 
 /// A world at rest: every transient state finished, and the account's clock moving only
 /// when a test moves it, so that whatever changes afterwards was done by the function.
-async fn world_at_rest() -> (Account, Plan, World) {
+pub(crate) async fn world_at_rest() -> (Account, Plan, World) {
     let (account, plan, world) = world().await;
     account.settle().await.unwrap();
     account
@@ -200,7 +200,7 @@ async fn world_at_rest() -> (Account, Plan, World) {
     (account, plan, world)
 }
 
-fn sample(name: &str) -> Value {
+pub(crate) fn sample(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }

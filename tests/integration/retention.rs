@@ -111,7 +111,7 @@ fn dailies(prefix: &str, source: &str, days: i64) -> Vec<SeedSnapshot> {
 }
 
 fn tick(id: &str) -> Value {
-    json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+    json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
            "time": Utc::now().to_rfc3339(), "detail": {}})
 }
 

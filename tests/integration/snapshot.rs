@@ -91,7 +91,7 @@ impl Fixture {
     }
 
     async fn tick(&self, id: &str, at: DateTime<Utc>) -> Result<SnapshotSummary, SnapshotError> {
-        let event = json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+        let event = json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
                            "time": at.to_rfc3339(), "detail": {}});
         self.run().handle(&event, &invocation(at)).await
     }
@@ -582,7 +582,7 @@ async fn bad_input_changes_nothing_and_says_what_is_wrong() {
         ),
         (json!({"hello": "world"}), "unknown field `hello`"),
         (
-            json!({"id": "x", "detail-type": "AWS API Call via CloudTrail", "source": "aws.rds", "detail": {}}),
+            json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "time": "2026-11-25T10:00:00Z", "id": "x", "detail-type": "AWS API Call via CloudTrail", "source": "aws.rds", "detail": {}}),
             "does not handle",
         ),
     ] {
@@ -691,7 +691,7 @@ async fn the_twenty_first_copy_waits_for_a_free_slot() {
         // One at a time, as AWS allows per instance.
         f.account.settle().await.unwrap();
     }
-    let event = |id: &str, at: DateTime<Utc>| json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events", "time": at.to_rfc3339(), "detail": {}});
+    let event = |id: &str, at: DateTime<Utc>| json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events", "time": at.to_rfc3339(), "detail": {}});
     // An operator request measures and copies without taking new snapshots of orders-db.
     let summary = f
         .run()

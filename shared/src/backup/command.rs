@@ -4,7 +4,6 @@
 use crate::plan::Plan;
 use crate::request::{RequestError, require_object, value_as};
 use crate::schedule::Tier;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +59,30 @@ impl From<RequestError> for CommandError {
     }
 }
 
+/// How far ahead of the invocation's clock a tick's `time` may be: clocks differ by
+/// seconds, not minutes.
+pub const TICK_AHEAD_MINUTES: i64 = 5;
+/// How far behind: Lambda keeps retrying an asynchronous event for up to an hour (the
+/// template's MaximumEventAgeInSeconds), plus the same skew.
+pub const TICK_BEHIND_MINUTES: i64 = 60 + TICK_AHEAD_MINUTES;
+
+/// A schedule tick is taken for the window its `time` falls in, so a `time` far from
+/// now would take another window's snapshots (one days ahead is then "already taken"
+/// when its real tick comes). Refuse it, saying what is allowed.
+pub fn check_tick_time(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), CommandError> {
+    let ahead = at.signed_duration_since(now);
+    if ahead > chrono::Duration::minutes(TICK_AHEAD_MINUTES)
+        || ahead < -chrono::Duration::minutes(TICK_BEHIND_MINUTES)
+    {
+        return Err(CommandError(format!(
+            "the Scheduled Event's time {} is too far from now ({}): a tick may be at most {TICK_AHEAD_MINUTES} minutes ahead (clock skew) or {TICK_BEHIND_MINUTES} minutes behind (Lambda's retries of an asynchronous event); nothing was done. Send the schedule's own event, or an on-demand request {OPERATOR_REQUEST} to take snapshots now",
+            at.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OnDemandRequest {
@@ -68,6 +91,9 @@ struct OnDemandRequest {
     #[serde(default)]
     tier: Option<String>,
 }
+
+const OPERATOR_REQUEST: &str =
+    "{\"resources\": [\"<resource id>\", ...], \"tier\": \"daily|weekly|monthly|yearly\"}";
 
 const EXPECTED: &str = "expected an EventBridge \"Scheduled Event\", an \"RDS DB Snapshot Event\" or \"RDS DB Cluster Snapshot Event\", or {\"resources\": [\"<resource id>\", ...], \"tier\": \"daily|weekly|monthly|yearly\"}";
 
@@ -78,22 +104,15 @@ pub fn parse_command(
     payload: &serde_json::Value,
 ) -> Result<SnapshotCommand, CommandError> {
     let object = require_object("snapshot", payload)?;
-    let is_envelope = object.contains_key("detail-type") && object.contains_key("source");
-    if is_envelope {
-        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
-            .map_err(|e| CommandError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
-        let id = event
-            .id
-            .clone()
-            .filter(|i| !i.is_empty())
-            .ok_or_else(|| CommandError("the EventBridge event has no `id`".into()))?;
+    if crate::envelope::claims_to_be_one(object) {
+        let event = crate::envelope::read("snapshot", object, OPERATOR_REQUEST)
+            .map_err(|e| CommandError(e.to_string()))?;
+        let id = event.id.clone();
         return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events", "Scheduled Event") | ("aws.scheduler", "Scheduled Event") => {
-                let at = event.time.ok_or_else(|| {
-                    CommandError("the scheduled event has no `time`; cannot tell its window".into())
-                })?;
-                Ok(SnapshotCommand::Tick { event_id: id, at })
-            }
+            _ if event.is_schedule() => Ok(SnapshotCommand::Tick {
+                event_id: id,
+                at: event.time,
+            }),
             ("aws.rds", "RDS DB Snapshot Event") | ("aws.rds", "RDS DB Cluster Snapshot Event") => {
                 let detail = &event.detail;
                 let snapshot = detail
@@ -179,7 +198,7 @@ mod tests {
                 at: "2026-11-25T06:00:00Z".parse().unwrap()
             }
         );
-        let rds = json!({
+        let rds = json!({"account": "123456789012", "region": "us-east-1", "resources": [],
             "version": "0", "id": "e2", "detail-type": "RDS DB Snapshot Event", "source": "aws.rds",
             "time": "2026-11-25T06:04:00Z",
             "detail": {"EventCategories": ["creation"], "SourceType": "SNAPSHOT",
@@ -258,16 +277,64 @@ mod tests {
         );
         let err = parse_command(
             &plan(),
-            &json!({"id": "x", "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
+            &json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "time": "2026-11-25T10:00:00Z", "id": "x", "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
         )
         .unwrap_err();
         assert!(err.0.contains("does not handle"), "{err}");
         let err = parse_command(
             &plan(),
-            &json!({"id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
+            &json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
         )
         .unwrap_err();
-        assert!(err.0.contains("no `time`"), "{err}");
+        assert!(err.0.contains("`time` is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_tick_far_from_now_is_refused_and_a_far_future_one_never_panics() {
+        let plan = parse_plan(include_str!("../../../infra/plans/local.json")).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-25T06:00:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut e: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/snapshot-schedule.json")).unwrap();
+        for (time, ok) in [
+            ("2026-11-25T06:00:00Z", true),
+            ("2026-11-25T06:05:00Z", true),
+            ("2026-11-25T05:10:00Z", true),
+            ("2026-11-25T06:06:00Z", false),
+            ("2026-11-27T06:00:00Z", false),
+            ("2026-11-25T04:00:00Z", false),
+            ("+262142-12-31T23:30:00Z", false),
+            ("+262143-12-31T23:59:59Z", false),
+        ] {
+            e["time"] = json!(time);
+            let result = parse_command(&plan, &e).and_then(|c| match c {
+                SnapshotCommand::Tick { at, .. } => {
+                    let _ = crate::schedule::window_at(at, 60).end();
+                    check_tick_time(at, now)
+                }
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(result.is_ok(), ok, "{time}: {result:?}");
+            if let Err(err) = result {
+                // chrono reads no year past 9999 in RFC 3339: those are refused as times.
+                assert!(
+                    err.0.contains("at most 5 minutes ahead") || err.0.contains("`time` is \"+"),
+                    "{err}"
+                );
+                assert!(err.0.contains("nothing was done"), "{err}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn only_ticks_near_now_pass(secs in -10_000_000_000i64..10_000_000_000i64, off in -100_000i64..100_000) {
+            let now = DateTime::from_timestamp(secs, 0).unwrap();
+            let at = DateTime::from_timestamp(secs + off, 0).unwrap();
+            let ok = check_tick_time(at, now).is_ok();
+            proptest::prop_assert_eq!(ok, (-TICK_BEHIND_MINUTES * 60..=TICK_AHEAD_MINUTES * 60).contains(&off));
+        }
     }
 
     proptest::proptest! {

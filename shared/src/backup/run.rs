@@ -295,6 +295,9 @@ impl SnapshotRun<'_> {
         invocation: &Invocation,
     ) -> Result<SnapshotSummary, SnapshotError> {
         let command = parse_command(self.plan, payload)?;
+        if let SnapshotCommand::Tick { at, .. } = &command {
+            super::command::check_tick_time(*at, invocation.now)?;
+        }
         let key = match &command {
             SnapshotCommand::Tick { event_id, .. }
             | SnapshotCommand::SnapshotCreated { event_id, .. } => {

@@ -2,7 +2,6 @@
 //! advance a failback in progress.
 
 use crate::request::{RequestError, require_object, value_as};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
 /// What the failback function was given.
@@ -44,11 +43,15 @@ struct OperatorRequest {
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<FailbackInput, InputError> {
     let object = require_object("failback", payload)?;
-    if object.contains_key("detail-type") && object.contains_key("source") {
-        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
-            .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
+    if crate::envelope::claims_to_be_one(object) {
+        let event = crate::envelope::read(
+            "failback",
+            object,
+            "{\"action\": \"start\"} (or status, pause, resume, abort)",
+        )
+        .map_err(|e| InputError(e.to_string()))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events" | "aws.scheduler", "Scheduled Event") => Ok(FailbackInput::Tick),
+            _ if event.is_schedule() => Ok(FailbackInput::Tick),
             ("aws.rds", kind) if kind.starts_with("RDS DB") => Ok(FailbackInput::Tick),
             (source, kind) => Err(InputError(format!(
                 "the failback function does not handle {kind:?} events from {source}; {EXPECTED}"
@@ -105,7 +108,7 @@ mod tests {
                 "unknown field `now`",
             ),
             (
-                json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
+                json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "time": "2026-11-25T10:00:00Z", "id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
                 "does not handle",
             ),
             (json!("start"), "takes a JSON object, got a string"),

@@ -3,7 +3,6 @@
 //! progress), and operator commands.
 
 use crate::request::{RequestError, require_object, value_as};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -158,32 +157,54 @@ fn alarm_value(s: &str) -> Result<AlarmValue, InputError> {
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputError> {
     let object = require_object("failover", payload)?;
-    if object.contains_key("detail-type") && object.contains_key("source") {
-        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
-            .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
+    // A request is one thing: an alarm with an operator's `action` beside it (or the
+    // reverse) would be read as whichever branch comes first.
+    let shapes: Vec<&str> = ["detail-type", "Records", "alarmData"]
+        .into_iter()
+        .filter(|k| object.contains_key(*k))
+        .collect();
+    if shapes.len() > 1 || (!shapes.is_empty() && object.contains_key("action")) {
+        let mut keys = shapes;
+        if object.contains_key("action") {
+            keys.push("action");
+        }
+        return Err(InputError(format!(
+            "the request mixes {}: send an event or an operator's command, not both in one request; nothing was done; {EXPECTED}",
+            keys.iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )));
+    }
+    if crate::envelope::claims_to_be_one(object) {
+        let event = crate::envelope::read(
+            "failover",
+            object,
+            "{\"action\": \"status\"} (or readiness, approve, force with a reason, cancel, ack)",
+        )
+        .map_err(|e| InputError(e.to_string()))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.cloudwatch", "CloudWatch Alarm State Change") => {
-                let detail: AlarmDetail =
-                    value_as(&event.detail, "the alarm state change's detail")
-                        .map_err(|e| InputError(format!("malformed alarm state change: {e}")))?;
+                let detail: AlarmDetail = value_as(
+                    &serde_json::Value::Object(event.detail.clone()),
+                    "the alarm state change's detail",
+                )
+                .map_err(|e| InputError(format!("malformed alarm state change: {e}")))?;
                 let at = detail
                     .state
                     .timestamp
                     .as_deref()
                     .and_then(parse_time)
-                    .or(event.time)
-                    .ok_or_else(|| InputError("the alarm event has no time".into()))?;
+                    .unwrap_or(event.time);
                 Ok(FailoverInput::Alarm(AlarmSignal {
                     name: detail.alarm_name,
                     value: alarm_value(&detail.state.value)?,
                     at,
-                    event_id: event.id.unwrap_or_default(),
+                    event_id: event.id,
                     suppressed_by: detail.state.actions_suppressed_by,
                 }))
             }
-            ("aws.events", "Scheduled Event") | ("aws.scheduler", "Scheduled Event") => {
-                Ok(FailoverInput::Tick)
-            }
+            _ if event.is_schedule() => Ok(FailoverInput::Tick),
             ("aws.rds", kind) if kind.starts_with("RDS DB") => Ok(FailoverInput::Tick),
             (source, kind) => Err(InputError(format!(
                 "the failover function does not handle {kind:?} events from {source}; {EXPECTED}"
@@ -197,6 +218,12 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
             .records
             .first()
             .ok_or_else(|| InputError("the SNS event has no record".into()))?;
+        // The message id is the idempotency key of the alarm it carries.
+        if record.sns.message_id.trim().is_empty() {
+            return Err(InputError(format!(
+                "the SNS record has no MessageId (SNS always sends one); nothing was done; {EXPECTED}"
+            )));
+        }
         let not_an_alarm = |e: &dyn std::fmt::Display| {
             InputError(format!(
                 "the SNS message is not a CloudWatch alarm notification ({e}); {EXPECTED}"
@@ -221,7 +248,20 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
         }));
     }
     if object.contains_key("alarmData") {
-        // A Lambda function as the alarm's own action.
+        // A Lambda function as the alarm's own action: CloudWatch sends these fields.
+        const ACTION_FIELDS: &[&str] = &[
+            "source",
+            "alarmArn",
+            "accountId",
+            "time",
+            "region",
+            "alarmData",
+        ];
+        if let Some(k) = object.keys().find(|k| !ACTION_FIELDS.contains(&k.as_str())) {
+            return Err(InputError(format!(
+                "the alarm action has a field `{k}` CloudWatch never sends; nothing was done; {EXPECTED}"
+            )));
+        }
         let name = payload["alarmData"]["alarmName"]
             .as_str()
             .ok_or_else(|| InputError("alarmData has no alarmName".into()))?;
@@ -248,12 +288,12 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
         "cancel" => Command::Cancel,
         "ack" => Command::Ack,
         "force" => match request.reason.as_deref().map(str::trim) {
-            Some(r) if !r.is_empty() => Command::Force {
+            Some(r) if crate::request::has_visible_text(r) => Command::Force {
                 reason: r.to_string(),
             },
             _ => {
                 return Err(InputError(
-                    "\"force\" needs a \"reason\": it is recorded in the timeline with the override".into(),
+                    "\"force\" needs a \"reason\" with visible text (not only spaces or invisible characters): it is recorded in the timeline with the override".into(),
                 ));
             }
         },
@@ -275,7 +315,7 @@ mod tests {
 
     #[test]
     fn alarms_parse_from_eventbridge_sns_and_the_alarm_action() {
-        let eb = json!({
+        let eb = json!({"account": "123456789012", "region": "us-east-1", "resources": [],
             "version": "0", "id": "evt-1", "detail-type": "CloudWatch Alarm State Change",
             "source": "aws.cloudwatch", "time": "2026-11-25T10:00:05Z",
             "detail": {"alarmName": "orders-db-primary-unhealthy",
@@ -313,9 +353,9 @@ mod tests {
 
     #[test]
     fn ticks_rds_events_and_commands_parse() {
-        let tick = json!({"id": "t", "detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-25T10:00:00Z", "detail": {}});
+        let tick = json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "id": "t", "detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-25T10:00:00Z", "detail": {}});
         assert_eq!(parse_input(&tick).unwrap(), FailoverInput::Tick);
-        let rds = json!({"id": "r", "detail-type": "RDS DB Instance Event", "source": "aws.rds", "detail": {"EventID": "RDS-EVENT-0008"}});
+        let rds = json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "time": "2026-11-25T10:00:00Z", "id": "r", "detail-type": "RDS DB Instance Event", "source": "aws.rds", "detail": {"EventID": "RDS-EVENT-0008"}});
         assert_eq!(parse_input(&rds).unwrap(), FailoverInput::Tick);
         assert_eq!(
             parse_input(&json!({"action": "force", "reason": "game day"})).unwrap(),
@@ -354,7 +394,7 @@ mod tests {
                 "unknown field `extra`",
             ),
             (
-                json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+                json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "time": "2026-11-25T10:00:00Z", "id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
                     "detail": {"alarmName": "a", "state": {"value": "RED", "timestamp": "2026-11-25T10:00:00Z"}}}),
                 "unknown alarm state \"RED\"",
             ),
@@ -416,10 +456,7 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/failover-alarm.json")).unwrap();
         eb["detail"] = json!(["orders-db-primary-unhealthy", {"value": "ALARM"}]);
         let err = parse_input(&eb).unwrap_err();
-        assert!(
-            err.0.contains("must be a JSON object, got an array"),
-            "{err}"
-        );
+        assert!(err.0.contains("`detail` is an array"), "{err}");
         let mut sns: serde_json::Value =
             serde_json::from_str(include_str!("../../../events/failover-alarm-sns.json")).unwrap();
         sns["Records"][0]["Sns"]["Message"] = json!(r#"["orders-db-primary-unhealthy", "ALARM"]"#);

@@ -429,7 +429,9 @@ pub enum RecoveryError {
         known: String,
     },
     /// A command needs a reason.
-    #[error("{command} needs a non-empty \"reason\" (it is recorded in the timeline)")]
+    #[error(
+        "{command} needs a \"reason\" with visible text, not only spaces or invisible characters (it is recorded in the timeline)"
+    )]
     MissingReason {
         /// The command.
         command: String,
@@ -868,7 +870,7 @@ fn recover(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    if reason.trim().is_empty() {
+    if !crate::request::has_visible_text(reason) {
         return Err(RecoveryError::MissingReason {
             command: "recover".into(),
         });
@@ -1015,7 +1017,7 @@ fn cutover(
         }
     }
     let reason = reason.map(str::trim).filter(|s| !s.is_empty());
-    if force && reason.is_none() {
+    if force && !reason.is_some_and(crate::request::has_visible_text) {
         return Err(RecoveryError::MissingReason {
             command: "cutover with force".into(),
         });

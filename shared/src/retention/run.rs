@@ -22,7 +22,6 @@ use crate::plan::{ArchiveSettings, LEGAL_HOLD_TAG, Plan, TIER_TAG, VALIDATED_TAG
 use crate::report::{ReportSink, report_key};
 use crate::state::{self, AuditEntry, EventClaim, Outcome, StateError, StateStore};
 use async_trait::async_trait;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -73,18 +72,11 @@ const EXPECTED: &str =
 /// Parse an invocation payload into a command; anything else is refused, changing nothing.
 pub fn parse_command(payload: &serde_json::Value) -> Result<RetentionCommand, CommandError> {
     let object = crate::request::require_object("retention", payload)?;
-    if object.contains_key("detail-type") && object.contains_key("source") {
-        let event: EventBridgeEvent = crate::request::value_as(payload, "the EventBridge event")
-            .map_err(|e| CommandError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
-        let event_id = event
-            .id
-            .clone()
-            .filter(|i| !i.is_empty())
-            .ok_or_else(|| CommandError("the EventBridge event has no `id`".into()))?;
+    if crate::envelope::claims_to_be_one(object) {
+        let event = crate::envelope::read("retention", object, "{\"dry_run\": true} or {}")
+            .map_err(|e| CommandError(e.to_string()))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events" | "aws.scheduler", "Scheduled Event") => {
-                Ok(RetentionCommand::Scheduled { event_id })
-            }
+            _ if event.is_schedule() => Ok(RetentionCommand::Scheduled { event_id: event.id }),
             (source, kind) => Err(CommandError(format!(
                 "the retention function does not handle {kind:?} events from {source}; {EXPECTED}"
             ))),

@@ -2,7 +2,6 @@
 //! events that carry runs forward, and an operator's request to validate now.
 
 use crate::request::{RequestError, require_object, value_as};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
 /// What the restore-validator function was given.
@@ -49,11 +48,15 @@ struct Request {
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<ValidationInput, InputError> {
     let object = require_object("restore-validator", payload)?;
-    if object.contains_key("detail-type") && object.contains_key("source") {
-        let event: EventBridgeEvent = value_as(payload, "the EventBridge event")
-            .map_err(|e| InputError(format!("malformed EventBridge event: {e}; {EXPECTED}")))?;
+    if crate::envelope::claims_to_be_one(object) {
+        let event = crate::envelope::read(
+            "restore-validator",
+            object,
+            "{\"resource\": \"<plan resource id>\"} or {\"action\": \"tick\"}",
+        )
+        .map_err(|e| InputError(e.to_string()))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events" | "aws.scheduler", "Scheduled Event") => Ok(ValidationInput::Schedule),
+            _ if event.is_schedule() => Ok(ValidationInput::Schedule),
             ("aws.rds", kind) if kind.starts_with("RDS DB") => Ok(ValidationInput::Tick),
             (source, kind) => Err(InputError(format!(
                 "the restore-validator function does not handle {kind:?} events from {source}; {EXPECTED}"
@@ -138,7 +141,7 @@ mod tests {
             ),
             (json!({"resource": "a", "now": true}), "unknown field `now`"),
             (
-                json!({"id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
+                json!({"version": "0", "account": "123456789012", "region": "us-east-1", "resources": [], "time": "2026-11-25T10:00:00Z", "id": "x", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
                 "does not handle",
             ),
             (json!("orders-db"), "takes a JSON object, got a string"),

@@ -115,7 +115,7 @@ fn plan() -> Plan {
 }
 
 fn tick(id: &str, t: DateTime<Utc>) -> serde_json::Value {
-    json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+    json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
            "time": t.to_rfc3339(), "detail": {}})
 }
 
@@ -316,7 +316,7 @@ async fn a_snapshot_event_copies_that_snapshot_only_and_ignores_foreign_ones() {
         s.status = BackupStatus::Available;
     }
     let event = |id: &str, snapshot: &str| {
-        json!({"version": "0", "id": id, "detail-type": "RDS DB Snapshot Event", "source": "aws.rds",
+        json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": id, "detail-type": "RDS DB Snapshot Event", "source": "aws.rds",
                "time": "2026-11-25T06:05:00Z",
                "detail": {"SourceIdentifier": snapshot, "EventID": "RDS-EVENT-0042"}})
     };

@@ -141,7 +141,7 @@ fn invocation() -> Invocation {
 }
 
 fn tick(id: &str) -> serde_json::Value {
-    json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+    json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
            "time": now().to_rfc3339(), "detail": {}})
 }
 
@@ -234,7 +234,7 @@ fn commands_parse_and_anything_else_is_refused_with_what_is_expected() {
     assert!(err.0.contains("{\"dry_run\": true}"), "{err}");
     let err = parse_command(&json!({"dry_run": "yes"})).unwrap_err();
     assert!(err.0.contains("invalid type"), "{err}");
-    let alarm = json!({"version": "0", "id": "e2", "detail-type": "CloudWatch Alarm State Change",
+    let alarm = json!({"account": "123456789012", "region": "us-east-1", "resources": [], "time": "2026-11-25T10:00:00Z", "version": "0", "id": "e2", "detail-type": "CloudWatch Alarm State Change",
                        "source": "aws.cloudwatch", "detail": {}});
     let err = parse_command(&alarm).unwrap_err();
     assert!(err.0.contains("does not handle"), "{err}");
