@@ -5,6 +5,7 @@
 //! being served (the `cargo lambda watch` group and a function process exist), interrupts
 //! it, and then finds no process carrying the marker.
 
+use harness::teardown::{self, Registration};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,7 +45,7 @@ fn interrupted_drill_leaves_nothing(interrupt: Interrupt, name: &str) {
     let mark = format!("{name}-{}", std::process::id());
     let log = std::env::temp_dir().join(format!("lifeboat-interrupted-drill-{mark}.log"));
     let port = free_port();
-    let mut drill = start_drill(&root, &mark, port, &log);
+    let (mut drill, _on_signal) = start_drill(&root, &mark, port, &log);
 
     let started = Instant::now();
     loop {
@@ -120,7 +121,9 @@ fn interrupted_drill_leaves_nothing(interrupt: Interrupt, name: &str) {
     let _ = std::fs::remove_file(&log);
 }
 
-fn start_drill(root: &Path, mark: &str, port: u16, log: &Path) -> Child {
+/// The drill, and how to stop it should this test process be told to stop first (its
+/// script passes the signal on and stops its stack).
+fn start_drill(root: &Path, mark: &str, port: u16, log: &Path) -> (Child, Registration) {
     use std::os::unix::process::CommandExt;
     let out = std::fs::File::create(log).expect("the drill's log can be created");
     // As a terminal starts it: with the stop signals at their default action, whatever
@@ -140,7 +143,12 @@ fn start_drill(root: &Path, mark: &str, port: u16, log: &Path) -> Child {
         .stderr(out)
         // Its own process group, as a shell or `timeout` gives the command it runs.
         .process_group(0);
-    command.spawn().expect("infra/local/drill.sh starts")
+    let drill = command.spawn().expect("infra/local/drill.sh starts");
+    let group = drill.id();
+    let on_signal = teardown::on_signal(move || {
+        teardown::stop_group(group, STOP_LIMIT, &mut || !teardown::process_alive(group))
+    });
+    (drill, on_signal)
 }
 
 /// A process started (directly or not) by the drill under test.
@@ -173,7 +181,7 @@ fn marked_processes(mark: &str) -> Vec<Marked> {
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| harness::teardown::process_alive(pid))
+        .filter(|&pid| teardown::process_alive(pid))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == wanted.as_bytes()))

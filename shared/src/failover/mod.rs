@@ -513,7 +513,22 @@ pub fn step(
             ),
         },
         FailoverInput::Command(Command::Force { reason }) => force(plan, state, reason, facts, now),
-        FailoverInput::Alarm(signal) => alarm(plan, state, signal, now),
+        FailoverInput::Alarm(signal) => {
+            let decision = alarm(plan, state, signal, now);
+            // While confirming, an alarm event that starts nothing (back to OK, already in
+            // progress) is still news: the signals are weighed again, so an incident past
+            // its window ends on the next event of any kind, not only on a tick.
+            let confirming = matches!(state, DrState::FailingOver(f) if f.step == Step::Confirm);
+            if confirming
+                && decision.state == *state
+                && decision.notes.is_empty()
+                && !decision.refused
+            {
+                advance(plan, state, facts, now)
+            } else {
+                decision
+            }
+        }
         FailoverInput::Tick => advance(plan, state, facts, now),
     }
 }

@@ -579,6 +579,31 @@ fn an_incident_left_confirming_past_its_window_is_replaced_by_the_next_alarm() {
 }
 
 #[test]
+fn an_alarm_event_that_starts_nothing_past_the_window_still_ends_the_unconfirmed_incident() {
+    let p = plan("automatic");
+    let mut sim = Sim::new();
+    sim.alarm = AlarmValue::Alarm;
+    let mut state = DrState::default();
+    // One look, then the invocation dies: no tick ends the incident.
+    let a = alarm(sim.now, AlarmValue::Alarm);
+    feed(&p, &mut state, &mut sim, a, false);
+    assert!(matches!(&state, DrState::FailingOver(f) if f.step == Step::Confirm));
+    let window = i64::from(p.failover.detection.window_minutes) * 60;
+    sim.advance(window + 30);
+    // The next event is the alarm going back to OK: not a tick, and it starts nothing.
+    sim.alarm = AlarmValue::Ok;
+    let ok = alarm(sim.now, AlarmValue::Ok);
+    let d = feed(&p, &mut state, &mut sim, ok, false);
+    assert!(
+        !matches!(&state, DrState::FailingOver(f) if f.step == Step::Confirm),
+        "still confirming past the window: {state:?}"
+    );
+    assert!(matches!(state, DrState::Normal { .. }), "{state:?}");
+    assert!(!d.notes.is_empty(), "the end of the incident is noted");
+    assert_eq!(sim.promotions, 0);
+}
+
+#[test]
 fn insufficient_data_beside_an_alarm_follows_the_plan_and_never_outlives_the_window() {
     let mut sim = Sim::new();
     sim.alarm = AlarmValue::InsufficientData;
