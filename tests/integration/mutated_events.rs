@@ -5,9 +5,8 @@
 //! command mixed with an alarm, an alarm event without an id, and a named snapshot of
 //! another database. Each is refused `NonRetryable`, and nothing in the account changes.
 
-use crate::requests::{observe, sample, world_at_rest};
+use crate::requests::{Sent, refused_saying_and_nothing_changed, sample, world_at_rest};
 use crate::support::{notifier, reports, state_store};
-use harness::World;
 use harness::retention::{SeedSnapshot, seed_snapshots};
 use lifeboat::aws::{
     AwsFailback, AwsFailover, AwsGameDay, AwsRecovery, AwsSnapshots, AwsValidation,
@@ -16,67 +15,10 @@ use lifeboat::aws::{
 use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
-use lifeboat::function::{Invocation, respond};
-use lifeboat::request::Payload;
+use lifeboat::function::Invocation;
 use lifeboat::retention::run::RetentionRun;
 use lifeboat::validation::run::ValidationRunner;
 use serde_json::{Value, json};
-use std::future::Future;
-
-fn invocation(n: usize) -> Invocation {
-    let now = chrono::Utc::now();
-    Invocation {
-        request_id: format!("mutated-{n}"),
-        now,
-        deadline: now + chrono::Duration::minutes(15),
-    }
-}
-
-/// A request as it comes off the wire: JSON text (which may give a key twice) or a value.
-enum Sent {
-    Text(&'static str),
-    Value(Value),
-}
-
-/// Every payload through the deployed entry and `handler` is refused NonRetryable, with
-/// `says` in its message, and the account is as it was.
-async fn refused_and_nothing_changed<F, Fut, R, E>(
-    function: &'static str,
-    world: &World,
-    payloads: Vec<(Sent, &str)>,
-    handler: F,
-) where
-    F: Fn(Value, Invocation) -> Fut,
-    Fut: Future<Output = Result<R, E>>,
-    R: serde::Serialize,
-    E: lifeboat::error::Classify + std::fmt::Display,
-{
-    let before = observe(world).await;
-    for (n, (sent, says)) in payloads.into_iter().enumerate() {
-        let (shown, payload) = match sent {
-            Sent::Text(t) => (t.to_string(), Payload::from_json(function, t).unwrap()),
-            Sent::Value(v) => (v.to_string(), Payload::from(v)),
-        };
-        let err = respond(function, payload, invocation(n), &handler)
-            .await
-            .expect_err(&format!("{function} accepted {shown}"));
-        assert_eq!(
-            err.error_type, "NonRetryable",
-            "{function}, {shown}: {}",
-            err.error_message
-        );
-        assert!(
-            err.error_message.contains(says),
-            "{function}, {shown}: {}",
-            err.error_message
-        );
-    }
-    assert_eq!(
-        before,
-        observe(world).await,
-        "{function} changed the account"
-    );
-}
 
 /// The schedule sample of a function with one change.
 fn schedule(name: &str, change: impl FnOnce(&mut Value)) -> Value {
@@ -155,7 +97,7 @@ async fn retention_refuses_mutated_schedules_and_duplicate_keys_and_deletes_noth
         Sent::Text(r#"{"dry_run":true,"dry_run":false}"#),
         "`dry_run` twice",
     ));
-    refused_and_nothing_changed(
+    refused_saying_and_nothing_changed(
         "retention",
         &world,
         payloads,
@@ -203,7 +145,7 @@ async fn the_snapshot_function_refuses_ticks_far_from_now_and_mutated_schedules(
             "`resources` twice",
         ),
     ]);
-    refused_and_nothing_changed(
+    refused_saying_and_nothing_changed(
         "snapshot",
         &world,
         payloads,
@@ -231,7 +173,7 @@ async fn failback_refuses_mutated_schedules_and_duplicate_keys() {
         Sent::Text(r#"{"action":"status","action":"start"}"#),
         "`action` twice",
     ));
-    refused_and_nothing_changed(
+    refused_saying_and_nothing_changed(
         "failback",
         &world,
         payloads,
@@ -285,7 +227,7 @@ async fn the_restore_validator_refuses_another_databases_snapshot_and_mutated_sc
             "`snapshot` twice",
         ),
     ]);
-    refused_and_nothing_changed(
+    refused_saying_and_nothing_changed(
         "restore-validator",
         &world,
         payloads,
@@ -357,7 +299,7 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
         ),
         (Sent::Value(alarm_without_id), "`id` is missing"),
     ]);
-    refused_and_nothing_changed(
+    refused_saying_and_nothing_changed(
         "failover",
         &world,
         payloads,

@@ -18,6 +18,7 @@ use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
 use lifeboat::function::{Invocation, respond};
 use lifeboat::plan::Plan;
+use lifeboat::request::Payload;
 use lifeboat::retention::run::RetentionRun;
 use lifeboat::validation::run::ValidationRunner;
 use serde_json::{Value, json};
@@ -234,8 +235,51 @@ fn invocation(n: usize) -> Invocation {
     }
 }
 
+/// A request as it comes off the wire: JSON text (which may give a key twice) or a value.
+pub(crate) enum Sent {
+    Text(&'static str),
+    Value(Value),
+}
+
 /// Send every payload to `function` through `respond` and `handler`: each must be
-/// refused NonRetryable; then nothing in the account may have changed.
+/// refused NonRetryable, with `says` in its message; then nothing in the account may
+/// have changed.
+pub(crate) async fn refused_saying_and_nothing_changed<F, Fut, R, E>(
+    function: &'static str,
+    world: &World,
+    payloads: Vec<(Sent, &str)>,
+    handler: F,
+) where
+    F: Fn(Value, Invocation) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: serde::Serialize,
+    E: lifeboat::error::Classify + std::fmt::Display,
+{
+    let before = observe(world).await;
+    for (n, (sent, says)) in payloads.into_iter().enumerate() {
+        let (shown, payload) = match sent {
+            Sent::Text(t) => (t.to_string(), Payload::from_json(function, t).unwrap()),
+            Sent::Value(v) => (v.to_string(), Payload::from(v)),
+        };
+        let err = respond(function, payload, invocation(n), &handler)
+            .await
+            .expect_err(&format!("{function} accepted {shown}"));
+        assert_eq!(
+            err.error_type, "NonRetryable",
+            "{function}, {shown}: {}",
+            err.error_message
+        );
+        assert!(
+            err.error_message.contains(says),
+            "{function}, {shown}: {}",
+            err.error_message
+        );
+    }
+    let after = observe(world).await;
+    assert_eq!(before, after, "{function} changed the account");
+}
+
+/// As [`refused_saying_and_nothing_changed`], whatever the refusal says.
 async fn refused_and_nothing_changed<F, Fut, R, E>(
     function: &'static str,
     world: &World,
@@ -247,18 +291,8 @@ async fn refused_and_nothing_changed<F, Fut, R, E>(
     R: serde::Serialize,
     E: lifeboat::error::Classify + std::fmt::Display,
 {
-    let before = observe(world).await;
-    for (n, payload) in payloads.into_iter().enumerate() {
-        let answer = respond(function, payload.clone(), invocation(n), &handler).await;
-        let err = answer.expect_err(&format!("{function} accepted {payload}"));
-        assert_eq!(
-            err.error_type, "NonRetryable",
-            "{function}, {payload}: {}",
-            err.error_message
-        );
-    }
-    let after = observe(world).await;
-    assert_eq!(before, after, "{function} changed the account");
+    let payloads = payloads.into_iter().map(|v| (Sent::Value(v), "")).collect();
+    refused_saying_and_nothing_changed(function, world, payloads, handler).await;
 }
 
 #[tokio::test]
