@@ -15,14 +15,20 @@ pub const NAMESPACE: &str = "Lifeboat";
 
 /// Install the EMF collector for this process, with the plan as a dimension of every
 /// metric. Call once, at cold start.
-pub fn init_emf(plan: &str, function: &str) -> Result<&'static Collector, String> {
+pub fn init_emf(plan: &str, function: &str) -> Result<&'static Collector, MetricsError> {
     metrics_cloudwatch_embedded::Builder::new()
         .cloudwatch_namespace(NAMESPACE)
         .with_dimension("Plan", plan.to_string())
         .with_dimension("Function", function.to_string())
         .init()
-        .map_err(|e| format!("cannot install the metrics collector: {e}"))
+        .map_err(MetricsError)
 }
+
+/// The metrics collector could not be installed (a second install in one process): the
+/// function does not start, and a retry in the same process cannot help.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the metrics collector: {0}")]
+pub struct MetricsError(#[source] metrics_cloudwatch_embedded::Error);
 
 /// Write the metrics recorded since the last flush as EMF lines on standard output.
 pub fn flush(collector: &Collector) {

@@ -8,13 +8,40 @@
 //! name; the row's id bound), so no check can reach a writable session.
 
 use super::sql_probe::{connect, mysql_options, mysql_statement_limit, pg_options};
+use super::validation::ProbeTargetError;
 use crate::gameday::verify::CanarySql;
+use crate::validation::checks::IdentifierError;
 use crate::validation::checks::{CheckResult, Dialect};
 use crate::validation::run::ProbeTarget;
 use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 use std::time::Duration;
+
+/// Why the canary row was not proved written: the DR writer may not accept writes.
+#[derive(Debug, thiserror::Error)]
+// Each variant's message is its documentation.
+#[allow(missing_docs)]
+pub enum CanaryError {
+    /// No database to write to.
+    #[error(transparent)]
+    Target(#[from] ProbeTargetError),
+    /// The plan's canary table is not a name that can be quoted safely.
+    #[error(transparent)]
+    Table(#[from] IdentifierError),
+    /// The connection failed, as the checks' connect step words it.
+    #[error("{detail}")]
+    Connect { detail: String },
+    /// A statement the server refused: `what` is the timeout, write or read.
+    #[error("the canary's {what} failed: {message}")]
+    Statement { what: &'static str, message: String },
+    #[error("the canary read back {read:?} instead of the row it wrote ({row})")]
+    Mismatch { read: String, row: String },
+    #[error("the canary's row {row} was written but not read back")]
+    NotReadBack { row: String },
+    #[error("the canary did not finish within {seconds} s")]
+    TimedOut { seconds: u64 },
+}
 
 /// Write the canary's row and read it back on the writer at `target`: `sql` from
 /// [`crate::gameday::verify::canary_sql`], `row` its one bound value. Each statement
@@ -24,16 +51,20 @@ pub async fn write_canary(
     sql: &CanarySql,
     row: &str,
     timeout: Duration,
-) -> Result<(), String> {
-    let failed = |e: Vec<CheckResult>| {
-        e.into_iter()
+) -> Result<(), CanaryError> {
+    let failed = |e: Vec<CheckResult>| CanaryError::Connect {
+        detail: e
+            .into_iter()
             .map(|r| r.detail)
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; "),
     };
-    let db_error = |what: &str, e: sqlx::Error| match e {
-        sqlx::Error::Database(db) => format!("the canary's {what} failed: {}", db.message()),
-        other => format!("the canary's {what} failed: {other}"),
+    let db_error = |what: &'static str, e: sqlx::Error| CanaryError::Statement {
+        what,
+        message: match e {
+            sqlx::Error::Database(db) => db.message().to_string(),
+            other => other.to_string(),
+        },
     };
     let read: Option<String> = match target.dialect {
         Dialect::Postgres => {
@@ -83,11 +114,12 @@ pub async fn write_canary(
     };
     match read {
         Some(id) if id == row => Ok(()),
-        Some(other) => Err(format!(
-            "the canary read back {other:?} instead of the row it wrote ({row})"
-        )),
-        None => Err(format!(
-            "the canary's row {row} was written but not read back"
-        )),
+        Some(other) => Err(CanaryError::Mismatch {
+            read: other,
+            row: row.to_string(),
+        }),
+        None => Err(CanaryError::NotReadBack {
+            row: row.to_string(),
+        }),
     }
 }

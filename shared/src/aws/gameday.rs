@@ -2,9 +2,11 @@
 //! (the experiment), RDS and Route 53 (the DR writer, protection), the database itself
 //! (the canary), S3 (past reports) and Lambda (the failback function's `start`).
 
-use super::canary_writer::write_canary;
+use super::canary_writer::{CanaryError, write_canary};
 use super::dr::{DrAws, identifier_on};
-use super::{AwsClients, AwsValidation, ClientSettings, LocalDatabaseError, SqlProbe};
+use super::{
+    AwsClients, AwsValidation, ClientSettings, LocalDatabaseError, ProbeTargetError, SqlProbe,
+};
 use crate::dr::Side;
 use crate::error::AwsError;
 use crate::failover::AlarmValue;
@@ -149,18 +151,23 @@ impl AwsGameDay {
         &self,
         r: &ProtectedResource,
         secret: Option<&str>,
-    ) -> Result<ProbeTarget, String> {
-        let engine = r
-            .engine
-            .ok_or_else(|| format!("{} has no `engine` in the plan", r.id))?;
+    ) -> Result<ProbeTarget, ProbeTargetError> {
+        let resource = || r.id.clone();
+        let engine = r.engine.ok_or_else(|| ProbeTargetError::NoEngine {
+            resource: resource(),
+        })?;
         let v = r
             .validation
             .as_ref()
-            .ok_or_else(|| format!("{} has no `validation` credentials in the plan", r.id))?;
+            .ok_or_else(|| ProbeTargetError::NoCredentials {
+                resource: resource(),
+            })?;
         let host = r
             .dns_record
             .clone()
-            .ok_or_else(|| format!("{} has no writer record to reach it by", r.id))?;
+            .ok_or_else(|| ProbeTargetError::NoWriterRecord {
+                resource: resource(),
+            })?;
         let port = self
             .replica_port(r)
             .await
@@ -216,16 +223,18 @@ impl AwsGameDay {
         (answered, details)
     }
 
-    async fn canary(&self, plan: &Plan, canary: &Canary, row: &str) -> Result<(), String> {
+    async fn canary(&self, plan: &Plan, canary: &Canary, row: &str) -> Result<(), CanaryError> {
         let r = plan
             .resource(&canary.resource)
-            .ok_or_else(|| format!("the plan has no resource {}", canary.resource))?;
+            .ok_or_else(|| ProbeTargetError::NotInPlan {
+                resource: canary.resource.clone(),
+            })?;
         // The canary's own writing user when the plan names one; the checks' read-only
         // user could not write the row.
         let target = self
             .writer_target(r, canary.credentials_secret.as_deref())
             .await?;
-        let sql = canary_sql(target.dialect, &canary.table).map_err(|e| e.to_string())?;
+        let sql = canary_sql(target.dialect, &canary.table)?;
         match tokio::time::timeout(
             CANARY_TIMEOUT * 3,
             write_canary(&target, &sql, row, CANARY_TIMEOUT),
@@ -233,10 +242,9 @@ impl AwsGameDay {
         .await
         {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "the canary did not finish within {} s",
-                (CANARY_TIMEOUT * 3).as_secs()
-            )),
+            Err(_) => Err(CanaryError::TimedOut {
+                seconds: (CANARY_TIMEOUT * 3).as_secs(),
+            }),
         }
     }
 
@@ -476,7 +484,8 @@ impl GameDayPort for AwsGameDay {
                     ));
                     CanaryResult::Ok
                 }
-                Err(reason) => {
+                Err(e) => {
+                    let reason = e.to_string();
                     detail.push_str(&format!("; canary failed: {reason}"));
                     CanaryResult::Failed { reason }
                 }

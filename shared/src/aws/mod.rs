@@ -24,7 +24,7 @@ mod sql_probe;
 pub mod traffic;
 mod validation;
 
-pub use canary_writer::write_canary;
+pub use canary_writer::{CanaryError, write_canary};
 pub use clients::{AwsClients, ClientSettings, RegionalClients};
 pub use detection::{AwsDetection, probe};
 pub use dynamo_state::{DynamoStateStore, STATE_TABLE_TTL_ATTRIBUTE};
@@ -43,7 +43,8 @@ pub use snapshots::AwsSnapshots;
 pub use sns_notifier::SnsNotifier;
 pub use sql_probe::SqlProbe;
 pub use validation::{
-    AwsValidation, LOCAL_DATABASE_URLS_ENV, LocalDatabase, LocalDatabaseError, local_databases,
+    AwsValidation, LOCAL_DATABASE_URLS_ENV, LocalDatabase, LocalDatabaseError, ProbeTargetError,
+    UrlError, local_databases,
 };
 
 use crate::error::AwsError;

@@ -55,10 +55,33 @@ fn statement_failed(check: &PlannedCheck, e: &sqlx::Error) -> CheckResult {
     )
 }
 
+/// Why a check's answer cannot be read as text (the check fails; the fix is in its SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+// Each variant's message is its documentation.
+#[allow(missing_docs)]
+pub enum Unreadable {
+    #[error("the query returned no column")]
+    NoColumn,
+    /// A type the probe does not turn into text on that engine.
+    #[error("{}", type_fix(*.0))]
+    Type(Dialect),
+}
+
+fn type_fix(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => {
+            "the value's type is not text, an integer, a boolean or a float; cast it to text in the assertion's SQL (`::text`)"
+        }
+        Dialect::Mysql => {
+            "the value's type is not text, an integer or a float; cast it in the assertion's SQL (`CAST(... AS CHAR)`)"
+        }
+    }
+}
+
 /// The first column of a PostgreSQL row as text; the types SQL checks return.
-fn pg_text(row: &PgRow) -> Result<Option<String>, String> {
+fn pg_text(row: &PgRow) -> Result<Option<String>, Unreadable> {
     if row.is_empty() {
-        return Err("the query returned no column".into());
+        return Err(Unreadable::NoColumn);
     }
     if let Ok(v) = row.try_get::<Option<String>, _>(0) {
         return Ok(v);
@@ -79,13 +102,13 @@ fn pg_text(row: &PgRow) -> Result<Option<String>, String> {
     if let Ok(v) = row.try_get::<Option<f64>, _>(0) {
         return Ok(v.map(|v| v.to_string()));
     }
-    Err("the value's type is not text, an integer, a boolean or a float; cast it to text in the assertion's SQL (`::text`)".into())
+    Err(Unreadable::Type(Dialect::Postgres))
 }
 
 /// The first column of a MySQL row as text.
-fn mysql_text(row: &MySqlRow) -> Result<Option<String>, String> {
+fn mysql_text(row: &MySqlRow) -> Result<Option<String>, Unreadable> {
     if row.is_empty() {
-        return Err("the query returned no column".into());
+        return Err(Unreadable::NoColumn);
     }
     if let Ok(v) = row.try_get::<Option<i64>, _>(0) {
         return Ok(v.map(|v| v.to_string()));
@@ -103,7 +126,7 @@ fn mysql_text(row: &MySqlRow) -> Result<Option<String>, String> {
     if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(0) {
         return Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()));
     }
-    Err("the value's type is not text, an integer or a float; cast it in the assertion's SQL (`CAST(... AS CHAR)`)".into())
+    Err(Unreadable::Type(Dialect::Mysql))
 }
 
 fn millis(started: Instant) -> u64 {
@@ -176,7 +199,7 @@ trait Session: Send {
     async fn scalar(
         &mut self,
         check: &PlannedCheck,
-    ) -> Result<Option<Result<Option<String>, String>>, sqlx::Error>;
+    ) -> Result<Option<Result<Option<String>, Unreadable>>, sqlx::Error>;
     /// Make the session usable again after a failed statement.
     async fn recover(&mut self) -> Result<(), OpenError>;
     /// Whether the server still says the session (and its transaction) is read-only.
@@ -195,7 +218,7 @@ impl Session for Postgres {
     async fn scalar(
         &mut self,
         check: &PlannedCheck,
-    ) -> Result<Option<Result<Option<String>, String>>, sqlx::Error> {
+    ) -> Result<Option<Result<Option<String>, Unreadable>>, sqlx::Error> {
         let mut query = sqlx::query(AssertSqlSafe(check.sql.clone()));
         for Param::Text(p) in &check.params {
             query = query.bind(p.clone());
@@ -232,7 +255,7 @@ impl Session for Mysql {
     async fn scalar(
         &mut self,
         check: &PlannedCheck,
-    ) -> Result<Option<Result<Option<String>, String>>, sqlx::Error> {
+    ) -> Result<Option<Result<Option<String>, Unreadable>>, sqlx::Error> {
         let mut query = sqlx::query(AssertSqlSafe(check.sql.clone()));
         for Param::Text(p) in &check.params {
             query = query.bind(p.clone());

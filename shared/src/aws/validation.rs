@@ -29,10 +29,101 @@ use std::time::Duration;
 /// `AWS_ENDPOINT_URL` names a local emulator; refused otherwise.
 pub const LOCAL_DATABASE_URLS_ENV: &str = "LIFEBOAT_LOCAL_DATABASE_URLS";
 
-/// The local database setting is wrong.
+/// The local database setting is wrong. No message quotes an entry or a URL: either may
+/// hold a password (or, split at a comma or blank inside one, a piece of it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{LOCAL_DATABASE_URLS_ENV}: {0}")]
-pub struct LocalDatabaseError(pub String);
+// Each variant's message is its documentation.
+#[allow(missing_docs)]
+pub enum LocalDatabaseError {
+    /// Set outside a local run.
+    #[error(
+        "{LOCAL_DATABASE_URLS_ENV}: this local-only setting is set but AWS_ENDPOINT_URL is not: in AWS the probe connects to the restored database itself; unset it"
+    )]
+    WithoutEmulator,
+    /// Entry `entry` (counted from 1) has no `=`.
+    #[error(
+        "{LOCAL_DATABASE_URLS_ENV}: entry {entry} is not `resource=url`, e.g. orders-db=postgres://postgres@127.0.0.1:5432/orders (entries are separated by commas or blanks: percent-encode one inside a password, %2C or %20)"
+    )]
+    NotAPair { entry: usize },
+    /// Entry `entry` has nothing usable as a resource id before its `=`.
+    #[error(
+        "{LOCAL_DATABASE_URLS_ENV}: entry {entry} does not start with a resource id before its `=` (e.g. orders-db=postgres://...)"
+    )]
+    NoResource { entry: usize },
+    /// The URL mapped to `resource` cannot be read.
+    #[error("{LOCAL_DATABASE_URLS_ENV}: the URL for {resource:?}: {reason}")]
+    BadUrl { resource: String, reason: UrlError },
+}
+
+/// Why a database URL cannot be read; quotes nothing that could be part of a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+// Each variant's message is its documentation.
+#[allow(missing_docs)]
+pub enum UrlError {
+    #[error("a URL needs a scheme: postgres:// or mysql://")]
+    NoScheme,
+    /// `scheme` is quoted only when it is a plain word.
+    #[error("{}neither postgres nor mysql (mariadb)", quoted_scheme(.scheme))]
+    UnknownScheme { scheme: Option<String> },
+    #[error("the URL names no database (`.../<database>`)")]
+    NoDatabase,
+    #[error("the URL's database must be one plain name, without options")]
+    DatabaseNotPlain,
+    #[error(
+        "the port after the host is not a number from 0 to 65535 (a password holding / , @ or a blank must be percent-encoded: %2F, %2C, %40, %20)"
+    )]
+    BadPort,
+    #[error("the URL names no host")]
+    NoHost,
+    #[error("a % in the URL's user or password is not followed by two hex digits")]
+    BadEscape,
+    #[error("the URL's user or password is not UTF-8 once decoded")]
+    NotUtf8,
+}
+
+/// Why the SQL checks (or a game day's canary) have no database to connect to: nothing
+/// was sent to any database.
+#[derive(Debug, thiserror::Error)]
+// Each variant's message is its documentation.
+#[allow(missing_docs)]
+pub enum ProbeTargetError {
+    /// Reading the credentials' secret failed.
+    #[error(transparent)]
+    Secret(AwsError),
+    #[error("secret {secret} holds no text; store JSON with `username` and `password`")]
+    SecretNotText { secret: String },
+    #[error("secret {secret} is not JSON; store {{\"username\": ..., \"password\": ...}}")]
+    SecretNotJson { secret: String },
+    #[error("secret {secret} lacks `username` or `password`; store both")]
+    SecretIncomplete { secret: String },
+    /// The local-only mapping sends `key`'s checks to a database of the other engine.
+    #[error(
+        "{LOCAL_DATABASE_URLS_ENV} maps {key} ({engine}) to a {dialect:?} URL; map it to a database of its engine"
+    )]
+    LocalEngineMismatch {
+        key: String,
+        engine: Engine,
+        dialect: Dialect,
+    },
+    /// The restore (or replica) has no endpoint yet: the check runs on a later tick.
+    #[error("{resource} has no endpoint yet")]
+    NoEndpoint { resource: String },
+    #[error("the plan has no resource {resource}")]
+    NotInPlan { resource: String },
+    #[error("{resource} has no `engine` in the plan")]
+    NoEngine { resource: String },
+    #[error("{resource} has no `validation` credentials in the plan")]
+    NoCredentials { resource: String },
+    #[error("{resource} has no writer record to reach it by")]
+    NoWriterRecord { resource: String },
+}
+
+fn quoted_scheme(scheme: &Option<String>) -> String {
+    match scheme {
+        Some(s) => format!("scheme {s:?} is "),
+        None => "the scheme is ".to_string(),
+    }
+}
 
 /// A database URL, parsed: `postgres://user:password@host:port/database` or `mysql://...`.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,26 +158,24 @@ impl std::fmt::Debug for LocalDatabase {
 
 impl LocalDatabase {
     /// Parse a URL.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| "a URL needs a scheme: postgres:// or mysql://".to_string())?;
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let (scheme, rest) = url.split_once("://").ok_or(UrlError::NoScheme)?;
         let (dialect, default_port) = match scheme {
             "postgres" | "postgresql" => (Dialect::Postgres, 5432),
             "mysql" | "mariadb" => (Dialect::Mysql, 3306),
             // Quoted only when it is a plain word: nothing of a password can be in it.
-            other if other.chars().all(|c| c.is_ascii_alphanumeric()) => {
-                return Err(format!(
-                    "scheme {other:?} is neither postgres nor mysql (mariadb)"
-                ));
+            other => {
+                return Err(UrlError::UnknownScheme {
+                    scheme: other
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric())
+                        .then(|| other.to_string()),
+                });
             }
-            _ => return Err("the scheme is neither postgres nor mysql (mariadb)".into()),
         };
-        let (authority, database) = rest
-            .split_once('/')
-            .ok_or_else(|| "the URL names no database (`.../<database>`)".to_string())?;
+        let (authority, database) = rest.split_once('/').ok_or(UrlError::NoDatabase)?;
         if database.is_empty() || database.contains(['/', '?']) {
-            return Err("the URL's database must be one plain name, without options".into());
+            return Err(UrlError::DatabaseNotPlain);
         }
         let (credentials, hostport) = match authority.rsplit_once('@') {
             Some((c, h)) => (Some(c), h),
@@ -104,14 +193,12 @@ impl LocalDatabase {
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse::<u16>().map_err(|_| {
-                    "the port after the host is not a number from 0 to 65535 (a password holding / , @ or a blank must be percent-encoded: %2F, %2C, %40, %20)".to_string()
-                })?,
+                p.parse::<u16>().map_err(|_| UrlError::BadPort)?,
             ),
             None => (hostport.to_string(), default_port),
         };
         if host.is_empty() {
-            return Err("the URL names no host".into());
+            return Err(UrlError::NoHost);
         }
         Ok(LocalDatabase {
             dialect,
@@ -126,8 +213,8 @@ impl LocalDatabase {
 
 /// A URL's user or password with its `%XX` escapes decoded (how a password holds a comma,
 /// a blank, `/` or `@`). The error quotes nothing of it.
-fn percent_decoded(text: &str) -> Result<String, String> {
-    let bad = || "a % in the URL's user or password is not followed by two hex digits".to_string();
+fn percent_decoded(text: &str) -> Result<String, UrlError> {
+    let bad = || UrlError::BadEscape;
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -145,8 +232,7 @@ fn percent_decoded(text: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out)
-        .map_err(|_| "the URL's user or password is not UTF-8 once decoded".into())
+    String::from_utf8(out).map_err(|_| UrlError::NotUtf8)
 }
 
 /// Read [`LOCAL_DATABASE_URLS_ENV`]: resource id → database. Empty when unset; an error
@@ -159,35 +245,30 @@ pub fn local_databases(
         return Ok(BTreeMap::new());
     };
     if settings.endpoint_url.is_none() {
-        return Err(LocalDatabaseError(
-            "this local-only setting is set but AWS_ENDPOINT_URL is not: in AWS the probe connects to the restored database itself; unset it".into(),
-        ));
+        return Err(LocalDatabaseError::WithoutEmulator);
     }
     let mut out = BTreeMap::new();
-    // No message quotes an entry or a URL: either may hold a password (or, split at a
-    // comma or blank inside one, a piece of it).
     for (n, pair) in text
         .split([',', ' ', '\n'])
         .filter(|p| !p.trim().is_empty())
         .enumerate()
     {
         let entry = n + 1;
-        let (resource, url) = pair.trim().split_once('=').ok_or_else(|| {
-            LocalDatabaseError(format!(
-                "entry {entry} is not `resource=url`, e.g. orders-db=postgres://postgres@127.0.0.1:5432/orders (entries are separated by commas or blanks: percent-encode one inside a password, %2C or %20)"
-            ))
-        })?;
+        let (resource, url) = pair
+            .trim()
+            .split_once('=')
+            .ok_or(LocalDatabaseError::NotAPair { entry })?;
         if resource.is_empty()
             || !resource
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*'))
         {
-            return Err(LocalDatabaseError(format!(
-                "entry {entry} does not start with a resource id before its `=` (e.g. orders-db=postgres://...)"
-            )));
+            return Err(LocalDatabaseError::NoResource { entry });
         }
-        let db = LocalDatabase::parse(url)
-            .map_err(|e| LocalDatabaseError(format!("the URL for {resource:?}: {e}")))?;
+        let db = LocalDatabase::parse(url).map_err(|reason| LocalDatabaseError::BadUrl {
+            resource: resource.to_string(),
+            reason,
+        })?;
         out.insert(resource.to_string(), db);
     }
     Ok(out)
@@ -261,7 +342,7 @@ impl AwsValidation {
 
     /// The username and password in `secret` (JSON with `username` and `password`, the
     /// form RDS and Secrets Manager's rotation use).
-    async fn credentials(&self, secret: &str) -> Result<(String, String), String> {
+    async fn credentials(&self, secret: &str) -> Result<(String, String), ProbeTargetError> {
         let out = self
             .secrets(secret)
             .get_secret_value()
@@ -269,20 +350,23 @@ impl AwsValidation {
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("secretsmanager", "GetSecretValue", secret, &e).to_string()
+                ProbeTargetError::Secret(AwsError::from_sdk(
+                    "secretsmanager",
+                    "GetSecretValue",
+                    secret,
+                    &e,
+                ))
             })?;
-        let text = out.secret_string().ok_or_else(|| {
-            format!("secret {secret} holds no text; store JSON with `username` and `password`")
-        })?;
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| {
-            format!("secret {secret} is not JSON; store {{\"username\": ..., \"password\": ...}}")
-        })?;
+        let secret = || secret.to_string();
+        let text = out
+            .secret_string()
+            .ok_or_else(|| ProbeTargetError::SecretNotText { secret: secret() })?;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|_| ProbeTargetError::SecretNotJson { secret: secret() })?;
         let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_string);
         match (field("username"), field("password")) {
             (Some(u), Some(p)) => Ok((u, p)),
-            _ => Err(format!(
-                "secret {secret} lacks `username` or `password`; store both"
-            )),
+            _ => Err(ProbeTargetError::SecretIncomplete { secret: secret() }),
         }
     }
 
@@ -295,7 +379,7 @@ impl AwsValidation {
         endpoint: Option<&Endpoint>,
         database: &str,
         secret: &str,
-    ) -> Result<ProbeTarget, String> {
+    ) -> Result<ProbeTarget, ProbeTargetError> {
         let dialect = if engine.is_postgres_family() {
             Dialect::Postgres
         } else {
@@ -304,10 +388,11 @@ impl AwsValidation {
         let (username, password) = self.credentials(secret).await?;
         if let Some((key, local)) = local_match(&self.local, local_key) {
             if local.dialect != dialect {
-                return Err(format!(
-                    "{LOCAL_DATABASE_URLS_ENV} maps {key} ({engine}) to a {:?} URL; map it to a database of its engine",
-                    local.dialect
-                ));
+                return Err(ProbeTargetError::LocalEngineMismatch {
+                    key: key.to_string(),
+                    engine,
+                    dialect: local.dialect,
+                });
             }
             tracing::info!(target = %local_key, restored = ?endpoint, local = ?local, "local run: probing the mapped local database instead of the emulated restore");
             return Ok(ProbeTarget {
@@ -322,7 +407,9 @@ impl AwsValidation {
         }
         let endpoint = endpoint
             .cloned()
-            .ok_or_else(|| format!("{local_key} has no endpoint yet"))?;
+            .ok_or_else(|| ProbeTargetError::NoEndpoint {
+                resource: local_key.to_string(),
+            })?;
         Ok(ProbeTarget {
             dialect,
             host: endpoint.host,
@@ -384,7 +471,13 @@ impl AwsValidation {
             .await
         {
             Ok(t) => t,
-            Err(e) => return vec![CheckResult::error("connect", CheckKind::Connect, e)],
+            Err(e) => {
+                return vec![CheckResult::error(
+                    "connect",
+                    CheckKind::Connect,
+                    e.to_string(),
+                )];
+            }
         };
         SqlProbe
             .probe(
@@ -425,12 +518,11 @@ pub(crate) async fn delete_instance_without_snapshot(
     if err.is_code("DBInstanceNotFound") {
         return Ok(());
     }
-    // The error's wording is not a contract: when it does not say "deleting", look.
+    // The error's wording is not a contract: look at the instance (gone by now is done).
     let deleting = err.is_code("InvalidDBInstanceState")
-        && (err.message.contains("deleting")
-            || fetch_instance(rds, id)
-                .await?
-                .is_some_and(|db| db.db_instance_status() == Some("deleting")));
+        && fetch_instance(rds, id)
+            .await?
+            .is_none_or(|db| db.db_instance_status() == Some("deleting"));
     if deleting { Ok(()) } else { Err(err) }
 }
 
@@ -450,13 +542,16 @@ pub(crate) async fn delete_cluster_without_snapshot(
         return Ok(());
     };
     let err = AwsError::from_sdk("rds", "DeleteDBCluster", id, &e);
-    if err.is_code("DBClusterNotFoundFault")
-        || (err.is_code("InvalidDBClusterStateFault") && err.message.contains("deleting"))
-    {
-        Ok(())
-    } else {
-        Err(err)
+    if err.is_code("DBClusterNotFoundFault") {
+        return Ok(());
     }
+    // As for instances: the state, not the message's wording, says it is being deleted.
+    // (The region only labels the facts, which are not kept.)
+    let deleting = err.is_code("InvalidDBClusterStateFault")
+        && describe_cluster(rds, "", id)
+            .await?
+            .is_none_or(|c| c.status == "deleting");
+    if deleting { Ok(()) } else { Err(err) }
 }
 
 /// Whether `id` (as RDS lists it) is one of the runs' own temporary resources, which the
