@@ -11,6 +11,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+/// How far ahead of the invocation's clock a time AWS stamped on an event may be: clocks
+/// differ by seconds, not minutes, so a time further ahead was not written by AWS.
+pub const CLOCK_SKEW_MINUTES: i64 = 5;
+
 /// A complete EventBridge envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
@@ -144,6 +148,14 @@ pub fn read(
         ));
     }
     let id = text("id", "a non-empty string")?;
+    // The id is the event's idempotency key; AWS writes it (a UUID), never with blanks.
+    if !crate::request::is_visible_token(&id) {
+        return Err(field_err(
+            "id",
+            format!("is {id:?}, with a blank or invisible character"),
+            "the id EventBridge wrote (a UUID)",
+        ));
+    }
     let detail_type = text("detail-type", "a non-empty string")?;
     let source = text("source", "a non-empty string")?;
     let account = text("account", "a 12-digit AWS account id")?;

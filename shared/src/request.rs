@@ -223,15 +223,37 @@ fn array_for_object(input: &Value, written: &Value, at: String) -> Option<String
 /// characters or invisible formatting characters (zero-width spaces and joiners,
 /// direction marks, the byte-order mark, soft hyphens, variation selectors, tags).
 pub fn has_visible_text(text: &str) -> bool {
-    text.chars()
-        .any(|c| !c.is_whitespace() && !c.is_control() && !invisible(c))
+    text.chars().any(is_visible)
 }
 
-fn invisible(c: char) -> bool {
+/// Whether every character of `text` (and at least one) is visible: an identifier AWS
+/// writes (an event id) is never blank, and one that only looks like another is refused.
+pub fn is_visible_token(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(is_visible)
+}
+
+/// A character that puts ink on the page: a letter, number, punctuation or symbol, and
+/// not one of the blanks Unicode files under those. Marks count only beside a base
+/// character (a combining accent alone shows nothing).
+fn is_visible(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    matches!(
+        c.general_category_group(),
+        GeneralCategoryGroup::Letter
+            | GeneralCategoryGroup::Number
+            | GeneralCategoryGroup::Punctuation
+            | GeneralCategoryGroup::Symbol
+    ) && !blank_lookalike(c)
+}
+
+/// Letters and symbols that render as nothing: Hangul fillers, Khmer inherent vowels,
+/// the Braille blank, and the format characters older fonts draw blank.
+fn blank_lookalike(c: char) -> bool {
     matches!(c as u32,
         0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
-        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
-        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x2800 | 0x3164
+        | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
 }
 
 /// An invocation's payload as it came off the wire: the JSON value, and the first key
@@ -962,11 +984,63 @@ mod tests {
             "\0",
             "\t\u{2060}",
             "\u{e0041}",
+            // The Braille blank, a combining mark alone, a Hangul filler.
+            "\u{2800}",
+            "\u{0301}",
+            " \u{0301}\u{20dd} ",
+            "\u{3164}",
+            "\u{00a0}\u{3000}",
         ] {
             assert!(!has_visible_text(r), "{r:?}");
         }
-        for r in ["x", " db is down ", "\u{200b}ok", "é", "故障"] {
+        for r in [
+            "x",
+            " db is down ",
+            "\u{200b}ok",
+            "é",
+            "e\u{0301}",
+            "故障",
+            "5",
+            "!",
+            "€",
+        ] {
             assert!(has_visible_text(r), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_is_visible_throughout() {
+        for t in [
+            "",
+            " ",
+            "a b",
+            "a\u{200b}",
+            "\u{202e}abc",
+            "x\n",
+            "\u{2800}",
+        ] {
+            assert!(!is_visible_token(t), "{t:?}");
+        }
+        for t in ["m1", "4b9c3b2e-1d4f-4f0e-9a7a-6c9f8f3c2a11", "évènement"] {
+            assert!(is_visible_token(t), "{t:?}");
+        }
+    }
+
+    proptest! {
+        /// Any text with one letter or digit in it has visible text; a text of only
+        /// whitespace, controls and combining marks has none.
+        #[test]
+        fn visible_text_needs_a_visible_character(
+            blank in proptest::collection::vec(proptest::sample::select(vec![' ', '\t', '\n', '\u{0301}', '\u{200b}', '\u{2800}', '\u{3000}', '\u{feff}']), 0..8),
+            ink in proptest::sample::select(vec!['a', 'Z', '7', '故', '-', '#']),
+            at in 0usize..8,
+        ) {
+            let text: String = blank.iter().collect();
+            prop_assert!(!has_visible_text(&text));
+            let mut chars = blank.clone();
+            chars.insert(at.min(chars.len()), ink);
+            let text: String = chars.into_iter().collect();
+            prop_assert!(has_visible_text(&text));
         }
     }
 

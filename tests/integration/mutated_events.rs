@@ -269,6 +269,18 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
     let function = &function;
     let mut alarm_without_id = sample("failover-alarm.json");
     alarm_without_id.as_object_mut().unwrap().remove("id");
+    // Ten years ahead: an incident opened by it would stay confirming until then.
+    let mut future_alarm = sample("failover-alarm.json");
+    future_alarm["detail"]["state"]["timestamp"] =
+        json!((chrono::Utc::now() + chrono::Duration::days(3650)).to_rfc3339());
+    let mut alarm_with_blank_id = sample("failover-alarm.json");
+    alarm_with_blank_id["id"] = json!("\u{200b}");
+    let mut two_sns_records = sample("failover-alarm-sns.json");
+    let record = two_sns_records["Records"][0].clone();
+    two_sns_records["Records"]
+        .as_array_mut()
+        .unwrap()
+        .push(record);
     let mut payloads = mutated_schedules("failover-tick.json");
     payloads.extend([
         (
@@ -298,6 +310,17 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
             "mixes `alarmData` and `action`",
         ),
         (Sent::Value(alarm_without_id), "`id` is missing"),
+        (Sent::Value(future_alarm), "more than 5 minutes after now"),
+        (Sent::Value(alarm_with_blank_id), "blank or invisible"),
+        (Sent::Value(two_sns_records), "has 2 records"),
+        (
+            Sent::Value(json!({"action": "force", "reason": "\u{2800}"})),
+            "visible text",
+        ),
+        (
+            Sent::Value(json!({"action": "game-day", "mode": "signal_only", "id": "../../x"})),
+            "A-Z, a-z, 0-9",
+        ),
     ]);
     refused_saying_and_nothing_changed(
         "failover",

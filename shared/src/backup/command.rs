@@ -59,9 +59,8 @@ impl From<RequestError> for CommandError {
     }
 }
 
-/// How far ahead of the invocation's clock a tick's `time` may be: clocks differ by
-/// seconds, not minutes.
-pub const TICK_AHEAD_MINUTES: i64 = 5;
+/// How far ahead of the invocation's clock a tick's `time` may be.
+pub const TICK_AHEAD_MINUTES: i64 = crate::envelope::CLOCK_SKEW_MINUTES;
 /// How far behind: Lambda keeps retrying an asynchronous event for up to an hour (the
 /// template's MaximumEventAgeInSeconds), plus the same skew.
 pub const TICK_BEHIND_MINUTES: i64 = 60 + TICK_AHEAD_MINUTES;

@@ -154,6 +154,78 @@ fn alarm_value(s: &str) -> Result<AlarmValue, InputError> {
     })
 }
 
+/// An alarm's time as CloudWatch wrote it; one that does not parse was not written by
+/// CloudWatch, and is refused rather than replaced by another time.
+fn fire_time(text: &str, field: &str) -> Result<DateTime<Utc>, InputError> {
+    parse_time(text).ok_or_else(|| {
+        InputError(format!(
+            "{field} {text:?} is not a time CloudWatch writes (RFC 3339, or 2026-11-25T06:00:00.123+0000); nothing was done"
+        ))
+    })
+}
+
+/// The fields AWS's SNS integration puts in a Lambda event, a record and its `Sns`; any
+/// other was not sent by SNS.
+fn only_sns_fields(object: &serde_json::Map<String, serde_json::Value>) -> Result<(), InputError> {
+    const RECORD: &[&str] = &["EventSource", "EventVersion", "EventSubscriptionArn", "Sns"];
+    const SNS: &[&str] = &[
+        "Type",
+        "MessageId",
+        "TopicArn",
+        "Subject",
+        "Message",
+        "Timestamp",
+        "SignatureVersion",
+        "Signature",
+        "SigningCertUrl",
+        "SigningCertURL",
+        "UnsubscribeUrl",
+        "UnsubscribeURL",
+        "MessageAttributes",
+    ];
+    let foreign = |place: &str, k: &str| {
+        Err(InputError(format!(
+            "the SNS event has a field `{k}` in {place} that SNS never sends; nothing was done; {EXPECTED}"
+        )))
+    };
+    if let Some(k) = object.keys().find(|k| k.as_str() != "Records") {
+        return foreign("the event", k);
+    }
+    for record in object["Records"].as_array().into_iter().flatten() {
+        let Some(record) = record.as_object() else {
+            continue;
+        };
+        if let Some(k) = record.keys().find(|k| !RECORD.contains(&k.as_str())) {
+            return foreign("a record", k);
+        }
+        if let Some(k) = record
+            .get("Sns")
+            .and_then(|s| s.as_object())
+            .and_then(|s| s.keys().find(|k| !SNS.contains(&k.as_str())))
+        {
+            return foreign("a record's Sns", k);
+        }
+    }
+    Ok(())
+}
+
+/// An alarm dated further ahead of `now` than clocks differ was not sent by CloudWatch.
+/// Taken in, it would open an incident whose confirmation window ends in the future, and
+/// every real alarm until then would be folded into it.
+pub fn check_fire_time(signal: &AlarmSignal, now: DateTime<Utc>) -> Result<(), InputError> {
+    let skew = chrono::Duration::minutes(crate::envelope::CLOCK_SKEW_MINUTES);
+    if signal.at - now > skew {
+        return Err(InputError(format!(
+            "the alarm {} is dated {}, more than {} minutes after now ({}): CloudWatch stamps an alarm when its state changes, so this was not sent by CloudWatch; nothing was done",
+            signal.name,
+            signal.at.to_rfc3339(),
+            crate::envelope::CLOCK_SKEW_MINUTES,
+            now.to_rfc3339()
+        )));
+    }
+    Ok(())
+}
+
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputError> {
     let object = require_object("failover", payload)?;
@@ -190,12 +262,10 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
                     "the alarm state change's detail",
                 )
                 .map_err(|e| InputError(format!("malformed alarm state change: {e}")))?;
-                let at = detail
-                    .state
-                    .timestamp
-                    .as_deref()
-                    .and_then(parse_time)
-                    .unwrap_or(event.time);
+                let at = match detail.state.timestamp.as_deref() {
+                    Some(t) => fire_time(t, "the alarm state change's detail.state.timestamp")?,
+                    None => event.time,
+                };
                 Ok(FailoverInput::Alarm(AlarmSignal {
                     name: detail.alarm_name,
                     value: alarm_value(&detail.state.value)?,
@@ -212,12 +282,16 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
         };
     }
     if object.contains_key("Records") {
+        only_sns_fields(object)?;
         let event: SnsEvent = value_as(payload, "the SNS event")
             .map_err(|e| InputError(format!("malformed SNS event: {e}; {EXPECTED}")))?;
-        let record = event
-            .records
-            .first()
-            .ok_or_else(|| InputError("the SNS event has no record".into()))?;
+        // SNS hands a Lambda function one message per invocation.
+        let [record] = event.records.as_slice() else {
+            return Err(InputError(format!(
+                "the SNS event has {} records; SNS delivers exactly one per invocation; nothing was done",
+                event.records.len()
+            )));
+        };
         // The message id is the idempotency key of the alarm it carries.
         if record.sns.message_id.trim().is_empty() {
             return Err(InputError(format!(
@@ -229,15 +303,18 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
                 "the SNS message is not a CloudWatch alarm notification ({e}); {EXPECTED}"
             ))
         };
-        let message: serde_json::Value =
-            serde_json::from_str(&record.sns.message).map_err(|e| not_an_alarm(&e))?;
+        // Read as a Payload: a key given twice in the message is as ambiguous as in the
+        // event around it.
+        let message = crate::request::Payload::from_json("failover", &record.sns.message)
+            .map_err(|e| not_an_alarm(&e))?
+            .into_value("failover")
+            .map_err(|e| not_an_alarm(&e))?;
         let message: SnsAlarmMessage =
             value_as(&message, "the SNS message").map_err(|e| not_an_alarm(&e))?;
-        let at = message
-            .state_change_time
-            .as_deref()
-            .and_then(parse_time)
-            .unwrap_or(record.sns.timestamp);
+        let at = match message.state_change_time.as_deref() {
+            Some(t) => fire_time(t, "the SNS message's StateChangeTime")?,
+            None => record.sns.timestamp,
+        };
         return Ok(FailoverInput::Alarm(AlarmSignal {
             name: message.alarm_name,
             value: alarm_value(&message.new_state_value)?,
@@ -267,11 +344,11 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
             .ok_or_else(|| InputError("alarmData has no alarmName".into()))?;
         let state = &payload["alarmData"]["state"];
         let value = alarm_value(state["value"].as_str().unwrap_or(""))?;
-        let at = state["timestamp"]
-            .as_str()
-            .and_then(parse_time)
-            .or_else(|| payload["time"].as_str().and_then(parse_time))
-            .ok_or_else(|| InputError("the alarm action has no time".into()))?;
+        let at = match (state["timestamp"].as_str(), payload["time"].as_str()) {
+            (Some(t), _) => fire_time(t, "alarmData.state.timestamp")?,
+            (None, Some(t)) => fire_time(t, "the alarm action's time")?,
+            (None, None) => return Err(InputError("the alarm action has no time".into())),
+        };
         return Ok(FailoverInput::Alarm(AlarmSignal {
             name: name.to_string(),
             value,
@@ -469,5 +546,98 @@ mod tests {
             err.0.contains("must be a JSON object, got an array"),
             "{err}"
         );
+    }
+
+    fn sample(name: &str) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn an_alarm_time_that_does_not_parse_is_refused_not_replaced() {
+        let mut eb = sample("failover-alarm.json");
+        eb["detail"]["state"]["timestamp"] = json!("next tuesday");
+        let err = parse_input(&eb).unwrap_err();
+        assert!(
+            err.0.contains("detail.state.timestamp \"next tuesday\""),
+            "{err}"
+        );
+        let mut sns = sample("failover-alarm-sns.json");
+        let mut message: serde_json::Value =
+            serde_json::from_str(sns["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        message["StateChangeTime"] = json!("2026-13-45T99:00:00.000+0000");
+        sns["Records"][0]["Sns"]["Message"] = json!(message.to_string());
+        let err = parse_input(&sns).unwrap_err();
+        assert!(err.0.contains("StateChangeTime"), "{err}");
+        let action = json!({"source": "aws.cloudwatch", "alarmArn": "arn:x", "time": "soon",
+            "alarmData": {"alarmName": "a", "state": {"value": "ALARM"}}});
+        let err = parse_input(&action).unwrap_err();
+        assert!(err.0.contains("the alarm action's time \"soon\""), "{err}");
+    }
+
+    #[test]
+    fn an_sns_event_is_one_record_of_the_fields_sns_sends() {
+        let sns = sample("failover-alarm-sns.json");
+        let mut two = sns.clone();
+        let record = two["Records"][0].clone();
+        two["Records"].as_array_mut().unwrap().push(record);
+        let err = parse_input(&two).unwrap_err();
+        assert!(err.0.contains("has 2 records"), "{err}");
+        let mut none = sns.clone();
+        none["Records"] = json!([]);
+        assert!(parse_input(&none).unwrap_err().0.contains("has 0 records"));
+        for (place, key) in [
+            ("record", "Extra"),
+            ("sns", "ForceFailover"),
+            ("top", "action2"),
+        ] {
+            let mut e = sns.clone();
+            match place {
+                "record" => e["Records"][0][key] = json!(true),
+                "sns" => e["Records"][0]["Sns"][key] = json!(true),
+                _ => e[key] = json!(true),
+            }
+            let err = parse_input(&e).unwrap_err();
+            assert!(err.0.contains(&format!("field `{key}`")), "{err}");
+        }
+        // A key twice inside the message is as ambiguous as one twice around it.
+        let mut dup = sns.clone();
+        dup["Records"][0]["Sns"]["Message"] = json!(
+            r#"{"AlarmName": "orders-db-primary-unhealthy", "NewStateValue": "OK", "NewStateValue": "ALARM"}"#
+        );
+        let err = parse_input(&dup).unwrap_err();
+        assert!(err.0.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn an_event_id_with_a_blank_or_invisible_character_is_refused() {
+        for id in ["\u{200b}", " ", "evt 1", "evt-1\u{202e}"] {
+            let mut eb = sample("failover-alarm.json");
+            eb["id"] = json!(id);
+            let err = parse_input(&eb).unwrap_err();
+            assert!(
+                err.0.contains("`id`") || err.0.contains("id"),
+                "{id:?}: {err}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// An alarm is taken in unless it is dated more than the clock skew after now, in
+        /// whichever way it was delivered.
+        #[test]
+        fn an_alarm_from_the_future_is_refused(offset in -86_400i64 * 400..86_400 * 4000) {
+            let now: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().unwrap();
+            let at = now + chrono::Duration::seconds(offset);
+            let mut eb = sample("failover-alarm.json");
+            eb["detail"]["state"]["timestamp"] = json!(at.to_rfc3339());
+            let FailoverInput::Alarm(a) = parse_input(&eb).unwrap() else {
+                panic!("not an alarm")
+            };
+            let taken = check_fire_time(&a, now).is_ok();
+            proptest::prop_assert_eq!(taken, offset <= crate::envelope::CLOCK_SKEW_MINUTES * 60);
+        }
     }
 }

@@ -3,7 +3,8 @@
 
 use super::{
     Action, ActionResult, FailoverFacts, FailoverInput, FenceOutcome, Step, TargetFacts, absorb,
-    event::parse_input, replicated, step,
+    event::{check_fire_time, parse_input},
+    replicated, step,
 };
 use crate::detection::{Confirmation, Readings};
 use crate::dr::run::{Edges, Intent, Machine, OutcomeRecord, drive};
@@ -182,6 +183,9 @@ impl FailoverRun<'_> {
         invocation: &Invocation,
     ) -> Result<FailoverReply, FailoverError> {
         let input = parse_input(payload).map_err(|e| FailoverError::BadInput(e.0))?;
+        if let FailoverInput::Alarm(a) = &input {
+            check_fire_time(a, invocation.now).map_err(|e| FailoverError::BadInput(e.0))?;
+        }
         if let FailoverInput::Alarm(a) = &input
             && !self
                 .plan

@@ -151,11 +151,18 @@ pub fn parse_command(payload: &serde_json::Value) -> Result<Option<GameDayInput>
             )
         }
     })?;
+    // The id names the report's S3 key and is the FIS experiment's client token: plain
+    // characters only, so it cannot read as a path or hide what it says.
     if let Some(id) = &command.id
-        && (id.trim().is_empty() || id.len() > 64 || id.chars().any(char::is_whitespace))
+        && (id.is_empty()
+            || id.len() > 64
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+            || id.starts_with('.'))
     {
         return Err(format!(
-            "the \"game-day\" command's id {id:?} must be 1 to 64 characters without spaces (it names the report and the FIS experiment's client token)"
+            "the \"game-day\" command's id {id:?} must be 1 to 64 characters of A-Z, a-z, 0-9, - _ . : not starting with a dot (it names the report and the FIS experiment's client token)"
         ));
     }
     Ok(Some(GameDayInput::Start(command)))

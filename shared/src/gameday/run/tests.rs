@@ -727,8 +727,11 @@ fn commands_parse_or_say_what_is_wrong() {
     );
     let e = parse_command(&json!({"action": "game-day", "force": true})).unwrap_err();
     assert!(e.contains("force"), "{e}");
-    let e = parse_command(&json!({"action": "game-day", "id": "two words"})).unwrap_err();
-    assert!(e.contains("without spaces"), "{e}");
+    for id in ["two words", "../../x", "gd\u{202e}1", ".hidden", "a/b", ""] {
+        let e = parse_command(&json!({"action": "game-day", "id": id})).unwrap_err();
+        assert!(e.contains("A-Z, a-z, 0-9"), "{id:?}: {e}");
+    }
+    assert!(parse_command(&json!({"action": "game-day", "id": "INC-1234_gd.2:a"})).is_ok());
     let e = parse_command(&json!({"action": "game-day-status", "id": "x"})).unwrap_err();
     assert!(e.contains("takes no"), "{e}");
 }
