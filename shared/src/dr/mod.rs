@@ -179,11 +179,14 @@ pub struct Decision<A> {
     pub refused: bool,
 }
 
+/// Every decision is built the same way: a constructor says where the machine goes and
+/// how the executor goes on, then `acting`, `note` and `with_data` add what to do and what
+/// to record.
 impl<A> Decision<A> {
-    /// Stay in `state`, and say so.
-    pub fn keep(state: &DrState, reply: impl Into<String>) -> Self {
+    /// Move to `state` and stop there until the next event.
+    pub fn stop(state: DrState, reply: impl Into<String>) -> Self {
         Decision {
-            state: state.clone(),
+            state,
             actions: vec![],
             notes: vec![],
             next: Next::Stop,
@@ -192,20 +195,38 @@ impl<A> Decision<A> {
         }
     }
 
-    /// Refuse the input; nothing changes.
-    pub fn refuse(state: &DrState, reply: impl Into<String>) -> Self {
-        Decision {
-            refused: true,
-            ..Decision::keep(state, reply)
-        }
-    }
-
-    /// Move to `state`, go on at once.
+    /// Move to `state` and decide again at once: the step is done, the next can start.
     pub fn then(state: DrState, reply: impl Into<String>) -> Self {
         Decision {
             next: Next::Continue,
-            ..Decision::keep(&state, reply)
+            ..Decision::stop(state, reply)
         }
+    }
+
+    /// Move to `state` and look again after a short wait: AWS is still working (a
+    /// promotion, a DNS change), and the invocation polls while its deadline allows.
+    pub fn poll(state: DrState, reply: impl Into<String>) -> Self {
+        Decision {
+            next: Next::Poll,
+            ..Decision::stop(state, reply)
+        }
+    }
+
+    /// Stay in `state`, and say so.
+    pub fn keep(state: &DrState, reply: impl Into<String>) -> Self {
+        Decision::stop(state.clone(), reply)
+    }
+
+    /// Refuse the input; nothing changes.
+    pub fn refuse(state: &DrState, reply: impl Into<String>) -> Self {
+        Decision::keep(state, reply).refusing()
+    }
+
+    /// The input is refused although the state records something (why it waits): the
+    /// caller hears a refusal, the machine remembers what it saw.
+    pub fn refusing(mut self) -> Self {
+        self.refused = true;
+        self
     }
 
     /// With these actions.

@@ -23,7 +23,7 @@ pub mod route;
 pub mod run;
 
 use crate::detection::{self, Confirmation, Outcome as Detected, Reading, Readings};
-use crate::dr::{DrState, Next, TrafficFacts, TrafficProgress};
+use crate::dr::{DrState, TrafficFacts, TrafficProgress};
 use crate::notify::Severity;
 
 /// A failover step's decision.
@@ -489,29 +489,7 @@ pub fn step(
         FailoverInput::Command(Command::Status) => Decision::keep(state, status_line(state)),
         FailoverInput::Command(Command::Ack) => ack(state, now),
         FailoverInput::Command(Command::Cancel) => cancel(state, now),
-        FailoverInput::Command(Command::Approve) => match state {
-            DrState::FailingOver(f) if f.step == Step::AwaitingApproval => {
-                let mut f = f.clone();
-                f.goto(Step::Promote, now);
-                Decision {
-                    next: Next::Continue,
-                    ..Decision::keep(
-                        &DrState::FailingOver(f),
-                        "approved: promoting the DR replicas",
-                    )
-                }
-                .note(
-                    Severity::Warning,
-                    "failover.approve",
-                    "failover approved by an operator",
-                    "An operator approved the failover; promoting the DR replicas.",
-                )
-            }
-            _ => Decision::refuse(
-                state,
-                format!("nothing awaits approval (state: {})", state.phase()),
-            ),
-        },
+        FailoverInput::Command(Command::Approve) => approve(state, now),
         FailoverInput::Command(Command::Force { reason }) => force(plan, state, reason, facts, now),
         FailoverInput::Alarm(signal) => {
             let decision = alarm(plan, state, signal, now);
@@ -574,7 +552,7 @@ fn status_line(state: &DrState) -> String {
 
 fn ack(state: &DrState, now: DateTime<Utc>) -> Decision {
     let ended = |s: DrState| {
-        Decision::keep(&s, "acknowledged: the cooldown is over; alarms act again").note(
+        Decision::stop(s, "acknowledged: the cooldown is over; alarms act again").note(
             Severity::Info,
             "failover.ack",
             "incident acknowledged",
@@ -601,10 +579,34 @@ fn ack(state: &DrState, now: DateTime<Utc>) -> Decision {
     }
 }
 
+/// An operator's approval, the only way past approval in manual mode.
+fn approve(state: &DrState, now: DateTime<Utc>) -> Decision {
+    match state {
+        DrState::FailingOver(f) if f.step == Step::AwaitingApproval => {
+            let mut f = f.clone();
+            f.goto(Step::Promote, now);
+            Decision::then(
+                DrState::FailingOver(f),
+                "approved: promoting the DR replicas",
+            )
+            .note(
+                Severity::Warning,
+                "failover.approve",
+                "failover approved by an operator",
+                "An operator approved the failover; promoting the DR replicas.",
+            )
+        }
+        _ => Decision::refuse(
+            state,
+            format!("nothing awaits approval (state: {})", state.phase()),
+        ),
+    }
+}
+
 fn cancel(state: &DrState, now: DateTime<Utc>) -> Decision {
     match state {
-        DrState::FailingOver(f) if !f.step.past_promotion() => Decision::keep(
-            &DrState::Normal {
+        DrState::FailingOver(f) if !f.step.past_promotion() => Decision::stop(
+            DrState::Normal {
                 cooldown_until: None,
                 last: Some(format!("{} cancelled at {} ({})", f.incident, now, f.step)),
             },
@@ -723,132 +725,21 @@ fn force(
     d
 }
 
+/// A health alarm's state change: it may start a failover only when it is one of the
+/// plan's, in ALARM, not suppressed, outside the cooldown, and fresh.
 fn alarm(plan: &Plan, state: &DrState, signal: &AlarmSignal, now: DateTime<Utc>) -> Decision {
-    if !is_plan_alarm(plan, &signal.name) {
-        return Decision::keep(
-            state,
-            format!(
-                "alarm {:?} is not one of the plan's health alarms; ignored",
-                signal.name
-            ),
-        );
-    }
-    if signal.value != AlarmValue::Alarm {
-        return Decision::keep(
-            state,
-            format!(
-                "alarm {} is {}, not ALARM; nothing to do",
-                signal.name, signal.value
-            ),
-        );
-    }
-    if let Some(by) = &signal.suppressed_by {
-        return Decision::keep(
-            state,
-            format!(
-                "alarm {} is in ALARM with its actions suppressed ({by}): notified only",
-                signal.name
-            ),
-        )
-        .note(
-            Severity::Warning,
-            "failover.suppressed",
-            format!("alarm {} suppressed: no failover", signal.name),
-            format!(
-                "Alarm {} went to ALARM at {} with its actions suppressed ({by}): its suppressor says not to act now, so no failover is started. If the primary is down all the same, force one with {{\"action\": \"force\", \"reason\": \"...\"}}.",
-                signal.name, signal.at
-            ),
-        );
-    }
-    if let Some(until) = in_cooldown(state, now) {
-        return Decision::keep(state, format!("in cooldown until {until}: the alarm is only notified")).note(
-            Severity::Warning,
-            "failover.cooldown",
-            format!("alarm {} during cooldown", signal.name),
-            format!(
-                "Alarm {} went to ALARM at {}, during the cooldown (until {until}); no failover is started. Acknowledge the incident ({{\"action\": \"ack\"}}) to end the cooldown early.",
-                signal.name, signal.at
-            ),
-        );
+    if let Some(ignored) = alarm_ignored(plan, state, signal, now) {
+        return ignored;
     }
     let window = Duration::minutes(i64::from(plan.failover.detection.window_minutes));
     match state {
-        DrState::Normal { .. } if now - signal.at >= window => Decision::keep(
-            state,
-            format!(
-                "alarm {} changed state at {}, longer ago than the detection window: a late or repeated delivery starts nothing",
-                signal.name, signal.at
-            ),
-        )
-        .note(
-            Severity::Warning,
-            "failover.stale-alarm",
-            format!("late alarm {}: no failover", signal.name),
-            format!(
-                "Alarm {} changed state at {}, more than the detection window ({} min) before Lifeboat received it. An incident never starts (or resumes) with an old fire time: a new ALARM starts a new one. If the primary is down now, force a failover with {{\"action\": \"force\", \"reason\": \"...\"}}.",
-                signal.name, signal.at, plan.failover.detection.window_minutes
-            ),
-        ),
-        // The incident at confirm is past its window (no tick came to end it): it ends
-        // here, and this alarm starts a new one with its own fire time.
-        DrState::FailingOver(old) if old.step == Step::Confirm && now >= old.confirm_deadline(plan) => {
-            let f = start(
-                plan,
-                &signal.event_id,
-                Cause::Alarm {
-                    name: signal.name.clone(),
-                    fired_at: signal.at,
-                },
-                None,
-                Step::Confirm,
-                now,
-            );
-            Decision {
-                next: Next::Continue,
-                ..Decision::keep(&DrState::FailingOver(f), format!("alarm {} received: confirming (incident {} had ended unconfirmed)", signal.name, old.incident))
-            }
-            .note(
-                Severity::Critical,
-                "failover.unconfirmed",
-                "failover not confirmed in time: nothing changed",
-                unconfirmed_detail(plan, old),
-            )
-            .note(
-                Severity::Critical,
-                "failover.alarm",
-                format!("alarm {}: failover starting", signal.name),
-                format!(
-                    "Health alarm {} went to ALARM at {}; Lifeboat is confirming it before failing over to {} (a new incident: {} ended unconfirmed).",
-                    signal.name, signal.at, plan.regions.dr, old.incident
-                ),
-            )
+        DrState::Normal { .. } if now - signal.at >= window => stale_alarm(plan, state, signal),
+        DrState::FailingOver(old)
+            if old.step == Step::Confirm && now >= old.confirm_deadline(plan) =>
+        {
+            replace_unconfirmed(plan, old, signal, now)
         }
-        DrState::Normal { .. } => {
-            let f = start(
-                plan,
-                &signal.event_id,
-                Cause::Alarm {
-                    name: signal.name.clone(),
-                    fired_at: signal.at,
-                },
-                None,
-                Step::Confirm,
-                now,
-            );
-            Decision {
-                next: Next::Continue,
-                ..Decision::keep(&DrState::FailingOver(f), format!("alarm {} received: confirming", signal.name))
-            }
-            .note(
-                Severity::Critical,
-                "failover.alarm",
-                format!("alarm {}: failover starting", signal.name),
-                format!(
-                    "Health alarm {} went to ALARM at {}; Lifeboat is confirming it before failing over to {}.",
-                    signal.name, signal.at, plan.regions.dr
-                ),
-            )
-        }
+        DrState::Normal { .. } => start_confirming(plan, signal, now),
         DrState::FailingOver(f) => Decision::keep(
             state,
             format!(
@@ -881,7 +772,152 @@ fn alarm(plan: &Plan, state: &DrState, signal: &AlarmSignal, now: DateTime<Utc>)
     }
 }
 
-/// Look at the facts and move the failover on as far as they allow.
+/// An alarm that starts nothing whatever the state: not the plan's, not in ALARM, its
+/// actions suppressed (its suppressor says not to act now), or during the cooldown.
+fn alarm_ignored(
+    plan: &Plan,
+    state: &DrState,
+    signal: &AlarmSignal,
+    now: DateTime<Utc>,
+) -> Option<Decision> {
+    if !is_plan_alarm(plan, &signal.name) {
+        return Some(Decision::keep(
+            state,
+            format!(
+                "alarm {:?} is not one of the plan's health alarms; ignored",
+                signal.name
+            ),
+        ));
+    }
+    if signal.value != AlarmValue::Alarm {
+        return Some(Decision::keep(
+            state,
+            format!(
+                "alarm {} is {}, not ALARM; nothing to do",
+                signal.name, signal.value
+            ),
+        ));
+    }
+    if let Some(by) = &signal.suppressed_by {
+        return Some(Decision::keep(
+            state,
+            format!(
+                "alarm {} is in ALARM with its actions suppressed ({by}): notified only",
+                signal.name
+            ),
+        )
+        .note(
+            Severity::Warning,
+            "failover.suppressed",
+            format!("alarm {} suppressed: no failover", signal.name),
+            format!(
+                "Alarm {} went to ALARM at {} with its actions suppressed ({by}): its suppressor says not to act now, so no failover is started. If the primary is down all the same, force one with {{\"action\": \"force\", \"reason\": \"...\"}}.",
+                signal.name, signal.at
+            ),
+        ));
+    }
+    let until = in_cooldown(state, now)?;
+    Some(Decision::keep(state, format!("in cooldown until {until}: the alarm is only notified")).note(
+        Severity::Warning,
+        "failover.cooldown",
+        format!("alarm {} during cooldown", signal.name),
+        format!(
+            "Alarm {} went to ALARM at {}, during the cooldown (until {until}); no failover is started. Acknowledge the incident ({{\"action\": \"ack\"}}) to end the cooldown early.",
+            signal.name, signal.at
+        ),
+    ))
+}
+
+/// An alarm that changed state longer ago than the detection window: a late or repeated
+/// delivery. An incident never starts with an old fire time, or its RTO and its window
+/// would be measured from a moment nobody acted on.
+fn stale_alarm(plan: &Plan, state: &DrState, signal: &AlarmSignal) -> Decision {
+    Decision::keep(
+        state,
+        format!(
+            "alarm {} changed state at {}, longer ago than the detection window: a late or repeated delivery starts nothing",
+            signal.name, signal.at
+        ),
+    )
+    .note(
+        Severity::Warning,
+        "failover.stale-alarm",
+        format!("late alarm {}: no failover", signal.name),
+        format!(
+            "Alarm {} changed state at {}, more than the detection window ({} min) before Lifeboat received it. An incident never starts (or resumes) with an old fire time: a new ALARM starts a new one. If the primary is down now, force a failover with {{\"action\": \"force\", \"reason\": \"...\"}}.",
+            signal.name, signal.at, plan.failover.detection.window_minutes
+        ),
+    )
+}
+
+/// The failover an alarm starts: at confirm, with the alarm's own fire time.
+fn alarm_failover(plan: &Plan, signal: &AlarmSignal, now: DateTime<Utc>) -> Failover {
+    start(
+        plan,
+        &signal.event_id,
+        Cause::Alarm {
+            name: signal.name.clone(),
+            fired_at: signal.at,
+        },
+        None,
+        Step::Confirm,
+        now,
+    )
+}
+
+/// A fresh alarm in Normal: an incident starts, and is confirmed before anything changes.
+fn start_confirming(plan: &Plan, signal: &AlarmSignal, now: DateTime<Utc>) -> Decision {
+    let f = alarm_failover(plan, signal, now);
+    Decision::then(
+        DrState::FailingOver(f),
+        format!("alarm {} received: confirming", signal.name),
+    )
+    .note(
+        Severity::Critical,
+        "failover.alarm",
+        format!("alarm {}: failover starting", signal.name),
+        format!(
+            "Health alarm {} went to ALARM at {}; Lifeboat is confirming it before failing over to {}.",
+            signal.name, signal.at, plan.regions.dr
+        ),
+    )
+}
+
+/// The incident at confirm is past its window (no tick came to end it): it ends here,
+/// and this alarm starts a new one with its own fire time.
+fn replace_unconfirmed(
+    plan: &Plan,
+    old: &Failover,
+    signal: &AlarmSignal,
+    now: DateTime<Utc>,
+) -> Decision {
+    let f = alarm_failover(plan, signal, now);
+    Decision::then(
+        DrState::FailingOver(f),
+        format!(
+            "alarm {} received: confirming (incident {} had ended unconfirmed)",
+            signal.name, old.incident
+        ),
+    )
+    .note(
+        Severity::Critical,
+        "failover.unconfirmed",
+        "failover not confirmed in time: nothing changed",
+        unconfirmed_detail(plan, old),
+    )
+    .note(
+        Severity::Critical,
+        "failover.alarm",
+        format!("alarm {}: failover starting", signal.name),
+        format!(
+            "Health alarm {} went to ALARM at {}; Lifeboat is confirming it before failing over to {} (a new incident: {} ended unconfirmed).",
+            signal.name, signal.at, plan.regions.dr, old.incident
+        ),
+    )
+}
+
+/// Look at the facts and move the failover on as far as they allow: one step function
+/// per [`Step`], each re-deriving what is left to do from what AWS shows.
 fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
     if let DrState::FailedOver(done) = state {
         return refence(plan, state, done, facts);
@@ -889,330 +925,335 @@ fn advance(plan: &Plan, state: &DrState, facts: &FailoverFacts, now: DateTime<Ut
     let DrState::FailingOver(f) = state else {
         return Decision::keep(state, status_line(state));
     };
-    let mut f = f.clone();
-    let forced = f.forced.is_some();
-    // From the switch on, an old primary that came back as a writer (its region recovered
-    // after it was found unreachable) is fenced again before anything else.
-    if f.step >= Step::SwitchDns {
-        let back: Vec<String> = f
-            .targets
-            .iter()
-            .filter(|t| old_primary_writes(plan, t, facts))
-            .map(|t| t.resource.clone())
-            .collect();
-        if !back.is_empty() {
-            for t in f.targets.iter_mut().filter(|t| back.contains(&t.resource)) {
-                t.fence = None;
-            }
-            f.goto(Step::Fence, now);
-            return Decision {
-                next: Next::Continue,
-                ..Decision::keep(&DrState::FailingOver(f), "an old primary is back and writable: fencing it first")
-            }
-            .note(
-                Severity::Critical,
-                "failover.refence",
-                "old primary back: fencing it",
-                format!("{} came back as a writer before the failover completed; it is fenced before the records move.", back.join(", ")),
-            );
-        }
+    if f.step >= Step::SwitchDns
+        && let Some(d) = fence_returned(plan, f, facts, now)
+    {
+        return d;
     }
+    let f = f.clone();
     match f.step {
         Step::Confirm => confirm(plan, f, facts, now),
-        Step::Readiness => {
-            // An alarm-started failover ends if detection says healthy before promotion.
-            if let Some(d) = healthy_again(plan, &f, facts, now, "while waiting for readiness") {
-                return d;
-            }
-            match readiness(plan, facts, forced) {
-                Err(reason) => {
-                    let changed = f.blocked.as_deref() != Some(reason.as_str());
-                    f.blocked = Some(reason.clone());
-                    let d = Decision {
-                        refused: true,
-                        ..Decision::keep(
-                            &DrState::FailingOver(f),
-                            format!("not ready to fail over: {reason}"),
-                        )
-                    };
-                    if changed {
-                        d.note(
-                            Severity::Critical,
-                            "failover.readiness",
-                            "failover refused: DR side not ready",
-                            format!("{reason}. Nothing was changed. The failover waits and checks again at every tick; an operator may override the lag guard with {{\"action\": \"force\", \"reason\": \"...\"}} or cancel it."),
-                        )
-                    } else {
-                        d
-                    }
-                }
-                Ok(()) => {
-                    f.blocked = None;
-                    if plan.failover.mode == FailoverMode::Manual && !forced {
-                        f.goto(Step::AwaitingApproval, now);
-                        Decision::keep(&DrState::FailingOver(f), "ready: awaiting an operator's approval").note(
-                            Severity::Critical,
-                            "failover.approval",
-                            "failover ready: approval needed",
-                            "The primary is down and the DR replicas are ready. Approve the failover with {\"action\": \"approve\"}, or cancel it with {\"action\": \"cancel\"}.",
-                        )
-                    } else {
-                        f.goto(Step::Promote, now);
-                        Decision {
-                            next: Next::Continue,
-                            ..Decision::keep(
-                                &DrState::FailingOver(f),
-                                "ready: promoting the DR replicas",
-                            )
-                        }
-                        .note(
-                            Severity::Info,
-                            "failover.readiness",
-                            "DR side ready",
-                            "Every DR replica is available, replicating and within the lag guard.",
-                        )
-                    }
-                }
-            }
-        }
-        Step::AwaitingApproval => {
-            if let Some(d) = healthy_again(plan, &f, facts, now, "before anyone approved it") {
-                return d;
-            }
-            Decision::keep(
-                &DrState::FailingOver(f),
-                "awaiting an operator's approval ({\"action\": \"approve\"})",
-            )
-        }
-        Step::Promote => {
-            let mut actions = vec![];
-            for t in f.targets.iter_mut() {
-                let Some(tf) = facts.target(&t.resource) else {
-                    continue;
-                };
-                if t.lag_at_promotion.is_none() {
-                    t.lag_at_promotion = tf.lag_seconds;
-                }
-                // Already standalone, or already being promoted: do not promote twice.
-                let promoting = tf.replica_facts().is_some_and(|r| {
-                    matches!(r.status.as_str(), "modifying" | "rebooting" | "promoting")
-                });
-                if !tf.standalone() && !promoting {
-                    actions.push(Action::Promote {
-                        resource: t.resource.clone(),
-                    });
-                }
-                t.promote_issued_at.get_or_insert(now);
-            }
-            f.goto(Step::AwaitPromotion, now);
-            let detail = format!(
-                "Promoting {} (replica lag at promotion: {}).",
-                actions
-                    .iter()
-                    .map(|a| match a {
-                        Action::Promote { resource } => resource.as_str(),
-                        _ => "",
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                f.targets
-                    .iter()
-                    .map(|t| format!(
-                        "{} {}",
-                        t.resource,
-                        t.lag_at_promotion
-                            .map(|l| format!("{l:.1} s"))
-                            .unwrap_or_else(|| "unknown".into())
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            Decision {
-                actions,
-                next: Next::Poll,
-                ..Decision::keep(&DrState::FailingOver(f), "promotion issued")
-            }
-            .note(
-                Severity::Warning,
-                "failover.promote",
-                "promoting the DR replicas",
-                detail,
-            )
-        }
-        Step::AwaitPromotion => {
-            let mut actions = vec![];
-            let mut all_done = true;
-            for t in f.targets.iter_mut() {
-                let Some(tf) = facts.target(&t.resource) else {
-                    all_done = false;
-                    continue;
-                };
-                if tf.standalone() && tf.replica_available() {
-                    t.promoted_at.get_or_insert(now);
-                } else {
-                    all_done = false;
-                    // Still a plain, available replica: the promotion call was lost (a
-                    // crash before it was sent); issue it again.
-                    if !tf.standalone() && tf.replica_available() {
-                        actions.push(Action::Promote {
-                            resource: t.resource.clone(),
-                        });
-                    }
-                }
-            }
-            if all_done {
-                f.goto(Step::Fence, now);
-                Decision {
-                    next: Next::Continue,
-                    ..Decision::keep(&DrState::FailingOver(f), "replicas promoted")
-                }
-                .note(
-                    Severity::Info,
-                    "failover.promoted",
-                    "replicas promoted",
-                    "Every DR replica is now a standalone, available writer.",
-                )
-            } else {
-                Decision {
-                    actions,
-                    next: Next::Poll,
-                    ..Decision::keep(
-                        &DrState::FailingOver(f),
-                        "waiting for the promotion to complete",
-                    )
-                }
-            }
-        }
-        Step::Fence => {
-            let mut actions = vec![];
-            for t in f.targets.iter() {
-                if t.fence.is_none() {
-                    actions.push(Action::Fence {
-                        resource: t.resource.clone(),
-                    });
-                }
-            }
-            if actions.is_empty() {
-                f.goto(Step::SwitchDns, now);
-                let detail = f
-                    .targets
-                    .iter()
-                    .map(|t| format!("{}: {}", t.resource, fence_text(t.fence.as_ref())))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Decision {
-                    next: Next::Continue,
-                    ..Decision::keep(
-                        &DrState::FailingOver(f),
-                        "old primaries fenced where reachable",
-                    )
-                }
-                .note(
-                    Severity::Info,
-                    "failover.fence",
-                    "old primaries fenced",
-                    detail,
-                )
-            } else {
-                Decision {
-                    actions,
-                    next: Next::Continue,
-                    ..Decision::keep(&DrState::FailingOver(f), "fencing the old primaries")
-                }
-            }
-        }
-        Step::SwitchDns => {
-            let mut actions = vec![];
-            for t in f.targets.iter() {
-                let Some(spec) = plan.resource(&t.resource) else {
-                    continue;
-                };
-                if spec.dns_record.is_none() {
-                    continue;
-                }
-                let Some(tf) = facts.target(&t.resource) else {
-                    continue;
-                };
-                let Some(endpoint) = tf.replica_facts().and_then(|r| r.endpoint.clone()) else {
-                    continue;
-                };
-                if t.dns_change.is_none() || !tf.record_points_at(&endpoint) {
-                    actions.push(Action::SwitchRecord {
-                        resource: t.resource.clone(),
-                        endpoint,
-                    });
-                }
-            }
-            // Application traffic follows the writer: all of it to the DR region.
-            if !plan.failback.traffic.is_empty()
-                && (f.traffic.is_none() || facts.traffic.primary_percent != Some(0))
-            {
-                actions.push(Action::SetTraffic { primary_percent: 0 });
-            }
-            if actions.is_empty() {
-                f.goto(Step::AwaitDnsSync, now);
-                Decision {
-                    next: Next::Continue,
-                    ..Decision::keep(&DrState::FailingOver(f), "records switched")
-                }
-            } else {
-                Decision {
-                    actions,
-                    next: Next::Continue,
-                    ..Decision::keep(&DrState::FailingOver(f), "switching the writer records")
-                }
-                .note(
-                    Severity::Warning,
-                    "failover.switch-dns",
-                    "switching DNS to the DR region",
-                    "Pointing the writer records at the promoted replicas (Route 53 UPSERT).",
-                )
-            }
-        }
-        Step::AwaitDnsSync => {
-            let mut all_synced = true;
-            for t in f.targets.iter_mut() {
-                if t.dns_change.is_none() {
-                    continue;
-                }
-                match facts.target(&t.resource).and_then(|tf| tf.change) {
-                    Some(ChangeState::InSync) => {
-                        t.dns_synced_at.get_or_insert(now);
-                    }
-                    _ => all_synced = false,
-                }
-            }
-            if let Some(traffic) = f.traffic.as_mut() {
-                if facts.traffic.change == Some(ChangeState::InSync) {
-                    traffic.synced_at.get_or_insert(now);
-                } else {
-                    all_synced = false;
-                }
-            }
-            if all_synced {
-                f.goto(Step::Verify, now);
-                Decision {
-                    next: Next::Continue,
-                    ..Decision::keep(&DrState::FailingOver(f), "DNS in sync")
-                }
-                .note(
-                    Severity::Info,
-                    "failover.dns-insync",
-                    "DNS in sync",
-                    "Route 53 reports every change INSYNC.",
-                )
-            } else {
-                Decision {
-                    next: Next::Poll,
-                    ..Decision::keep(
-                        &DrState::FailingOver(f),
-                        "waiting for Route 53 to report INSYNC",
-                    )
-                }
-            }
-        }
+        Step::Readiness => check_readiness(plan, f, facts, now),
+        Step::AwaitingApproval => await_approval(plan, f, facts, now),
+        Step::Promote => promote(f, facts, now),
+        Step::AwaitPromotion => await_promotion(f, facts, now),
+        Step::Fence => fence(f, now),
+        Step::SwitchDns => switch_dns(plan, f, facts, now),
+        Step::AwaitDnsSync => await_dns_sync(f, facts, now),
         Step::Verify => verify(plan, f, facts, now),
     }
+}
+
+/// From the switch on, an old primary that came back as a writer (its region recovered
+/// after it was found unreachable) is fenced again before anything else: the records
+/// must not move while two databases take writes.
+fn fence_returned(
+    plan: &Plan,
+    f: &Failover,
+    facts: &FailoverFacts,
+    now: DateTime<Utc>,
+) -> Option<Decision> {
+    let back: Vec<String> = f
+        .targets
+        .iter()
+        .filter(|t| old_primary_writes(plan, t, facts))
+        .map(|t| t.resource.clone())
+        .collect();
+    if back.is_empty() {
+        return None;
+    }
+    let mut f = f.clone();
+    for t in f.targets.iter_mut().filter(|t| back.contains(&t.resource)) {
+        t.fence = None;
+    }
+    f.goto(Step::Fence, now);
+    Some(
+        Decision::then(
+            DrState::FailingOver(f),
+            "an old primary is back and writable: fencing it first",
+        )
+        .note(
+            Severity::Critical,
+            "failover.refence",
+            "old primary back: fencing it",
+            format!(
+                "{} came back as a writer before the failover completed; it is fenced before the records move.",
+                back.join(", ")
+            ),
+        ),
+    )
+}
+
+/// The readiness step, the data-loss guard: every replica available and replicating,
+/// its lag within the plan's maximum (unless forced). Not ready, the failover waits and
+/// is notified once per reason; an alarm-started one ends if the signals say healthy.
+fn check_readiness(
+    plan: &Plan,
+    mut f: Failover,
+    facts: &FailoverFacts,
+    now: DateTime<Utc>,
+) -> Decision {
+    if let Some(d) = healthy_again(plan, &f, facts, now, "while waiting for readiness") {
+        return d;
+    }
+    let forced = f.forced.is_some();
+    if let Err(reason) = readiness(plan, facts, forced) {
+        let changed = f.blocked.as_deref() != Some(reason.as_str());
+        f.blocked = Some(reason.clone());
+        let d = Decision::stop(
+            DrState::FailingOver(f),
+            format!("not ready to fail over: {reason}"),
+        )
+        .refusing();
+        return if changed {
+            d.note(
+                Severity::Critical,
+                "failover.readiness",
+                "failover refused: DR side not ready",
+                format!("{reason}. Nothing was changed. The failover waits and checks again at every tick; an operator may override the lag guard with {{\"action\": \"force\", \"reason\": \"...\"}} or cancel it."),
+            )
+        } else {
+            d
+        };
+    }
+    f.blocked = None;
+    if plan.failover.mode == FailoverMode::Manual && !forced {
+        f.goto(Step::AwaitingApproval, now);
+        return Decision::stop(DrState::FailingOver(f), "ready: awaiting an operator's approval").note(
+            Severity::Critical,
+            "failover.approval",
+            "failover ready: approval needed",
+            "The primary is down and the DR replicas are ready. Approve the failover with {\"action\": \"approve\"}, or cancel it with {\"action\": \"cancel\"}.",
+        );
+    }
+    f.goto(Step::Promote, now);
+    Decision::then(DrState::FailingOver(f), "ready: promoting the DR replicas").note(
+        Severity::Info,
+        "failover.readiness",
+        "DR side ready",
+        "Every DR replica is available, replicating and within the lag guard.",
+    )
+}
+
+/// Manual mode: nothing is promoted without an operator; the failover ends if the
+/// signals say the primary is healthy before anyone approved it.
+fn await_approval(plan: &Plan, f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    if let Some(d) = healthy_again(plan, &f, facts, now, "before anyone approved it") {
+        return d;
+    }
+    Decision::stop(
+        DrState::FailingOver(f),
+        "awaiting an operator's approval ({\"action\": \"approve\"})",
+    )
+}
+
+/// The promote step: each replica is promoted once (one already standalone, or being
+/// promoted, is not promoted again), and its lag at that moment is kept as the
+/// data-loss window.
+fn promote(mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    let mut actions = vec![];
+    for t in f.targets.iter_mut() {
+        let Some(tf) = facts.target(&t.resource) else {
+            continue;
+        };
+        if t.lag_at_promotion.is_none() {
+            t.lag_at_promotion = tf.lag_seconds;
+        }
+        let promoting = tf
+            .replica_facts()
+            .is_some_and(|r| matches!(r.status.as_str(), "modifying" | "rebooting" | "promoting"));
+        if !tf.standalone() && !promoting {
+            actions.push(Action::Promote {
+                resource: t.resource.clone(),
+            });
+        }
+        t.promote_issued_at.get_or_insert(now);
+    }
+    f.goto(Step::AwaitPromotion, now);
+    let detail = format!(
+        "Promoting {} (replica lag at promotion: {}).",
+        actions
+            .iter()
+            .map(|a| match a {
+                Action::Promote { resource } => resource.as_str(),
+                _ => "",
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        f.targets
+            .iter()
+            .map(|t| format!(
+                "{} {}",
+                t.resource,
+                t.lag_at_promotion
+                    .map(|l| format!("{l:.1} s"))
+                    .unwrap_or_else(|| "unknown".into())
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Decision::poll(DrState::FailingOver(f), "promotion issued")
+        .acting(actions)
+        .note(
+            Severity::Warning,
+            "failover.promote",
+            "promoting the DR replicas",
+            detail,
+        )
+}
+
+/// Until every replica is a standalone, available writer. One still a plain, available
+/// replica lost its promotion call (a crash before it was sent): it is issued again.
+fn await_promotion(mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    let mut actions = vec![];
+    let mut all_done = true;
+    for t in f.targets.iter_mut() {
+        let Some(tf) = facts.target(&t.resource) else {
+            all_done = false;
+            continue;
+        };
+        if tf.standalone() && tf.replica_available() {
+            t.promoted_at.get_or_insert(now);
+        } else {
+            all_done = false;
+            if !tf.standalone() && tf.replica_available() {
+                actions.push(Action::Promote {
+                    resource: t.resource.clone(),
+                });
+            }
+        }
+    }
+    if !all_done {
+        return Decision::poll(
+            DrState::FailingOver(f),
+            "waiting for the promotion to complete",
+        )
+        .acting(actions);
+    }
+    f.goto(Step::Fence, now);
+    Decision::then(DrState::FailingOver(f), "replicas promoted").note(
+        Severity::Info,
+        "failover.promoted",
+        "replicas promoted",
+        "Every DR replica is now a standalone, available writer.",
+    )
+}
+
+/// The fence step: stop each old primary where it is reachable. It comes after
+/// promotion because RDS refuses to stop an instance that still has a read replica; one
+/// that cannot be reached is fenced by the DNS switch, which takes Lifeboat's records
+/// away from it.
+fn fence(mut f: Failover, now: DateTime<Utc>) -> Decision {
+    let actions: Vec<Action> = f
+        .targets
+        .iter()
+        .filter(|t| t.fence.is_none())
+        .map(|t| Action::Fence {
+            resource: t.resource.clone(),
+        })
+        .collect();
+    if !actions.is_empty() {
+        return Decision::then(DrState::FailingOver(f), "fencing the old primaries")
+            .acting(actions);
+    }
+    f.goto(Step::SwitchDns, now);
+    let detail = f
+        .targets
+        .iter()
+        .map(|t| format!("{}: {}", t.resource, fence_text(t.fence.as_ref())))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Decision::then(
+        DrState::FailingOver(f),
+        "old primaries fenced where reachable",
+    )
+    .note(
+        Severity::Info,
+        "failover.fence",
+        "old primaries fenced",
+        detail,
+    )
+}
+
+/// The switch: each writer record to its promoted replica (again when it was read back
+/// pointing elsewhere), and the application traffic follows the writer, all of it to
+/// the DR region.
+fn switch_dns(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    let mut actions = vec![];
+    for t in f.targets.iter() {
+        let Some(spec) = plan.resource(&t.resource) else {
+            continue;
+        };
+        if spec.dns_record.is_none() {
+            continue;
+        }
+        let Some(tf) = facts.target(&t.resource) else {
+            continue;
+        };
+        let Some(endpoint) = tf.replica_facts().and_then(|r| r.endpoint.clone()) else {
+            continue;
+        };
+        if t.dns_change.is_none() || !tf.record_points_at(&endpoint) {
+            actions.push(Action::SwitchRecord {
+                resource: t.resource.clone(),
+                endpoint,
+            });
+        }
+    }
+    if !plan.failback.traffic.is_empty()
+        && (f.traffic.is_none() || facts.traffic.primary_percent != Some(0))
+    {
+        actions.push(Action::SetTraffic { primary_percent: 0 });
+    }
+    if actions.is_empty() {
+        f.goto(Step::AwaitDnsSync, now);
+        return Decision::then(DrState::FailingOver(f), "records switched");
+    }
+    Decision::then(DrState::FailingOver(f), "switching the writer records")
+        .acting(actions)
+        .note(
+            Severity::Warning,
+            "failover.switch-dns",
+            "switching DNS to the DR region",
+            "Pointing the writer records at the promoted replicas (Route 53 UPSERT).",
+        )
+}
+
+/// Until Route 53 reports every change (records and traffic weights) INSYNC: the moment
+/// the DR region has taken over, where the measured RTO ends.
+fn await_dns_sync(mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
+    let mut all_synced = true;
+    for t in f.targets.iter_mut() {
+        if t.dns_change.is_none() {
+            continue;
+        }
+        match facts.target(&t.resource).and_then(|tf| tf.change) {
+            Some(ChangeState::InSync) => {
+                t.dns_synced_at.get_or_insert(now);
+            }
+            _ => all_synced = false,
+        }
+    }
+    if let Some(traffic) = f.traffic.as_mut() {
+        if facts.traffic.change == Some(ChangeState::InSync) {
+            traffic.synced_at.get_or_insert(now);
+        } else {
+            all_synced = false;
+        }
+    }
+    if !all_synced {
+        return Decision::poll(
+            DrState::FailingOver(f),
+            "waiting for Route 53 to report INSYNC",
+        );
+    }
+    f.goto(Step::Verify, now);
+    Decision::then(DrState::FailingOver(f), "DNS in sync").note(
+        Severity::Info,
+        "failover.dns-insync",
+        "DNS in sync",
+        "Route 53 reports every change INSYNC.",
+    )
 }
 
 /// The detection's look at the facts: [`detection::confirm`] over the signals, from the
@@ -1264,8 +1305,8 @@ fn confirm(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Ut
     if let Cause::Alarm { name, .. } = &f.cause
         && let Some(by) = facts.suppressed(name)
     {
-        return Decision::keep(
-            &ended("its alarm's actions are suppressed"),
+        return Decision::stop(
+            ended("its alarm's actions are suppressed"),
             format!("alarm {name} has its actions suppressed ({by}): no failover, notified only"),
         )
         .note(
@@ -1284,13 +1325,10 @@ fn confirm(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Ut
             let text = signals_text(&c);
             f.detection = Some(c);
             f.goto(Step::Readiness, now);
-            Decision {
-                next: Next::Continue,
-                ..Decision::keep(
-                    &DrState::FailingOver(f),
-                    "failure confirmed by a quorum of signals: checking readiness",
-                )
-            }
+            Decision::then(
+                DrState::FailingOver(f),
+                "failure confirmed by a quorum of signals: checking readiness",
+            )
             .note(
                 Severity::Critical,
                 "failover.confirm",
@@ -1299,8 +1337,8 @@ fn confirm(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Ut
             )
             .with_data(data)
         }
-        Detected::Healthy => Decision::keep(
-            &ended("the signals said the primary is healthy"),
+        Detected::Healthy => Decision::stop(
+            ended("the signals said the primary is healthy"),
             "the signals say the primary is healthy: failover aborted, nothing changed",
         )
         .note(
@@ -1315,8 +1353,8 @@ fn confirm(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Ut
         .with_data(data),
         Detected::Expired => {
             f.detection = Some(c);
-            Decision::keep(
-                &ended("not confirmed within the detection window"),
+            Decision::stop(
+                ended("not confirmed within the detection window"),
                 "not confirmed within the detection window: the failover ends, nothing changed",
             )
             .note(
@@ -1336,10 +1374,7 @@ fn confirm(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Ut
             let changed = f.detection.as_ref().is_none_or(|p| !p.same_verdicts(&c));
             let text = signals_text(&c);
             f.detection = Some(c);
-            let d = Decision {
-                next: Next::Poll,
-                ..Decision::keep(&DrState::FailingOver(f), reply)
-            };
+            let d = Decision::poll(DrState::FailingOver(f), reply);
             if changed {
                 d.note(
                     Severity::Warning,
@@ -1375,8 +1410,8 @@ fn healthy_again(
     }
     let incident = &f.incident;
     Some(
-        Decision::keep(
-            &DrState::Normal {
+        Decision::stop(
+            DrState::Normal {
                 cooldown_until: None,
                 last: Some(format!(
                     "{incident} aborted at {now}: the signals said the primary is healthy"
@@ -1429,12 +1464,9 @@ fn refence(plan: &Plan, state: &DrState, done: &FailedOver, facts: &FailoverFact
     if actions.is_empty() {
         return Decision::keep(state, status_line(state));
     }
-    Decision {
-        actions,
-        next: Next::Stop,
-        ..Decision::keep(state, "an old primary is back and writable: fencing it")
-    }
-    .note(
+    Decision::keep(state, "an old primary is back and writable: fencing it")
+        .acting(actions)
+        .note(
         Severity::Critical,
         "failover.refence",
         "old primary back: fencing it",
@@ -1504,6 +1536,9 @@ pub fn readiness(plan: &Plan, facts: &FailoverFacts, forced: bool) -> Result<(),
     }
 }
 
+/// The verify step: everything is read back before the failover counts as done, since
+/// the measured RTO and the cooldown start from it; a record or replica found otherwise
+/// sends it back to the switch.
 fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc>) -> Decision {
     let mut problems = vec![];
     for t in &f.targets {
@@ -1537,13 +1572,10 @@ fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc
             t.dns_change = None;
         }
         f.traffic = None;
-        return Decision {
-            next: Next::Continue,
-            ..Decision::keep(
-                &DrState::FailingOver(f),
-                "verification failed; switching again",
-            )
-        }
+        return Decision::then(
+            DrState::FailingOver(f),
+            "verification failed; switching again",
+        )
         .note(
             Severity::Warning,
             "failover.verify",
@@ -1553,6 +1585,32 @@ fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc
     }
     let measurement = measure(plan, &f, now);
     let cooldown_until = Some(now + Duration::minutes(i64::from(plan.failover.cooldown_minutes)));
+    let summary = failed_over_summary(plan, &f, &measurement, cooldown_until);
+    let done = FailedOver {
+        incident: f.incident.clone(),
+        since: now,
+        cooldown_until,
+        measurement,
+        targets: f.targets.clone(),
+        forced: f.forced.clone(),
+        detection: f.detection.clone(),
+    };
+    Decision::stop(DrState::FailedOver(done), summary.clone()).note(
+        Severity::Critical,
+        "failover.complete",
+        "failed over to the DR region",
+        summary,
+    )
+}
+
+/// The failover's outcome in a paragraph: the RTO against its target and its split, what
+/// confirmed the failure, the data-loss window against the RPO, and the cooldown.
+fn failed_over_summary(
+    plan: &Plan,
+    f: &Failover,
+    measurement: &RecoveryMeasurement,
+    cooldown_until: Option<DateTime<Utc>>,
+) -> String {
     let confirmed_by = match &f.detection {
         Some(c) if c.outcome == Detected::Confirmed => format!(
             " Confirmed by {} ({}).",
@@ -1566,7 +1624,7 @@ fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc
         ),
         _ => String::new(),
     };
-    let summary = format!(
+    format!(
         "Failed over to {} (incident {}). RTO {} s against a target of {} s ({}): detection {} s, AWS {} s, approval {} s, Lifeboat {} s.{confirmed_by} Data-loss window {} against an RPO of {} s ({}). Cooldown until {}.",
         plan.regions.dr,
         f.incident,
@@ -1592,25 +1650,6 @@ fn verify(plan: &Plan, mut f: Failover, facts: &FailoverFacts, now: DateTime<Utc
             "not proven"
         },
         cooldown_until.map(|c| c.to_rfc3339()).unwrap_or_default(),
-    );
-    let done = FailedOver {
-        incident: f.incident.clone(),
-        since: now,
-        cooldown_until,
-        measurement,
-        targets: f.targets.clone(),
-        forced: f.forced.clone(),
-        detection: f.detection.clone(),
-    };
-    Decision {
-        next: Next::Stop,
-        ..Decision::keep(&DrState::FailedOver(done), summary.clone())
-    }
-    .note(
-        Severity::Critical,
-        "failover.complete",
-        "failed over to the DR region",
-        summary,
     )
 }
 

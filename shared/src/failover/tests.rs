@@ -3,6 +3,7 @@
 //! crashes and region outages.
 
 use super::*;
+use crate::dr::Next;
 use crate::plan::parse_plan;
 use chrono::TimeZone;
 use proptest::prelude::*;
