@@ -148,10 +148,21 @@ where
         .map_err(lambda_runtime::Error::from)?;
     let handler = &handler;
     lambda_runtime::run(service_fn(
-        // Read as a Payload, not a Value: only there is a key given twice still visible.
-        move |event: LambdaEvent<crate::request::Payload>| async move {
+        // Taken as text and read here: only a Payload still sees a key given twice, and a
+        // payload too deep for the JSON reader is refused as Lifeboat refuses bad input
+        // (the runtime's own reader would fail it with an error type of its own).
+        move |event: LambdaEvent<Box<serde_json::value::RawValue>>| async move {
             let invocation = Invocation::from_context(&event.context, Utc::now());
-            let result = respond(deployment.function, event.payload, invocation, handler).await;
+            let result = match crate::request::Payload::from_json(
+                deployment.function,
+                event.payload.get(),
+            ) {
+                Ok(payload) => respond(deployment.function, payload, invocation, handler).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "request refused");
+                    Err(diagnostic(&e))
+                }
+            };
             crate::metrics::flush(collector);
             result
         },

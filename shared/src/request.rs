@@ -92,6 +92,14 @@ pub enum RequestError {
         /// The reader's complaint.
         reason: String,
     },
+    /// Nested deeper than any request Lifeboat takes.
+    #[error(
+        "the {function} function got a payload nested more than {MAX_DEPTH} levels deep: nothing was read from it and nothing was done. No request of Lifeboat's is deeper than a few levels; the samples in events/ show each one"
+    )]
+    TooDeep {
+        /// The function.
+        function: &'static str,
+    },
     /// Somewhere inside the request, an array stands where an object belongs.
     #[error(
         "{what}: `{path}` must be a JSON object, got an array; nothing was done. The samples in events/ show the shape"
@@ -256,6 +264,38 @@ fn blank_lookalike(c: char) -> bool {
         | 0xE0000..=0xE0FFF)
 }
 
+/// Deepest nesting of objects and arrays a payload may have. Lifeboat's deepest request is
+/// a handful of levels; the limit sits below the JSON reader's own (128), so that a deeper
+/// payload gets this refusal rather than the reader's.
+pub const MAX_DEPTH: usize = 64;
+
+/// How deeply `text`'s objects and arrays nest (brackets inside strings do not count).
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// An invocation's payload as it came off the wire: the JSON value, and the first key
 /// that appeared twice in one object, if any. Lambda hands the payload over as bytes;
 /// reading it through this type is the only point where a duplicate key can still be
@@ -280,6 +320,9 @@ impl From<Value> for Payload {
 impl Payload {
     /// Read a payload from its JSON text.
     pub fn from_json(function: &'static str, text: &str) -> Result<Self, RequestError> {
+        if nesting_depth(text) > MAX_DEPTH {
+            return Err(RequestError::TooDeep { function });
+        }
         serde_json::from_str(text).map_err(|e| RequestError::NotJson {
             function,
             reason: e.to_string(),
@@ -1005,6 +1048,53 @@ mod tests {
             "€",
         ] {
             assert!(has_visible_text(r), "{r:?}");
+        }
+    }
+
+    fn value_depth(v: &Value) -> usize {
+        match v {
+            Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+            Value::Object(map) => 1 + map.values().map(value_depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn a_payload_nested_too_deep_is_refused_by_lifeboat_however_deep() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(Payload::from_json("failover", &nested(MAX_DEPTH)).is_ok());
+        for n in [MAX_DEPTH + 1, 129, 200, 100_000] {
+            // What the Lambda loop receives: the runtime reads the payload as raw text,
+            // which has no depth limit, and hands it over.
+            let raw: Box<serde_json::value::RawValue> = serde_json::from_str(&nested(n)).unwrap();
+            let err = Payload::from_json("failover", raw.get()).unwrap_err();
+            assert_eq!(
+                err,
+                RequestError::TooDeep {
+                    function: "failover"
+                },
+                "{n}"
+            );
+            assert_eq!(
+                crate::error::Classify::retry(&err),
+                crate::error::Retry::NonRetryable
+            );
+        }
+        // Brackets inside strings are text.
+        let text = format!(r#"{{"reason": "{}"}}"#, "[{".repeat(500));
+        assert!(Payload::from_json("failover", &text).is_ok());
+    }
+
+    proptest! {
+        /// The scan's depth is the value's depth, however the value is written.
+        #[test]
+        fn nesting_depth_is_the_values_depth(v in arbitrary::json(), pretty in any::<bool>()) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&v).unwrap()
+            } else {
+                v.to_string()
+            };
+            prop_assert_eq!(nesting_depth(&text), value_depth(&v));
         }
     }
 
