@@ -235,12 +235,6 @@ impl<A> Decision<A> {
         self
     }
 
-    /// Going on this way.
-    pub fn next(mut self, next: Next) -> Self {
-        self.next = next;
-        self
-    }
-
     /// With a note for operators and the timeline.
     pub fn note(
         mut self,

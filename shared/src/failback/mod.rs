@@ -18,7 +18,7 @@
 pub mod event;
 pub mod run;
 
-use crate::dr::{Decision, DrState, Next, Side, TrafficFacts, TrafficProgress};
+use crate::dr::{Decision, DrState, Side, TrafficFacts, TrafficProgress};
 use crate::failover::{
     AlarmReading, AlarmValue, ChangeState, FailedOver, FenceOutcome, replicated,
 };
@@ -455,44 +455,8 @@ pub fn step(
     match input {
         FailbackInput::Status => Decision::keep(state, status(state)),
         FailbackInput::Start => start(plan, state, facts, now),
-        FailbackInput::Pause => match state {
-            DrState::FailingBack(f) if f.paused.is_none() => {
-                let mut f = f.clone();
-                f.paused = Some(format!("paused by an operator at {now}"));
-                Decision::keep(&DrState::FailingBack(f), "paused: nothing advances until resume")
-                    .note(Severity::Warning, "failback.pause", "failback paused", "An operator paused the failback; nothing advances until {\"action\": \"resume\"}.")
-            }
-            DrState::FailingBack(_) => Decision::refuse(state, "the failback is already paused"),
-            _ => Decision::refuse(
-                state,
-                format!("no failback to pause (state: {})", state.phase()),
-            ),
-        },
-        FailbackInput::Resume => match state {
-            // The gates are read before any weight moves: resuming into a gate that still
-            // fires would set the stage and roll it back at once.
-            DrState::FailingBack(f) if f.paused.is_some() && !f.cut_over => {
-                if let Some(why) = facts.gates_hold() {
-                    return Decision::refuse(
-                        state,
-                        format!("not resumed: {why}; the failback stays paused, traffic unchanged at {} % on the primary region. Resume once the gate is OK, or abort", f.traffic_primary_percent),
-                    )
-                    .note(
-                        Severity::Warning,
-                        "failback.resume-refused",
-                        "failback not resumed: a gate holds it",
-                        format!("An operator asked to resume failback {}, but {why}. It stays paused with {} % of traffic on the primary region; nothing was changed.", f.id, f.traffic_primary_percent),
-                    );
-                }
-                resume(f)
-            }
-            DrState::FailingBack(f) if f.paused.is_some() => resume(f),
-            DrState::FailingBack(_) => Decision::refuse(state, "the failback is not paused"),
-            _ => Decision::refuse(
-                state,
-                format!("no failback to resume (state: {})", state.phase()),
-            ),
-        },
+        FailbackInput::Pause => pause(state, now),
+        FailbackInput::Resume => resume(state, facts),
         FailbackInput::Abort => abort(plan, state, facts),
         FailbackInput::Tick => match state {
             DrState::FailingBack(f) if f.paused.is_some() => Decision::keep(
@@ -508,7 +472,61 @@ pub fn step(
     }
 }
 
-fn resume(f: &Failback) -> FbDecision {
+/// An operator's pause: nothing advances until resume (a gate's pause is the same).
+fn pause(state: &DrState, now: DateTime<Utc>) -> FbDecision {
+    match state {
+        DrState::FailingBack(f) if f.paused.is_none() => {
+            let mut f = f.clone();
+            f.paused = Some(format!("paused by an operator at {now}"));
+            Decision::stop(
+                DrState::FailingBack(f),
+                "paused: nothing advances until resume",
+            )
+            .note(
+                Severity::Warning,
+                "failback.pause",
+                "failback paused",
+                "An operator paused the failback; nothing advances until {\"action\": \"resume\"}.",
+            )
+        }
+        DrState::FailingBack(_) => Decision::refuse(state, "the failback is already paused"),
+        _ => Decision::refuse(
+            state,
+            format!("no failback to pause (state: {})", state.phase()),
+        ),
+    }
+}
+
+/// An operator's resume. The gates are read before any weight moves: resuming into a
+/// gate that still fires would set the stage and roll it back at once. A cut-over
+/// failback resumes whatever the gates say: its traffic goes to the writer.
+fn resume(state: &DrState, facts: &FailbackFacts) -> FbDecision {
+    match state {
+        DrState::FailingBack(f) if f.paused.is_some() && !f.cut_over => {
+            if let Some(why) = facts.gates_hold() {
+                return Decision::refuse(
+                    state,
+                    format!("not resumed: {why}; the failback stays paused, traffic unchanged at {} % on the primary region. Resume once the gate is OK, or abort", f.traffic_primary_percent),
+                )
+                .note(
+                    Severity::Warning,
+                    "failback.resume-refused",
+                    "failback not resumed: a gate holds it",
+                    format!("An operator asked to resume failback {}, but {why}. It stays paused with {} % of traffic on the primary region; nothing was changed.", f.id, f.traffic_primary_percent),
+                );
+            }
+            resumed(f)
+        }
+        DrState::FailingBack(f) if f.paused.is_some() => resumed(f),
+        DrState::FailingBack(_) => Decision::refuse(state, "the failback is not paused"),
+        _ => Decision::refuse(
+            state,
+            format!("no failback to resume (state: {})", state.phase()),
+        ),
+    }
+}
+
+fn resumed(f: &Failback) -> FbDecision {
     let mut f = f.clone();
     f.paused = None;
     // The current stage bakes again from now.
@@ -658,8 +676,8 @@ fn abort(plan: &Plan, state: &DrState, facts: &FailbackFacts) -> FbDecision {
         }
         let mut back = f.from.clone();
         back.cooldown_until = None;
-        return Decision::keep(
-            &DrState::FailedOver(back),
+        return Decision::stop(
+            DrState::FailedOver(back),
             "aborted before the writer moved: writer and traffic are on the DR side (FailedOver); the primary-region replicas are kept",
         )
         .acting(actions)
@@ -688,451 +706,531 @@ fn abort(plan: &Plan, state: &DrState, facts: &FailbackFacts) -> FbDecision {
     )
 }
 
-fn advance(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>) -> FbDecision {
+/// Move the failback on from its current step: one step function per [`Step`], each
+/// re-deriving what is left to do from what AWS shows.
+fn advance(plan: &Plan, f: Failback, facts: &FailbackFacts, now: DateTime<Utc>) -> FbDecision {
     match f.step {
-        Step::RetireOldPrimary => {
-            let mut actions = vec![];
-            let mut waiting = false;
-            for t in f.targets.iter_mut() {
-                if t.kind != ResourceKind::RdsInstance {
-                    continue;
-                }
-                let Some(tf) = facts.target(&t.resource) else {
-                    waiting = true;
-                    continue;
-                };
-                match &tf.primary {
-                    Observed::Missing => {}
-                    // Already the replica of a failback started before: keep it.
-                    Observed::Present(p) if p.replicates_from.is_some() => {}
-                    Observed::Present(p) if p.status == "deleting" => waiting = true,
-                    Observed::Present(_) => {
-                        if t.primary_shape.is_none() {
-                            t.primary_shape = tf.primary_shape.clone();
-                        }
-                        let name = t
-                            .retired_primary
-                            .get_or_insert_with(|| {
-                                retired_snapshot_name(plan, &t.resource, Side::Primary, now)
-                            })
-                            .clone();
-                        actions.push(FbAction::Retire {
-                            resource: t.resource.clone(),
-                            side: Side::Primary,
-                            final_snapshot: name,
-                        });
-                        waiting = true;
-                    }
-                    Observed::Unknown { .. } => waiting = true,
-                }
-            }
-            if actions.is_empty() && !waiting {
-                f.goto(Step::Reprotect, now);
-                return Decision::then(DrState::FailingBack(f), "old primaries retired");
-            }
-            let d = Decision::keep(
-                &DrState::FailingBack(f.clone()),
-                "retiring the old primaries (final snapshot, then delete)",
-            )
-            .acting(actions.clone())
-            .next(Next::Poll);
-            if actions.is_empty() {
-                d
-            } else {
-                d.note(
-                    Severity::Info,
-                    "failback.retire-primary",
-                    "retiring the old primaries",
-                    format!(
-                        "The old primaries, fenced during the failover, are deleted after a final snapshot ({}), so the primary region can hold a fresh replica under the plan's identifier.",
-                        f.targets.iter().filter_map(|t| t.retired_primary.clone()).collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            }
-        }
-        Step::Reprotect => {
-            let mut actions = vec![];
-            for t in f.targets.iter_mut() {
-                if t.kind != ResourceKind::RdsInstance {
-                    continue;
-                }
-                let missing = facts
-                    .target(&t.resource)
-                    .is_some_and(|tf| matches!(tf.primary, Observed::Missing));
-                if missing {
-                    actions.push(FbAction::CreateReplica {
-                        resource: t.resource.clone(),
-                        side: Side::Primary,
-                        like: t.primary_shape.clone(),
-                    });
-                    t.replica_requested_at.get_or_insert(now);
-                }
-            }
-            f.goto(Step::AwaitCatchUp, now);
-            let d = Decision::then(
-                DrState::FailingBack(f),
-                "re-protecting into the primary region",
-            )
-            .acting(actions.clone());
-            if actions.is_empty() {
-                d
-            } else {
-                d.note(
-                    Severity::Info,
-                    "failback.reprotect",
-                    "re-protecting into the primary region",
-                    format!(
-                        "Creating cross-region read replicas of the DR writers in {}.",
-                        plan.regions.primary
-                    ),
-                )
-            }
-        }
-        Step::AwaitCatchUp => {
-            let limit = f64::from(plan.failback.max_catch_up_lag_seconds);
-            let mut waiting = vec![];
-            let mut actions = vec![];
-            for t in &f.targets {
-                let Some(tf) = facts.target(&t.resource) else {
-                    waiting.push(format!("{}: not read", t.resource));
-                    continue;
-                };
-                match &tf.primary {
-                    // Lost (deleted under us, or its creation was lost in a crash): again.
-                    Observed::Missing if t.kind == ResourceKind::RdsInstance => {
-                        actions.push(FbAction::CreateReplica {
-                            resource: t.resource.clone(),
-                            side: Side::Primary,
-                            like: t.primary_shape.clone(),
-                        });
-                        waiting.push(format!("{}: replica requested again", t.resource));
-                    }
-                    Observed::Present(p)
-                        if p.replicates_from.is_some() && p.status == "available" =>
-                    {
-                        match tf.lag_seconds {
-                            Some(l) if l <= limit => {}
-                            Some(l) => waiting.push(format!(
-                                "{}: {l:.0} s behind (at most {limit:.0} s)",
-                                t.resource
-                            )),
-                            None => waiting.push(format!("{}: lag unknown", t.resource)),
-                        }
-                    }
-                    Observed::Present(p) => waiting.push(format!(
-                        "{}: the primary-region replica is {}",
-                        t.resource, p.status
-                    )),
-                    _ => waiting.push(format!(
-                        "{}: the primary-region replica is not there yet",
-                        t.resource
-                    )),
-                }
-            }
-            if waiting.is_empty() {
-                f.goto(Step::FenceDrWriter, now);
-                Decision::then(DrState::FailingBack(f), "caught up: moving the writer")
-                    .note(Severity::Info, "failback.caught-up", "primary-region replicas caught up", format!("Every primary-region replica is available and within {limit:.0} s of its DR writer."))
-            } else {
-                Decision::keep(
-                    &DrState::FailingBack(f),
-                    format!("waiting for catch-up: {}", waiting.join("; ")),
-                )
-                .acting(actions)
-                .next(Next::Poll)
-            }
-        }
-        Step::FenceDrWriter => {
-            let mut actions = vec![];
-            for t in f.targets.iter() {
-                if t.kind != ResourceKind::RdsInstance || t.fence_change.is_some() {
-                    continue;
-                }
-                let Some(spec) = plan.resource(&t.resource) else {
-                    continue;
-                };
-                let Some(tf) = facts.target(&t.resource) else {
-                    continue;
-                };
-                if spec.dns_record.is_none() {
-                    continue;
-                }
-                if let Some(endpoint) = tf.primary().and_then(|p| p.endpoint.clone()) {
-                    actions.push(FbAction::SwitchRecord {
-                        resource: t.resource.clone(),
-                        endpoint,
-                    });
-                }
-            }
-            if actions.is_empty() {
-                f.goto(Step::AwaitFence, now);
-                return Decision::then(DrState::FailingBack(f), "DR writers fenced through DNS");
-            }
-            Decision::keep(&DrState::FailingBack(f), "fencing the DR writers: their records now name the read-only primary-region replicas")
-                .acting(actions)
-                .next(Next::Continue)
-                .note(
-                    Severity::Warning,
-                    "failback.fence-dr",
-                    "fencing the DR writers",
-                    "The writer records now name the read-only primary-region replicas: writes through Lifeboat's records stop until the replicas are promoted. Lifeboat waits for the change, the record's TTL, and zero lag before promoting.",
-                )
-        }
-        Step::AwaitFence => {
-            let ttl = Duration::seconds(i64::from(plan.dns.record_ttl_seconds));
-            let mut waiting = vec![];
-            for t in f.targets.iter_mut() {
-                if t.kind != ResourceKind::RdsInstance {
-                    continue;
-                }
-                let Some(tf) = facts.target(&t.resource) else {
-                    waiting.push(format!("{}: not read", t.resource));
-                    continue;
-                };
-                if t.fence_change.is_some() {
-                    if tf.change == Some(ChangeState::InSync) {
-                        t.fence_synced_at.get_or_insert(now);
-                    } else {
-                        waiting.push(format!("{}: record change not INSYNC yet", t.resource));
-                        continue;
-                    }
-                    // Clients may hold the old answer for the record's TTL.
-                    if t.fence_synced_at.is_some_and(|s| now < s + ttl) {
-                        waiting.push(format!("{}: waiting out the record's TTL", t.resource));
-                        continue;
-                    }
-                }
-                match tf.lag_seconds {
-                    Some(l) if l <= 0.0 => t.lag_at_move = Some(l),
-                    Some(l) => waiting.push(format!("{}: {l:.1} s of lag left", t.resource)),
-                    None => waiting.push(format!("{}: lag unknown", t.resource)),
-                }
-            }
-            if waiting.is_empty() {
-                f.goto(Step::PromotePrimary, now);
-                Decision::then(
-                    DrState::FailingBack(f),
-                    "fenced, TTL passed, zero lag: promoting",
-                )
-            } else {
-                Decision::keep(
-                    &DrState::FailingBack(f),
-                    format!("waiting to promote: {}", waiting.join("; ")),
-                )
-                .next(Next::Poll)
-            }
-        }
-        Step::PromotePrimary => {
-            let mut actions = vec![];
-            for t in f.targets.iter_mut() {
-                let Some(tf) = facts.target(&t.resource) else {
-                    continue;
-                };
-                let promoting = tf.primary().is_some_and(|p| {
-                    matches!(
-                        p.status.as_str(),
-                        "modifying" | "rebooting" | "promoting" | "switching-over"
-                    )
-                });
-                if tf.primary_replicates() && !promoting {
-                    actions.push(FbAction::PromotePrimary {
-                        resource: t.resource.clone(),
-                    });
-                }
-                t.promote_issued_at.get_or_insert(now);
-            }
-            f.goto(Step::AwaitPromotion, now);
-            Decision::keep(&DrState::FailingBack(f), "promoting the primary-region replicas")
-                .acting(actions)
-                .next(Next::Poll)
-                .note(Severity::Warning, "failback.promote", "moving the writer to the primary region", "Promoting the primary-region replicas (Aurora: the global database's planned switchover).")
-        }
-        Step::AwaitPromotion => {
-            let mut done = true;
-            let mut actions = vec![];
-            for t in f.targets.iter_mut() {
-                let Some(tf) = facts.target(&t.resource) else {
-                    done = false;
-                    continue;
-                };
-                if tf.primary_writer() {
-                    t.promoted_at.get_or_insert(now);
-                } else {
-                    done = false;
-                    // A promotion call lost in a crash: issue it again.
-                    if tf.primary_replicates()
-                        && tf.primary().is_some_and(|p| p.status == "available")
-                    {
-                        actions.push(FbAction::PromotePrimary {
-                            resource: t.resource.clone(),
-                        });
-                    }
-                }
-            }
-            if done {
-                f.writer = Side::Primary;
-                f.goto(Step::SecureWriter, now);
-                Decision::then(
-                    DrState::FailingBack(f),
-                    "the writer is in the primary region",
-                )
-                .note(
-                    Severity::Warning,
-                    "failback.writer-moved",
-                    "writer back in the primary region",
-                    "Every primary-region replica is now the writer.",
-                )
-            } else {
-                Decision::keep(&DrState::FailingBack(f), "waiting for the promotion")
-                    .acting(actions)
-                    .next(Next::Poll)
-            }
-        }
-        Step::SecureWriter => {
-            let mut actions = vec![];
-            for t in f.targets.iter() {
-                let Some(spec) = plan.resource(&t.resource) else {
-                    continue;
-                };
-                let Some(tf) = facts.target(&t.resource) else {
-                    continue;
-                };
-                if spec.dns_record.is_some()
-                    && let Some(endpoint) = tf.primary().and_then(|p| p.endpoint.clone())
-                    && !tf.record_points_at(&endpoint)
-                {
-                    actions.push(FbAction::SwitchRecord {
-                        resource: t.resource.clone(),
-                        endpoint,
-                    });
-                }
-                // The old DR writer still takes direct connections: stop it.
-                if t.kind == ResourceKind::RdsInstance && t.dr_fence.is_none() {
-                    actions.push(FbAction::Stop {
-                        resource: t.resource.clone(),
-                        side: Side::Dr,
-                    });
-                }
-            }
-            if actions.is_empty() {
-                f.goto(Step::ShiftTraffic, now);
-                f.shift = Some(Shift {
-                    stage: 0,
-                    entered_at: None,
-                    change: None,
-                    held: vec![],
-                });
-                Decision::then(DrState::FailingBack(f), "writer secured: shifting traffic")
-            } else {
-                Decision::keep(
-                    &DrState::FailingBack(f),
-                    "securing the writer: records on the primary, old DR writers stopped",
-                )
-                .acting(actions)
-                .next(Next::Continue)
-            }
-        }
-        Step::ShiftTraffic => shift(plan, f, facts, now),
-        Step::ReprotectDr => {
-            let mut actions = vec![];
-            let mut waiting = false;
-            for t in f.targets.iter_mut() {
-                if t.kind != ResourceKind::RdsInstance {
-                    continue;
-                }
-                let Some(tf) = facts.target(&t.resource) else {
-                    waiting = true;
-                    continue;
-                };
-                match &tf.dr {
-                    Observed::Missing => {
-                        if t.dr_replica_requested_at.is_none() {
-                            actions.push(FbAction::CreateReplica {
-                                resource: t.resource.clone(),
-                                side: Side::Dr,
-                                like: t.dr_shape.clone(),
-                            });
-                            t.dr_replica_requested_at = Some(now);
-                        }
-                    }
-                    Observed::Present(d) if d.replicates_from.is_some() => {}
-                    Observed::Present(d) if d.status == "deleting" => waiting = true,
-                    Observed::Present(_) => {
-                        if t.dr_shape.is_none() {
-                            t.dr_shape = tf.dr_shape.clone();
-                        }
-                        let name = t
-                            .retired_dr
-                            .get_or_insert_with(|| {
-                                retired_snapshot_name(plan, &t.resource, Side::Dr, now)
-                            })
-                            .clone();
-                        actions.push(FbAction::Retire {
-                            resource: t.resource.clone(),
-                            side: Side::Dr,
-                            final_snapshot: name,
-                        });
-                        waiting = true;
-                    }
-                    Observed::Unknown { .. } => waiting = true,
-                }
-            }
-            if actions.is_empty() && !waiting {
-                f.goto(Step::AwaitDrReplica, now);
-                return Decision::then(DrState::FailingBack(f), "DR replicas requested");
-            }
-            Decision::keep(
-                &DrState::FailingBack(f),
-                "re-protecting the DR side (retire the old DR writer, then a fresh replica)",
-            )
-            .acting(actions)
-            .next(Next::Poll)
-        }
-        Step::AwaitDrReplica => {
-            let ready = f.targets.iter().all(|t| {
-                facts.target(&t.resource).is_some_and(|tf| {
-                    tf.dr()
-                        .is_some_and(|d| d.replicates_from.is_some() && d.status == "available")
-                })
-            });
-            if !ready {
-                // A replica request lost in a crash is made again.
-                let mut actions = vec![];
-                for t in &f.targets {
-                    if t.kind == ResourceKind::RdsInstance
-                        && facts
-                            .target(&t.resource)
-                            .is_some_and(|tf| matches!(tf.dr, Observed::Missing))
-                    {
-                        actions.push(FbAction::CreateReplica {
-                            resource: t.resource.clone(),
-                            side: Side::Dr,
-                            like: t.dr_shape.clone(),
-                        });
-                    }
-                }
-                return Decision::keep(
-                    &DrState::FailingBack(f),
-                    "waiting for the fresh DR replicas",
-                )
-                .acting(actions)
-                .next(Next::Poll);
-            }
-            finish(plan, f, now)
-        }
+        Step::RetireOldPrimary => retire_old_primary(plan, f, facts, now),
+        Step::Reprotect => reprotect(plan, f, facts, now),
+        Step::AwaitCatchUp => await_catch_up(plan, f, facts, now),
+        Step::FenceDrWriter => fence_dr_writer(plan, f, facts, now),
+        Step::AwaitFence => await_fence(plan, f, facts, now),
+        Step::PromotePrimary => promote_primary(f, facts, now),
+        Step::AwaitPromotion => await_promotion(f, facts, now),
+        Step::SecureWriter => secure_writer(plan, f, facts, now),
+        Step::ShiftTraffic => shift_traffic(plan, f, facts, now),
+        Step::ReprotectDr => reprotect_dr(plan, f, facts, now),
+        Step::AwaitDrReplica => await_dr_replica(plan, f, facts, now),
     }
 }
 
-fn shift(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>) -> FbDecision {
-    let stages = &plan.failback.stages;
-    let mut sh = f.shift.clone().unwrap_or(Shift {
+/// The old primaries, fenced during the failover, are deleted after a final snapshot
+/// (their setup captured first), so the primary region can hold a fresh replica under
+/// the plan's identifier. One that is already the replica of an earlier failback is
+/// kept.
+fn retire_old_primary(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let mut actions = vec![];
+    let mut waiting = false;
+    for t in f.targets.iter_mut() {
+        if t.kind != ResourceKind::RdsInstance {
+            continue;
+        }
+        let Some(tf) = facts.target(&t.resource) else {
+            waiting = true;
+            continue;
+        };
+        match &tf.primary {
+            Observed::Missing => {}
+            Observed::Present(p) if p.replicates_from.is_some() => {}
+            Observed::Present(p) if p.status == "deleting" => waiting = true,
+            Observed::Present(_) => {
+                if t.primary_shape.is_none() {
+                    t.primary_shape = tf.primary_shape.clone();
+                }
+                let name = t
+                    .retired_primary
+                    .get_or_insert_with(|| {
+                        retired_snapshot_name(plan, &t.resource, Side::Primary, now)
+                    })
+                    .clone();
+                actions.push(FbAction::Retire {
+                    resource: t.resource.clone(),
+                    side: Side::Primary,
+                    final_snapshot: name,
+                });
+                waiting = true;
+            }
+            Observed::Unknown { .. } => waiting = true,
+        }
+    }
+    if actions.is_empty() && !waiting {
+        f.goto(Step::Reprotect, now);
+        return Decision::then(DrState::FailingBack(f), "old primaries retired");
+    }
+    let d = Decision::poll(
+        DrState::FailingBack(f.clone()),
+        "retiring the old primaries (final snapshot, then delete)",
+    )
+    .acting(actions.clone());
+    if actions.is_empty() {
+        return d;
+    }
+    d.note(
+        Severity::Info,
+        "failback.retire-primary",
+        "retiring the old primaries",
+        format!(
+            "The old primaries, fenced during the failover, are deleted after a final snapshot ({}), so the primary region can hold a fresh replica under the plan's identifier.",
+            f.targets.iter().filter_map(|t| t.retired_primary.clone()).collect::<Vec<_>>().join(", ")
+        ),
+    )
+}
+
+/// Re-protect into the primary region: a cross-region read replica of each DR writer,
+/// set up like the old primary it replaces.
+fn reprotect(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let mut actions = vec![];
+    for t in f.targets.iter_mut() {
+        if t.kind != ResourceKind::RdsInstance {
+            continue;
+        }
+        let missing = facts
+            .target(&t.resource)
+            .is_some_and(|tf| matches!(tf.primary, Observed::Missing));
+        if missing {
+            actions.push(FbAction::CreateReplica {
+                resource: t.resource.clone(),
+                side: Side::Primary,
+                like: t.primary_shape.clone(),
+            });
+            t.replica_requested_at.get_or_insert(now);
+        }
+    }
+    f.goto(Step::AwaitCatchUp, now);
+    let d = Decision::then(
+        DrState::FailingBack(f),
+        "re-protecting into the primary region",
+    )
+    .acting(actions.clone());
+    if actions.is_empty() {
+        return d;
+    }
+    d.note(
+        Severity::Info,
+        "failback.reprotect",
+        "re-protecting into the primary region",
+        format!(
+            "Creating cross-region read replicas of the DR writers in {}.",
+            plan.regions.primary
+        ),
+    )
+}
+
+/// Until every primary-region replica is available and within the plan's catch-up lag
+/// of its DR writer: the writer moves only onto a replica that is nearly there. A
+/// replica lost (deleted under us, or its creation lost in a crash) is requested again.
+fn await_catch_up(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let limit = f64::from(plan.failback.max_catch_up_lag_seconds);
+    let mut waiting = vec![];
+    let mut actions = vec![];
+    for t in &f.targets {
+        let Some(tf) = facts.target(&t.resource) else {
+            waiting.push(format!("{}: not read", t.resource));
+            continue;
+        };
+        match &tf.primary {
+            Observed::Missing if t.kind == ResourceKind::RdsInstance => {
+                actions.push(FbAction::CreateReplica {
+                    resource: t.resource.clone(),
+                    side: Side::Primary,
+                    like: t.primary_shape.clone(),
+                });
+                waiting.push(format!("{}: replica requested again", t.resource));
+            }
+            Observed::Present(p) if p.replicates_from.is_some() && p.status == "available" => {
+                match tf.lag_seconds {
+                    Some(l) if l <= limit => {}
+                    Some(l) => waiting.push(format!(
+                        "{}: {l:.0} s behind (at most {limit:.0} s)",
+                        t.resource
+                    )),
+                    None => waiting.push(format!("{}: lag unknown", t.resource)),
+                }
+            }
+            Observed::Present(p) => waiting.push(format!(
+                "{}: the primary-region replica is {}",
+                t.resource, p.status
+            )),
+            _ => waiting.push(format!(
+                "{}: the primary-region replica is not there yet",
+                t.resource
+            )),
+        }
+    }
+    if !waiting.is_empty() {
+        return Decision::poll(
+            DrState::FailingBack(f),
+            format!("waiting for catch-up: {}", waiting.join("; ")),
+        )
+        .acting(actions);
+    }
+    f.goto(Step::FenceDrWriter, now);
+    Decision::then(DrState::FailingBack(f), "caught up: moving the writer").note(
+        Severity::Info,
+        "failback.caught-up",
+        "primary-region replicas caught up",
+        format!(
+            "Every primary-region replica is available and within {limit:.0} s of its DR writer."
+        ),
+    )
+}
+
+/// Fence the DR writers through DNS: each writer record now names the read-only
+/// primary-region replica, so writes through Lifeboat's records stop before the
+/// replica is promoted, and at no moment do the records reach two writers.
+fn fence_dr_writer(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let mut actions = vec![];
+    for t in f.targets.iter() {
+        if t.kind != ResourceKind::RdsInstance || t.fence_change.is_some() {
+            continue;
+        }
+        let Some(spec) = plan.resource(&t.resource) else {
+            continue;
+        };
+        let Some(tf) = facts.target(&t.resource) else {
+            continue;
+        };
+        if spec.dns_record.is_none() {
+            continue;
+        }
+        if let Some(endpoint) = tf.primary().and_then(|p| p.endpoint.clone()) {
+            actions.push(FbAction::SwitchRecord {
+                resource: t.resource.clone(),
+                endpoint,
+            });
+        }
+    }
+    if actions.is_empty() {
+        f.goto(Step::AwaitFence, now);
+        return Decision::then(DrState::FailingBack(f), "DR writers fenced through DNS");
+    }
+    Decision::then(DrState::FailingBack(f), "fencing the DR writers: their records now name the read-only primary-region replicas")
+        .acting(actions)
+        .note(
+            Severity::Warning,
+            "failback.fence-dr",
+            "fencing the DR writers",
+            "The writer records now name the read-only primary-region replicas: writes through Lifeboat's records stop until the replicas are promoted. Lifeboat waits for the change, the record's TTL, and zero lag before promoting.",
+        )
+}
+
+/// Before promoting: the fencing change INSYNC, then the record's TTL waited out (clients
+/// may hold the old answer that long, still reaching the DR writer), then zero lag, so
+/// the promoted replica holds every write the DR writer took.
+fn await_fence(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let ttl = Duration::seconds(i64::from(plan.dns.record_ttl_seconds));
+    let mut waiting = vec![];
+    for t in f.targets.iter_mut() {
+        if t.kind != ResourceKind::RdsInstance {
+            continue;
+        }
+        let Some(tf) = facts.target(&t.resource) else {
+            waiting.push(format!("{}: not read", t.resource));
+            continue;
+        };
+        if t.fence_change.is_some() {
+            if tf.change == Some(ChangeState::InSync) {
+                t.fence_synced_at.get_or_insert(now);
+            } else {
+                waiting.push(format!("{}: record change not INSYNC yet", t.resource));
+                continue;
+            }
+            if t.fence_synced_at.is_some_and(|s| now < s + ttl) {
+                waiting.push(format!("{}: waiting out the record's TTL", t.resource));
+                continue;
+            }
+        }
+        match tf.lag_seconds {
+            Some(l) if l <= 0.0 => t.lag_at_move = Some(l),
+            Some(l) => waiting.push(format!("{}: {l:.1} s of lag left", t.resource)),
+            None => waiting.push(format!("{}: lag unknown", t.resource)),
+        }
+    }
+    if !waiting.is_empty() {
+        return Decision::poll(
+            DrState::FailingBack(f),
+            format!("waiting to promote: {}", waiting.join("; ")),
+        );
+    }
+    f.goto(Step::PromotePrimary, now);
+    Decision::then(
+        DrState::FailingBack(f),
+        "fenced, TTL passed, zero lag: promoting",
+    )
+}
+
+/// Promote each primary-region replica once (Aurora: the global database's planned
+/// switchover, which re-protects the DR side itself); one already being promoted is not
+/// promoted again.
+fn promote_primary(mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>) -> FbDecision {
+    let mut actions = vec![];
+    for t in f.targets.iter_mut() {
+        let Some(tf) = facts.target(&t.resource) else {
+            continue;
+        };
+        let promoting = tf.primary().is_some_and(|p| {
+            matches!(
+                p.status.as_str(),
+                "modifying" | "rebooting" | "promoting" | "switching-over"
+            )
+        });
+        if tf.primary_replicates() && !promoting {
+            actions.push(FbAction::PromotePrimary {
+                resource: t.resource.clone(),
+            });
+        }
+        t.promote_issued_at.get_or_insert(now);
+    }
+    f.goto(Step::AwaitPromotion, now);
+    Decision::poll(
+        DrState::FailingBack(f),
+        "promoting the primary-region replicas",
+    )
+    .acting(actions)
+    .note(
+        Severity::Warning,
+        "failback.promote",
+        "moving the writer to the primary region",
+        "Promoting the primary-region replicas (Aurora: the global database's planned switchover).",
+    )
+}
+
+/// Until every primary-region database is the writer; then the writer is on the primary
+/// side. A promotion call lost in a crash (the replica still replicates, available) is
+/// issued again.
+fn await_promotion(mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>) -> FbDecision {
+    let mut done = true;
+    let mut actions = vec![];
+    for t in f.targets.iter_mut() {
+        let Some(tf) = facts.target(&t.resource) else {
+            done = false;
+            continue;
+        };
+        if tf.primary_writer() {
+            t.promoted_at.get_or_insert(now);
+        } else {
+            done = false;
+            if tf.primary_replicates() && tf.primary().is_some_and(|p| p.status == "available") {
+                actions.push(FbAction::PromotePrimary {
+                    resource: t.resource.clone(),
+                });
+            }
+        }
+    }
+    if !done {
+        return Decision::poll(DrState::FailingBack(f), "waiting for the promotion")
+            .acting(actions);
+    }
+    f.writer = Side::Primary;
+    f.goto(Step::SecureWriter, now);
+    Decision::then(
+        DrState::FailingBack(f),
+        "the writer is in the primary region",
+    )
+    .note(
+        Severity::Warning,
+        "failback.writer-moved",
+        "writer back in the primary region",
+        "Every primary-region replica is now the writer.",
+    )
+}
+
+/// Before any traffic moves: each writer record names the new primary, and the old DR
+/// writer, which still takes direct connections, is stopped.
+fn secure_writer(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let mut actions = vec![];
+    for t in f.targets.iter() {
+        let Some(spec) = plan.resource(&t.resource) else {
+            continue;
+        };
+        let Some(tf) = facts.target(&t.resource) else {
+            continue;
+        };
+        if spec.dns_record.is_some()
+            && let Some(endpoint) = tf.primary().and_then(|p| p.endpoint.clone())
+            && !tf.record_points_at(&endpoint)
+        {
+            actions.push(FbAction::SwitchRecord {
+                resource: t.resource.clone(),
+                endpoint,
+            });
+        }
+        if t.kind == ResourceKind::RdsInstance && t.dr_fence.is_none() {
+            actions.push(FbAction::Stop {
+                resource: t.resource.clone(),
+                side: Side::Dr,
+            });
+        }
+    }
+    if !actions.is_empty() {
+        return Decision::then(
+            DrState::FailingBack(f),
+            "securing the writer: records on the primary, old DR writers stopped",
+        )
+        .acting(actions);
+    }
+    f.goto(Step::ShiftTraffic, now);
+    f.shift = Some(Shift {
+        stage: 0,
+        entered_at: None,
+        change: None,
+        held: vec![],
+    });
+    Decision::then(DrState::FailingBack(f), "writer secured: shifting traffic")
+}
+
+/// Re-protect the DR side: the old DR writer, stopped, is retired with a final snapshot
+/// (its setup captured first), then a fresh DR replica of the new primary is requested,
+/// once.
+fn reprotect_dr(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let mut actions = vec![];
+    let mut waiting = false;
+    for t in f.targets.iter_mut() {
+        if t.kind != ResourceKind::RdsInstance {
+            continue;
+        }
+        let Some(tf) = facts.target(&t.resource) else {
+            waiting = true;
+            continue;
+        };
+        match &tf.dr {
+            Observed::Missing => {
+                if t.dr_replica_requested_at.is_none() {
+                    actions.push(FbAction::CreateReplica {
+                        resource: t.resource.clone(),
+                        side: Side::Dr,
+                        like: t.dr_shape.clone(),
+                    });
+                    t.dr_replica_requested_at = Some(now);
+                }
+            }
+            Observed::Present(d) if d.replicates_from.is_some() => {}
+            Observed::Present(d) if d.status == "deleting" => waiting = true,
+            Observed::Present(_) => {
+                if t.dr_shape.is_none() {
+                    t.dr_shape = tf.dr_shape.clone();
+                }
+                let name = t
+                    .retired_dr
+                    .get_or_insert_with(|| retired_snapshot_name(plan, &t.resource, Side::Dr, now))
+                    .clone();
+                actions.push(FbAction::Retire {
+                    resource: t.resource.clone(),
+                    side: Side::Dr,
+                    final_snapshot: name,
+                });
+                waiting = true;
+            }
+            Observed::Unknown { .. } => waiting = true,
+        }
+    }
+    if actions.is_empty() && !waiting {
+        f.goto(Step::AwaitDrReplica, now);
+        return Decision::then(DrState::FailingBack(f), "DR replicas requested");
+    }
+    Decision::poll(
+        DrState::FailingBack(f),
+        "re-protecting the DR side (retire the old DR writer, then a fresh replica)",
+    )
+    .acting(actions)
+}
+
+/// Until every fresh DR replica replicates, available: only then is the plan protected
+/// again and the failback finished. A replica request lost in a crash is made again.
+fn await_dr_replica(
+    plan: &Plan,
+    f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let ready = f.targets.iter().all(|t| {
+        facts.target(&t.resource).is_some_and(|tf| {
+            tf.dr()
+                .is_some_and(|d| d.replicates_from.is_some() && d.status == "available")
+        })
+    });
+    if ready {
+        return finish(plan, f, now);
+    }
+    let mut actions = vec![];
+    for t in &f.targets {
+        if t.kind == ResourceKind::RdsInstance
+            && facts
+                .target(&t.resource)
+                .is_some_and(|tf| matches!(tf.dr, Observed::Missing))
+        {
+            actions.push(FbAction::CreateReplica {
+                resource: t.resource.clone(),
+                side: Side::Dr,
+                like: t.dr_shape.clone(),
+            });
+        }
+    }
+    Decision::poll(DrState::FailingBack(f), "waiting for the fresh DR replicas").acting(actions)
+}
+
+/// Shift application traffic to the primary region stage by stage, each held for the
+/// bake time while the gate alarms are watched; after an abort past the writer's move
+/// (`cut_over`), all of it at once. Without application records the writer was all
+/// there was to move.
+fn shift_traffic(
+    plan: &Plan,
+    mut f: Failback,
+    facts: &FailbackFacts,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let sh = f.shift.clone().unwrap_or(Shift {
         stage: 0,
         entered_at: None,
         change: None,
         held: vec![],
     });
     if plan.failback.traffic.is_empty() {
-        // No application records: the writer was all there was to move.
         f.traffic_primary_percent = 100;
         f.goto(Step::ReprotectDr, now);
         return Decision::then(
@@ -1143,85 +1241,33 @@ fn shift(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>
     let target = if f.cut_over {
         100
     } else {
-        stages.get(sh.stage).copied().unwrap_or(100)
+        plan.failback.stages.get(sh.stage).copied().unwrap_or(100)
     };
-    // A gate in ALARM during a stage rolls traffic back to the previous stage and pauses.
     if !f.cut_over
         && let Some(gate) = facts.gate_firing()
         && sh.change.is_some()
     {
-        let back = if sh.stage == 0 {
-            0
-        } else {
-            stages[sh.stage - 1]
-        };
-        let gate = gate.to_string();
-        if let Some(entered) = sh.entered_at {
-            sh.held.push((target, (now - entered).num_seconds().max(0)));
-        }
-        sh.stage = sh.stage.saturating_sub(1);
-        sh.entered_at = None;
-        f.paused = Some(format!(
-            "gate alarm {gate} in ALARM at {target} %: rolled back to {back} %"
-        ));
-        // On resume the stage rolled back to is set (again) and baked, then the next one.
-        f.shift = Some(Shift {
-            change: None,
-            ..sh.clone()
-        });
-        return Decision::keep(&DrState::FailingBack(f), format!("gate alarm {gate} in ALARM: rolling back to {back} % and pausing"))
-            .acting(vec![FbAction::SetTraffic { primary_percent: back }])
-            .note(
-                Severity::Critical,
-                "failback.gate",
-                format!("failback rolled back: gate {gate} in ALARM"),
-                format!("Gate alarm {gate} went to ALARM with {target} % of traffic on the primary region; traffic is back to {back} % and the failback is paused. Resume with {{\"action\": \"resume\"}} once the cause is fixed, or abort."),
-            );
+        return roll_back(plan, f, sh, gate, target, now);
     }
     let submitted = sh
         .change
         .as_ref()
         .is_some_and(|c| c.primary_percent == target);
-    // No weight moves towards the primary region while a gate holds it back: one that
-    // fires pauses the failback where it stands (nothing was set for this stage, so there
-    // is nothing to roll back); one that cannot be read waits for the next look.
     if !submitted
         && !f.cut_over
         && let Some(why) = facts.gates_hold()
     {
-        let current = f.traffic_primary_percent;
-        if facts.gate_firing().is_some() {
-            f.paused = Some(format!(
-                "{why} before stage {target} %: held at {current} %"
-            ));
-            f.shift = Some(sh);
-            return Decision::keep(
-                &DrState::FailingBack(f),
-                format!("{why}: stage {target} % not set; pausing at {current} %"),
-            )
-            .note(
-                Severity::Critical,
-                "failback.gate",
-                format!("failback paused: {why}"),
-                format!("Before traffic moved to {target} % on the primary region, {why}; the failback is paused with {current} % there and no weight was changed. Resume with {{\"action\": \"resume\"}} once the cause is fixed, or abort."),
-            );
-        }
-        f.shift = Some(sh);
-        return Decision::keep(
-            &DrState::FailingBack(f),
-            format!("{why}: stage {target} % waits, traffic stays at {current} %"),
-        );
+        return hold_stage(f, sh, facts, why, target);
     }
     if !submitted {
         f.shift = Some(sh);
-        return Decision::keep(
-            &DrState::FailingBack(f),
+        return Decision::then(
+            DrState::FailingBack(f),
             format!("setting {target} % of traffic to the primary region"),
         )
         .acting(vec![FbAction::SetTraffic {
             primary_percent: target,
         }])
-        .next(Next::Continue)
         .note(
             Severity::Info,
             "failback.stage",
@@ -1236,18 +1282,98 @@ fn shift(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>
     }
     if facts.traffic.change != Some(ChangeState::InSync) {
         f.shift = Some(sh);
-        return Decision::keep(
-            &DrState::FailingBack(f),
+        return Decision::poll(
+            DrState::FailingBack(f),
             "waiting for the weights to be INSYNC",
-        )
-        .next(Next::Poll);
+        );
     }
+    bake(plan, f, sh, target, now)
+}
+
+/// A gate in ALARM during a stage rolls traffic back to the previous stage and pauses.
+/// On resume the stage rolled back to is set (again) and baked, then the next one.
+fn roll_back(
+    plan: &Plan,
+    mut f: Failback,
+    mut sh: Shift,
+    gate: &str,
+    target: u32,
+    now: DateTime<Utc>,
+) -> FbDecision {
+    let stages = &plan.failback.stages;
+    let back = if sh.stage == 0 {
+        0
+    } else {
+        stages[sh.stage - 1]
+    };
+    if let Some(entered) = sh.entered_at {
+        sh.held.push((target, (now - entered).num_seconds().max(0)));
+    }
+    sh.stage = sh.stage.saturating_sub(1);
+    sh.entered_at = None;
+    f.paused = Some(format!(
+        "gate alarm {gate} in ALARM at {target} %: rolled back to {back} %"
+    ));
+    f.shift = Some(Shift { change: None, ..sh });
+    Decision::stop(DrState::FailingBack(f), format!("gate alarm {gate} in ALARM: rolling back to {back} % and pausing"))
+        .acting(vec![FbAction::SetTraffic { primary_percent: back }])
+        .note(
+            Severity::Critical,
+            "failback.gate",
+            format!("failback rolled back: gate {gate} in ALARM"),
+            format!("Gate alarm {gate} went to ALARM with {target} % of traffic on the primary region; traffic is back to {back} % and the failback is paused. Resume with {{\"action\": \"resume\"}} once the cause is fixed, or abort."),
+        )
+}
+
+/// No weight moves towards the primary region while a gate holds it back: one that
+/// fires pauses the failback where it stands (nothing was set for this stage, so there
+/// is nothing to roll back); one that cannot be read waits for the next look.
+fn hold_stage(
+    mut f: Failback,
+    sh: Shift,
+    facts: &FailbackFacts,
+    why: String,
+    target: u32,
+) -> FbDecision {
+    let current = f.traffic_primary_percent;
+    f.shift = Some(sh);
+    if facts.gate_firing().is_none() {
+        return Decision::stop(
+            DrState::FailingBack(f),
+            format!("{why}: stage {target} % waits, traffic stays at {current} %"),
+        );
+    }
+    f.paused = Some(format!(
+        "{why} before stage {target} %: held at {current} %"
+    ));
+    Decision::stop(
+        DrState::FailingBack(f),
+        format!("{why}: stage {target} % not set; pausing at {current} %"),
+    )
+    .note(
+        Severity::Critical,
+        "failback.gate",
+        format!("failback paused: {why}"),
+        format!("Before traffic moved to {target} % on the primary region, {why}; the failback is paused with {current} % there and no weight was changed. Resume with {{\"action\": \"resume\"}} once the cause is fixed, or abort."),
+    )
+}
+
+/// The stage's weights are INSYNC: it bakes from then for the plan's bake time, and
+/// passes to the next stage once baked without a gate alarm. At 100 % the traffic has
+/// moved, and the DR side is re-protected.
+fn bake(
+    plan: &Plan,
+    mut f: Failback,
+    mut sh: Shift,
+    target: u32,
+    now: DateTime<Utc>,
+) -> FbDecision {
     f.traffic_primary_percent = target;
     let entered = *sh.entered_at.get_or_insert(now);
     if let Some(c) = sh.change.as_mut() {
         c.synced_at.get_or_insert(now);
     }
-    let bake = Duration::minutes(i64::from(plan.failback.bake_minutes));
+    let bake_time = Duration::minutes(i64::from(plan.failback.bake_minutes));
     if target == 100 {
         sh.held.push((100, 0));
         f.shift = Some(sh);
@@ -1263,11 +1389,11 @@ fn shift(plan: &Plan, mut f: Failback, facts: &FailbackFacts, now: DateTime<Utc>
             "Every application record now sends all traffic to the primary region.",
         );
     }
-    if now < entered + bake {
-        let left = (entered + bake - now).num_seconds();
+    if now < entered + bake_time {
+        let left = (entered + bake_time - now).num_seconds();
         f.shift = Some(sh);
-        return Decision::keep(
-            &DrState::FailingBack(f),
+        return Decision::stop(
+            DrState::FailingBack(f),
             format!("baking at {target} %: {left} s left while the gates are watched"),
         );
     }
@@ -1294,8 +1420,8 @@ fn finish(plan: &Plan, f: Failback, now: DateTime<Utc>) -> FbDecision {
             .join(", "),
         plan.failover.cooldown_minutes
     );
-    Decision::keep(
-        &DrState::Normal {
+    Decision::stop(
+        DrState::Normal {
             cooldown_until: Some(
                 now + Duration::minutes(i64::from(plan.failover.cooldown_minutes)),
             ),

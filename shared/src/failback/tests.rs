@@ -3,6 +3,7 @@
 
 use super::sim::*;
 use super::*;
+use crate::dr::Next;
 use crate::plan::parse_plan;
 use proptest::prelude::*;
 
