@@ -10,7 +10,8 @@ functions=(snapshot=events/snapshot-schedule.json
            failover=events/failover-status.json
            failback=events/failback-status.json
            retention=events/retention-dry-run.json
-           restore-validator=events/validation-tick.json)
+           restore-validator=events/validation-tick.json
+           readiness=events/readiness.json)
 packages=()
 for f in "${functions[@]}"; do packages+=(-p "${f%%=*}"); done
 cargo build --quiet --locked --release "${packages[@]}"

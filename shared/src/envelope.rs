@@ -387,6 +387,7 @@ mod tests {
                 crate::request::arbitrary::mutated(sample("validation-schedule.json")).prop_map(|v| ("restore-validator", v)),
                 crate::request::arbitrary::mutated(sample("failback-tick.json")).prop_map(|v| ("failback", v)),
                 crate::request::arbitrary::mutated(sample("failover-tick.json")).prop_map(|v| ("failover", v)),
+                crate::request::arbitrary::mutated(sample("readiness-schedule.json")).prop_map(|v| ("readiness", v)),
             ]
         ) {
             let plan = crate::plan::parse_plan(include_str!("../../infra/plans/local.json")).unwrap();
@@ -406,6 +407,10 @@ mod tests {
                 "failback" => matches!(
                     crate::failback::event::parse_input(&v),
                     Ok(crate::failback::event::FailbackInput::Tick)
+                ),
+                "readiness" => matches!(
+                    crate::readiness::event::parse_input(&v),
+                    Ok(crate::readiness::ReadinessInput::Scheduled)
                 ),
                 _ => matches!(
                     crate::failover::parse_input(&v),

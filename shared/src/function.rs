@@ -172,7 +172,8 @@ where
 
 /// One invocation of `function`, as every function answers it. A payload with a key
 /// twice in one object (at any depth), or that is not a JSON object, is refused here, `NonRetryable`, before the handler runs (so before any
-/// AWS call), naming its JSON type and what the function expects. Otherwise the
+/// AWS call), naming its JSON type and what the function expects; so is another
+/// function's command ([`crate::routing`]), naming the function to send it to. Otherwise the
 /// handler's reply is the answer, and its error a failed invocation typed `Retryable` or
 /// `NonRetryable`.
 pub async fn respond<F, Fut, R, E>(
@@ -195,6 +196,12 @@ where
         }
     };
     if let Err(e) = crate::request::require_object(function, &payload) {
+        tracing::error!(error = %e, "request refused");
+        return Err(diagnostic(&e));
+    }
+    if let Some(f) = crate::routing::Function::named(function)
+        && let Err(e) = crate::routing::refuse_misdirected(f, &payload)
+    {
         tracing::error!(error = %e, "request refused");
         return Err(diagnostic(&e));
     }

@@ -31,6 +31,7 @@ pub mod recovery;
 pub mod report;
 pub mod request;
 pub mod retention;
+pub mod routing;
 pub mod schedule;
 pub mod state;
 pub mod telemetry;

@@ -13,6 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
 
+pub mod event;
+pub use event::{ReadinessCommand, ReadinessInput};
+
 /// How long after a full failover and failback the setup still counts as exercised.
 pub const EXERCISE_FRESH_DAYS: i64 = 180;
 /// How long after its last review the plan's documentation still counts as current.
@@ -684,32 +687,6 @@ fn testing(plan: &Plan, facts: &ReadinessFacts, now: DateTime<Utc>, b: &mut Buil
         found,
         "run a DR drill against a staging copy of this plan (README, runbook: \"run the drill against a staging account\")",
     );
-}
-
-/// Whether an invocation payload asks for the readiness report:
-/// `{"action": "readiness"}` and nothing else. `Ok(false)` for every other payload (it is
-/// the failover function's to judge); an error when it asks for readiness with fields
-/// that do not belong, so that a typo is not silently ignored.
-pub fn is_readiness_request(payload: &serde_json::Value) -> Result<bool, String> {
-    let Some(map) = payload.as_object() else {
-        return Ok(false);
-    };
-    if map.get("action").and_then(|a| a.as_str()) != Some("readiness") {
-        return Ok(false);
-    }
-    let extra: Vec<&str> = map
-        .keys()
-        .map(String::as_str)
-        .filter(|k| *k != "action")
-        .collect();
-    if extra.is_empty() {
-        Ok(true)
-    } else {
-        Err(format!(
-            "\"readiness\" takes no other field, got {}; send {{\"action\": \"readiness\"}}",
-            extra.join(", ")
-        ))
-    }
 }
 
 /// The report for a person: the score, then each area's checks, failing ones with

@@ -137,6 +137,9 @@ pub fn expected_by(function: &str) -> &'static str {
         "failback" => {
             "a \"Scheduled Event\", an RDS event, or {\"action\": \"start\" | \"status\" | \"pause\" | \"resume\" | \"abort\"} (events/failback-*.json)"
         }
+        "readiness" => {
+            "its \"Scheduled Event\", or {\"action\": \"readiness\"} (events/readiness*.json)"
+        }
         _ => "one of the events in events/",
     }
 }
@@ -738,11 +741,6 @@ pub mod arbitrary {
         ),
         (
             "failover",
-            "failover-readiness.json",
-            include_str!("../../events/failover-readiness.json"),
-        ),
-        (
-            "failover",
             "failover-status.json",
             include_str!("../../events/failover-status.json"),
         ),
@@ -760,6 +758,16 @@ pub mod arbitrary {
             "failover",
             "game-day.json",
             include_str!("../../events/game-day.json"),
+        ),
+        (
+            "readiness",
+            "readiness-schedule.json",
+            include_str!("../../events/readiness-schedule.json"),
+        ),
+        (
+            "readiness",
+            "readiness.json",
+            include_str!("../../events/readiness.json"),
         ),
         (
             "failover",
@@ -1152,7 +1160,7 @@ mod tests {
 
         #[test]
         fn every_value_that_is_not_an_object_is_refused(v in arbitrary::not_an_object()) {
-            for function in ["snapshot", "retention", "restore-validator", "failover", "failback"] {
+            for function in crate::routing::Function::ALL.map(|f| f.name()) {
                 let err = require_object(function, &v).unwrap_err();
                 prop_assert_eq!(
                     err,

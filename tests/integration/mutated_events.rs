@@ -10,7 +10,7 @@ use crate::support::{notifier, reports, state_store};
 use harness::retention::{SeedSnapshot, seed_snapshots};
 use lifeboat::aws::{
     AwsFailback, AwsFailover, AwsGameDay, AwsRecovery, AwsSnapshots, AwsValidation,
-    FailoverFunction,
+    FailoverFunction, ReadinessRun,
 };
 use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
@@ -256,8 +256,6 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
     let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
     let function = FailoverFunction {
         plan: &plan,
-        clients: &world.clients,
-        client_settings: &settings,
         failover: &failover,
         recovery: &recovery,
         game_days: &game_days,
@@ -288,7 +286,7 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
             "`action` twice",
         ),
         (
-            Sent::Text(r#"{"action":"force","reason":"x","action":"readiness"}"#),
+            Sent::Text(r#"{"action":"force","reason":"x","action":"cancel"}"#),
             "`action` twice",
         ),
         (
@@ -327,6 +325,36 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
         &world,
         payloads,
         |p: Value, i: Invocation| async move { function.handle(&p, &i).await },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_refuses_mutated_schedules_and_keys_given_twice() {
+    let (account, plan, world) = world_at_rest().await;
+    let settings = account.settings();
+    let (state, reports) = (state_store(&world), reports(&world));
+    let run = ReadinessRun {
+        plan: &plan,
+        clients: &world.clients,
+        client_settings: &settings,
+        state: &state,
+        reports: &reports,
+    };
+    let run = &run;
+    let mut payloads = mutated_schedules("readiness-schedule.json");
+    payloads.push((
+        Sent::Text(r#"{"action":"readiness","action":"readiness"}"#),
+        "`action` twice",
+    ));
+    refused_saying_and_nothing_changed(
+        "readiness",
+        &world,
+        payloads,
+        |p: Value, i: Invocation| async move {
+            let input = lifeboat::readiness::event::parse_input(&p)?;
+            Ok::<_, lifeboat::readiness::event::InputError>(run.handle(input, &i).await)
+        },
     )
     .await;
 }

@@ -4,7 +4,8 @@
 
 use crate::support::{state_store, world};
 use chrono::{Duration, Utc};
-use lifeboat::aws::{S3Reports, answer_readiness, gather_readiness};
+use lifeboat::aws::{ReadinessRun, S3Reports, gather_readiness};
+use lifeboat::function::{Invocation, respond};
 use lifeboat::plan::{CREATED_TAG, PLAN_TAG, RESOURCE_TAG, VALIDATED_TAG};
 use lifeboat::readiness::{Readiness, assess};
 use lifeboat::state::{AuditEntry, Outcome};
@@ -139,23 +140,42 @@ async fn readiness_follows_the_real_state() {
         after.score
     );
 
-    // The answer the failover function gives: the report is stored in the bucket.
+    // The readiness function's answer to its schedule, through the entry the deployed
+    // function uses: the report is stored in the bucket.
     let reports = S3Reports::new(
         world.clients.home.s3.clone(),
         &world.control.report_bucket,
         None,
     );
-    let answer = answer_readiness(
-        &plan,
-        &world.clients,
-        &settings,
-        &store,
-        &reports,
+    let run = ReadinessRun {
+        plan: &plan,
+        clients: &world.clients,
+        client_settings: &settings,
+        state: &store,
+        reports: &reports,
+    };
+    let run = &run;
+    let mut schedule: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/readiness-schedule.json")).unwrap();
+    schedule["time"] = serde_json::json!(now.to_rfc3339());
+    let invocation = Invocation {
+        request_id: "readiness-test".into(),
         now,
-        "readiness-test",
+        deadline: now + chrono::Duration::minutes(5),
+    };
+    let answer = respond(
+        "readiness",
+        schedule,
+        invocation,
+        &|p: serde_json::Value, i: Invocation| async move {
+            let input = lifeboat::readiness::event::parse_input(&p)?;
+            Ok::<_, lifeboat::readiness::event::InputError>(run.handle(input, &i).await)
+        },
     )
-    .await;
-    assert_eq!(answer.readiness.score, after.score);
+    .await
+    .expect("the readiness function answers its schedule");
+    let answer: ReadinessAnswerRead = serde_json::from_value(answer).unwrap();
+    assert_eq!(answer.score, after.score);
     let key = answer
         .stored
         .strip_prefix(&format!("s3://{}/", world.control.report_bucket))
@@ -178,4 +198,12 @@ async fn readiness_follows_the_real_state() {
     let stored: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(stored["readiness"]["score"], after.score);
     assert!(answer.text.contains(&format!("{}/100", after.score)));
+}
+
+/// What the readiness function answers, as a caller reads it back.
+#[derive(serde::Deserialize)]
+struct ReadinessAnswerRead {
+    score: u32,
+    text: String,
+    stored: String,
 }

@@ -11,7 +11,7 @@ use harness::retention::{SeedSnapshot, seed_snapshots};
 use harness::{Account, World};
 use lifeboat::aws::{
     AwsFailback, AwsFailover, AwsGameDay, AwsRecovery, AwsSnapshots, AwsValidation,
-    FailoverFunction,
+    FailoverFunction, ReadinessRun,
 };
 use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
@@ -469,8 +469,6 @@ async fn the_failover_function_refuses_what_is_not_its_request_and_promotes_noth
     let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
     let function = FailoverFunction {
         plan: &plan,
-        clients: &world.clients,
-        client_settings: &settings,
         failover: &failover,
         recovery: &recovery,
         game_days: &game_days,
@@ -515,6 +513,105 @@ async fn the_failover_function_refuses_what_is_not_its_request_and_promotes_noth
         &world,
         payloads,
         |p: Value, i: Invocation| async move { function.handle(&p, &i).await },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_readiness_function_refuses_what_is_not_its_request_and_stores_no_report() {
+    let (account, plan, world) = world_at_rest().await;
+    let settings = account.settings();
+    let (state, reports) = (state_store(&world), reports(&world));
+    let run = ReadinessRun {
+        plan: &plan,
+        clients: &world.clients,
+        client_settings: &settings,
+        state: &state,
+        reports: &reports,
+    };
+    let run = &run;
+    let mut payloads = not_objects(&["readiness.json", "readiness-schedule.json"]);
+    payloads.extend([
+        json!({"action": ["readiness"]}),
+        json!({"action": "readiness", "resource": "orders-db"}),
+        json!({"action": "readiness", "detail": []}),
+    ]);
+    refused_and_nothing_changed(
+        "readiness",
+        &world,
+        payloads,
+        |p: Value, i: Invocation| async move {
+            let input = lifeboat::readiness::event::parse_input(&p)?;
+            Ok::<_, lifeboat::readiness::event::InputError>(run.handle(input, &i).await)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_command_sent_to_the_wrong_function_is_refused_naming_the_right_one() {
+    let (account, plan, world) = world_at_rest().await;
+    let settings = account.settings();
+    let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
+    let recovery = AwsRecovery::new(&plan, &world.clients, &settings, &|_| None)
+        .await
+        .unwrap();
+    let game_days = AwsGameDay::new(
+        &plan,
+        &world.clients,
+        &settings,
+        &world.control.report_bucket,
+        &|_| None,
+    )
+    .await
+    .unwrap();
+    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
+    let function = FailoverFunction {
+        plan: &plan,
+        failover: &failover,
+        recovery: &recovery,
+        game_days: &game_days,
+        state: &state,
+        notifier: &notifier,
+        reports: &reports,
+        clock: &SystemClock,
+    };
+    let function = &function;
+    refused_saying_and_nothing_changed(
+        "failover",
+        &world,
+        vec![(
+            Sent::Value(sample("readiness.json")),
+            "send it there (its name is the stack's ReadinessFunctionName output)",
+        )],
+        |p: Value, i: Invocation| async move { function.handle(&p, &i).await },
+    )
+    .await;
+    let run = ReadinessRun {
+        plan: &plan,
+        clients: &world.clients,
+        client_settings: &settings,
+        state: &state,
+        reports: &reports,
+    };
+    let run = &run;
+    refused_saying_and_nothing_changed(
+        "readiness",
+        &world,
+        vec![
+            (
+                Sent::Value(sample("failover-force.json")),
+                "FailoverFunctionName",
+            ),
+            (
+                Sent::Value(sample("failback-start.json")),
+                "FailbackFunctionName",
+            ),
+        ],
+        |p: Value, i: Invocation| async move {
+            let input = lifeboat::readiness::event::parse_input(&p)?;
+            Ok::<_, lifeboat::readiness::event::InputError>(run.handle(input, &i).await)
+        },
     )
     .await;
 }

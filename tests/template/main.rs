@@ -1095,3 +1095,157 @@ fn functions_that_commit_against_an_unchanged_state_may_check_it_in_a_transactio
         );
     }
 }
+
+/// The Allow statements granted to the role of the function `id`: its own `Policies`,
+/// and every `AWS::IAM::Policy` attached to its role (SAM names it `<id>Role`).
+fn role_statements<'a>(doc: &'a Value, id: &str) -> Vec<&'a Mapping> {
+    let resources = get(doc, "Resources").expect("the template has resources");
+    let mut found = Vec::new();
+    if let Some(policies) = get(resources, id)
+        .and_then(|f| get(f, "Properties"))
+        .and_then(|p| get(p, "Policies"))
+    {
+        statements(policies, &mut found);
+    }
+    let role = format!("{id}Role");
+    for (_, policy) in resources_of(doc, "AWS::IAM::Policy") {
+        let props = get(policy, "Properties").expect("a policy has properties");
+        if get(props, "Roles").is_some_and(|r| strings(r).contains(&role)) {
+            statements(props, &mut found);
+        }
+    }
+    found
+        .into_iter()
+        .filter(|s| s.get("Effect").map(strings).unwrap_or_default() == ["Allow"])
+        .collect()
+}
+
+/// Every action the role of the function `id` is granted.
+fn role_actions(doc: &Value, id: &str) -> std::collections::BTreeSet<String> {
+    role_statements(doc, id)
+        .into_iter()
+        .flat_map(|s| s.get("Action").map(strings).unwrap_or_default())
+        .collect()
+}
+
+/// What each function's role may do, and nothing more: each function has one job, and a
+/// grant added to the wrong role (a restore on the failover's, an invoke on the
+/// readiness's) fails here. Resources and conditions are checked by the tests above.
+const ROLE_ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "ReadinessFunction",
+        &[
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:GetMetricStatistics",
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:ListBackups",
+            "dynamodb:Query",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeGlobalClusters",
+            "route53:ListHostedZonesByName",
+            "route53:ListResourceRecordSets",
+            "s3:GetObject",
+            "s3:PutObject",
+            "sts:AssumeRole",
+        ],
+    ),
+    (
+        "FailoverFunction",
+        &[
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:GetMetricStatistics",
+            "cloudwatch:SetAlarmState",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:DeleteTable",
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:ListTagsOfResource",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:RestoreTableToPointInTime",
+            "dynamodb:Scan",
+            "dynamodb:TagResource",
+            "dynamodb:UpdateItem",
+            "fis:GetExperiment",
+            "fis:StartExperiment",
+            "fis:StopExperiment",
+            "kms:CreateGrant",
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:GenerateDataKey",
+            "lambda:InvokeFunction",
+            "rds:AddTagsToResource",
+            "rds:CreateDBInstance",
+            "rds:DeleteDBCluster",
+            "rds:DeleteDBInstance",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstanceAutomatedBackups",
+            "rds:DescribeDBInstances",
+            "rds:DescribeGlobalClusters",
+            "rds:FailoverGlobalCluster",
+            "rds:PromoteReadReplica",
+            "rds:RestoreDBClusterToPointInTime",
+            "rds:RestoreDBInstanceToPointInTime",
+            "rds:StopDBCluster",
+            "rds:StopDBInstance",
+            "route53:ChangeResourceRecordSets",
+            "route53:GetChange",
+            "route53:ListHostedZonesByName",
+            "route53:ListResourceRecordSets",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "secretsmanager:GetSecretValue",
+            "sns:Publish",
+        ],
+    ),
+];
+
+#[test]
+fn each_function_role_grants_exactly_what_its_job_needs() {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    for (id, expected) in ROLE_ACTIONS {
+        let granted = role_actions(&doc, id);
+        let expected: std::collections::BTreeSet<String> =
+            expected.iter().map(|a| a.to_string()).collect();
+        let extra: Vec<&String> = granted.difference(&expected).collect();
+        let missing: Vec<&String> = expected.difference(&granted).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{id}: granted beyond its job: {extra:?}; its job needs but is not granted: {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn the_readiness_role_reads_and_writes_only_its_own_report() {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).unwrap();
+    let doc = parse("template.yaml", &text);
+    let statements = role_statements(&doc, "ReadinessFunction");
+    assert!(!statements.is_empty(), "the readiness function has no role");
+    for s in statements {
+        let resource = format!("{:?}", s.get("Resource"));
+        for action in s.get("Action").map(strings).unwrap_or_default() {
+            let verb = action.split(':').nth(1).unwrap_or_default();
+            let reads = ["Describe", "List", "Get", "Query"]
+                .iter()
+                .any(|p| verb.starts_with(p));
+            let own_report = action == "s3:PutObject" && resource.contains("/readiness/*");
+            // A vault's copies are listed through its role.
+            let vault = action == "sts:AssumeRole" && resource.contains("VaultRoleArns");
+            assert!(
+                reads || own_report || vault,
+                "the readiness role may {action} on {resource}: it only reads"
+            );
+        }
+    }
+}

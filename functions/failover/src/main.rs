@@ -53,8 +53,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let function = FailoverFunction {
         plan: &deployment.plan,
-        clients: &deployment.clients,
-        client_settings: &deployment.settings.clients,
         failover: &aws,
         recovery: &recovery,
         game_days: &game_days,

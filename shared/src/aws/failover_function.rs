@@ -1,9 +1,9 @@
 //! The failover function's handler: each invocation routed ([`crate::failover::route`])
-//! to the readiness report, a point-in-time recovery command, a game-day command, or the
-//! failover itself, which also moves recoveries and game days on. `main.rs` builds the
+//! to a point-in-time recovery command, a game-day command, or the failover itself,
+//! which also moves recoveries and game days on. `main.rs` builds the
 //! ports once and serves this; tests call it in-process the same way.
 
-use super::{AwsClients, AwsFailover, AwsGameDay, AwsRecovery, ClientSettings, FailoverAnswer};
+use super::{AwsFailover, AwsGameDay, AwsRecovery, FailoverAnswer};
 use crate::dr::run::Clock;
 use crate::failover::route::{FailoverRoute, route};
 use crate::failover::run::{FailoverError, FailoverRun};
@@ -20,10 +20,6 @@ use crate::state::StateStore;
 pub struct FailoverFunction<'a> {
     /// The plan.
     pub plan: &'a Plan,
-    /// The clients (the readiness report reads through them).
-    pub clients: &'a AwsClients,
-    /// Their settings.
-    pub client_settings: &'a ClientSettings,
     /// The failover's port.
     pub failover: &'a AwsFailover,
     /// Point-in-time recovery's port.
@@ -48,19 +44,6 @@ impl FailoverFunction<'_> {
         invocation: &Invocation,
     ) -> Result<FailoverAnswer, FailoverError> {
         let routed = route(payload).map_err(|e| FailoverError::BadInput(e.0))?;
-        if routed == FailoverRoute::Readiness {
-            let answer = super::answer_readiness(
-                self.plan,
-                self.clients,
-                self.client_settings,
-                self.state,
-                self.reports,
-                invocation.now,
-                &invocation.request_id,
-            )
-            .await;
-            return Ok(FailoverAnswer::Readiness(Box::new(answer)));
-        }
         let recoveries = RecoveryRun {
             plan: self.plan,
             port: self.recovery,

@@ -36,7 +36,9 @@ pub use posture::{
     describe_cluster, describe_instance, describe_table, gather_posture, read_cname,
     resolve_hosted_zone,
 };
-pub use readiness::{FailoverAnswer, ReadinessAnswer, answer_readiness, gather_readiness};
+pub use readiness::{
+    FailoverAnswer, ReadinessAnswer, ReadinessRun, answer_readiness, gather_readiness,
+};
 pub use recovery::AwsRecovery;
 pub use s3_reports::S3Reports;
 pub use snapshots::AwsSnapshots;

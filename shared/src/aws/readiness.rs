@@ -6,10 +6,12 @@ use super::{AwsClients, AwsSnapshots, ClientSettings, gather_posture};
 use crate::backup::run::{ExportBook, SnapshotPort, exports_key};
 use crate::backup::{BackupRecord, export_location, measure_rpo};
 use crate::dr::Side;
+use crate::function::Invocation;
 use crate::plan::{Plan, VALIDATED_TAG};
 use crate::posture::Observed;
 use crate::readiness::{
-    AlarmFacts, EXERCISE_FRESH_DAYS, LagFacts, LastValidation, Readiness, ReadinessFacts, assess,
+    AlarmFacts, EXERCISE_FRESH_DAYS, LagFacts, LastValidation, Readiness, ReadinessFacts,
+    ReadinessInput, assess,
 };
 use crate::report::{ReportSink, report_key};
 use crate::state::MachineKey;
@@ -233,17 +235,48 @@ pub async fn answer_readiness(
     }
 }
 
-/// What the failover function answers: the DR state machine's reply, or the readiness
-/// report.
+/// What the failover function answers: the DR state machine's reply, a point-in-time
+/// recovery's, or a game day's.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum FailoverAnswer {
     /// A failover event or command was handled.
     Dr(Box<crate::failover::run::FailoverReply>),
-    /// `{"action": "readiness"}` was answered.
-    Readiness(Box<ReadinessAnswer>),
     /// A point-in-time recovery command was handled.
     Recovery(Box<crate::recovery::run::RecoveryReply>),
     /// A game-day command was handled.
     GameDay(Box<crate::gameday::run::GameDayReply>),
+}
+
+/// The readiness function's edges, built once per cold start. It reads through the
+/// clients and the state table and writes only its report: it takes no lock, so it
+/// answers even while a failover runs.
+pub struct ReadinessRun<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// What the facts are read through.
+    pub clients: &'a AwsClients,
+    /// How those clients were built (the snapshot listing builds its own from them).
+    pub client_settings: &'a ClientSettings,
+    /// The DR state, the validations, the exports and the timeline (read only).
+    pub state: &'a dyn StateStore,
+    /// Where the report is stored.
+    pub reports: &'a dyn ReportSink,
+}
+
+impl ReadinessRun<'_> {
+    /// The report, for an operator's command or the schedule alike.
+    pub async fn handle(&self, input: ReadinessInput, invocation: &Invocation) -> ReadinessAnswer {
+        tracing::info!(trigger = ?input, "readiness report");
+        answer_readiness(
+            self.plan,
+            self.clients,
+            self.client_settings,
+            self.state,
+            self.reports,
+            invocation.now,
+            &invocation.request_id,
+        )
+        .await
+    }
 }

@@ -21,6 +21,9 @@ pub enum FailbackInput {
     Tick,
 }
 
+/// The failback function's operator actions (the commands of [`FailbackInput`]).
+pub const ACTIONS: &[&str] = &["start", "status", "pause", "resume", "abort"];
+
 /// An input the failback function does not accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -77,6 +77,11 @@ pub enum Command {
     Ack,
 }
 
+impl Command {
+    /// The `action` values of [`Command`]: the failover function's operator actions.
+    pub const ACTIONS: &'static [&'static str] = &["status", "approve", "force", "cancel", "ack"];
+}
+
 /// What the failover function was given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailoverInput {
@@ -99,7 +104,7 @@ impl From<RequestError> for InputError {
     }
 }
 
-const EXPECTED: &str = "expected a \"CloudWatch Alarm State Change\" event (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or {\"action\": \"status\" | \"readiness\" | \"approve\" | \"force\" (with \"reason\") | \"cancel\" | \"ack\"}";
+const EXPECTED: &str = "expected a \"CloudWatch Alarm State Change\" event (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or {\"action\": \"status\" | \"approve\" | \"force\" (with \"reason\") | \"cancel\" | \"ack\"}";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +234,8 @@ pub fn check_fire_time(signal: &AlarmSignal, now: DateTime<Utc>) -> Result<(), I
 /// Parse an invocation payload.
 pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputError> {
     let object = require_object("failover", payload)?;
+    crate::routing::refuse_misdirected(crate::routing::Function::Failover, payload)
+        .map_err(|e| InputError(e.to_string()))?;
     // A request is one thing: an alarm with an operator's `action` beside it (or the
     // reverse) would be read as whichever branch comes first.
     let shapes: Vec<&str> = ["detail-type", "Records", "alarmData"]
@@ -252,7 +259,7 @@ pub fn parse_input(payload: &serde_json::Value) -> Result<FailoverInput, InputEr
         let event = crate::envelope::read(
             "failover",
             object,
-            "{\"action\": \"status\"} (or readiness, approve, force with a reason, cancel, ack)",
+            "{\"action\": \"status\"} (or approve, force with a reason, cancel, ack)",
         )
         .map_err(|e| InputError(e.to_string()))?;
         return match (event.source.as_str(), event.detail_type.as_str()) {

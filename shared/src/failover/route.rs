@@ -1,19 +1,17 @@
-//! Which part of the failover function an invocation is for. The function answers the
-//! DR readiness report, point-in-time recovery and game-day commands beside the
-//! failover's own events; this decides which, from the payload alone, before anything
-//! is read from AWS.
+//! Which part of the failover function an invocation is for. The function answers
+//! point-in-time recovery and game-day commands beside the failover's own events; this
+//! decides which, from the payload alone, before anything is read from AWS. A command
+//! of another function is refused, naming it.
 
 use super::event::InputError;
 use crate::gameday::run::GameDayInput;
-use crate::readiness::is_readiness_request;
 use crate::recovery::RecoveryCommand;
 use crate::request::require_object;
+use crate::routing::{Function, refuse_misdirected};
 
 /// Where an invocation of the failover function goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailoverRoute {
-    /// `{"action": "readiness"}`: the DR readiness report (read-only).
-    Readiness,
     /// A point-in-time recovery command.
     Recovery(RecoveryCommand),
     /// A game-day command.
@@ -24,13 +22,11 @@ pub enum FailoverRoute {
 }
 
 /// Route a payload. A payload that is not a JSON object is refused here, whichever part
-/// it might have been meant for; a readiness, recovery or game-day command that is
+/// it might have been meant for; a recovery or game-day command that is
 /// malformed is refused with what that command expects.
 pub fn route(payload: &serde_json::Value) -> Result<FailoverRoute, InputError> {
     require_object("failover", payload)?;
-    if is_readiness_request(payload).map_err(InputError)? {
-        return Ok(FailoverRoute::Readiness);
-    }
+    refuse_misdirected(Function::Failover, payload).map_err(|e| InputError(e.to_string()))?;
     if let Some(command) = crate::recovery::run::parse_command(payload).map_err(InputError)? {
         return Ok(FailoverRoute::Recovery(command));
     }
@@ -58,7 +54,6 @@ mod tests {
             let payload: serde_json::Value = serde_json::from_str(text).unwrap();
             let routed = route(&payload).unwrap_or_else(|e| panic!("events/{name}: {e}"));
             let expected = match name {
-                "failover-readiness.json" => "readiness",
                 "recover.json" | "recovery-status.json" | "cutover.json" | "discard.json" => {
                     "recovery"
                 }
@@ -66,7 +61,6 @@ mod tests {
                 _ => "dr",
             };
             let got = match routed {
-                FailoverRoute::Readiness => "readiness",
                 FailoverRoute::Recovery(_) => "recovery",
                 FailoverRoute::GameDay(_) => "game day",
                 FailoverRoute::Dr => {

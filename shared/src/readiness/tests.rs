@@ -424,25 +424,6 @@ proptest! {
 }
 
 #[test]
-fn the_readiness_request_is_exact() {
-    use serde_json::json;
-    assert_eq!(
-        is_readiness_request(&json!({"action": "readiness"})),
-        Ok(true)
-    );
-    assert_eq!(
-        is_readiness_request(&json!({"action": "status"})),
-        Ok(false)
-    );
-    assert_eq!(is_readiness_request(&json!([1])), Ok(false));
-    let e = is_readiness_request(&json!({"action": "readiness", "resource": "x"})).unwrap_err();
-    assert!(e.contains("takes no other field, got resource"), "{e}");
-    let sample: serde_json::Value =
-        serde_json::from_str(include_str!("../../../events/failover-readiness.json")).unwrap();
-    assert_eq!(is_readiness_request(&sample), Ok(true));
-}
-
-#[test]
 fn facts_and_report_serialise_for_the_stored_report() {
     let facts = healthy();
     let v = serde_json::to_value(&facts).expect("facts serialise");

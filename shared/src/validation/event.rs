@@ -32,6 +32,9 @@ impl From<RequestError> for InputError {
     }
 }
 
+/// The restore-validator's operator actions (besides a request naming a resource).
+pub const ACTIONS: &[&str] = &["tick"];
+
 const EXPECTED: &str = "expected {\"resource\": \"<plan resource id>\"} (optionally with \"snapshot\": \"<snapshot id>\"), {\"action\": \"tick\"}, a \"Scheduled Event\", or an RDS event";
 
 #[derive(Serialize, Deserialize)]

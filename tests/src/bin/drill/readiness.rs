@@ -1,5 +1,5 @@
 //! The drill's last stage: the DR readiness report, as an operator gets it from a
-//! deployed stack (`{"action": "readiness"}` to the failover function), and the drill's
+//! deployed stack (`{"action": "readiness"}` to the readiness function), and the drill's
 //! verdict on the end state.
 
 use super::{done, publish_caught_up_lag, say, stage};
@@ -13,7 +13,7 @@ use serde_json::Value;
 /// both are real findings the report shows as warnings.
 pub const MIN_SCORE: u64 = 90;
 
-/// Ask the failover function for the readiness report, print it, and fail the drill if
+/// Ask the readiness function for the report, print it, and fail the drill if
 /// a critical check fails, the score is under [`MIN_SCORE`], or the DR state is not
 /// Normal.
 pub async fn stage_readiness(
@@ -22,7 +22,7 @@ pub async fn stage_readiness(
     host: &FunctionHost,
     root: &std::path::Path,
 ) -> Result<(), String> {
-    let t = stage("DR readiness report (failover function, events/failover-readiness.json)");
+    let t = stage("DR readiness report (readiness function, events/readiness.json)");
     let replicas: Vec<String> = plan
         .resources
         .iter()
@@ -32,12 +32,12 @@ pub async fn stage_readiness(
     say(
         "(the emulator publishes no ReplicaLag: the drill stands in for RDS with a caught-up datapoint for each DR replica)",
     );
-    let path = root.join("events").join("failover-readiness.json");
+    let path = root.join("events").join("readiness.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let request: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let reply = host
-        .invoke("failover", &request)
+        .invoke("readiness", &request)
         .map_err(|e| format!("readiness: {e}"))?;
     say(reply["text"]
         .as_str()
