@@ -23,7 +23,12 @@ test: lint venv
 	LIFEBOAT_LOCAL_PORT=$$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
 	  infra/local/drill.sh
 
+# Every member takes the workspace's lints; a new crate that forgets would go unlinted.
 lint:
+	@for m in shared tests functions/*; do \
+	  grep -A1 -x '\[lints\]' "$$m/Cargo.toml" | grep -qx 'workspace = true' || \
+	    { echo "$$m/Cargo.toml: add [lints] workspace = true (the workspace's lints)" >&2; exit 1; }; \
+	done
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 

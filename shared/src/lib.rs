@@ -7,7 +7,6 @@
 //! - the ports ([`state::StateStore`], [`notify::Notifier`], [`report::ReportSink`]) and
 //!   their adapters on the AWS SDK in [`aws`];
 //! - the small edges every function needs: [`config`], [`metrics`] (EMF), [`telemetry`].
-#![warn(missing_docs)]
 
 pub mod aws;
 pub mod backup;
