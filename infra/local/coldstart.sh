@@ -11,6 +11,7 @@ functions=(snapshot=events/snapshot-schedule.json
            failback=events/failback-status.json
            retention=events/retention-dry-run.json
            restore-validator=events/validation-tick.json
+           recovery=events/recovery-status.json
            readiness=events/readiness.json)
 packages=()
 for f in "${functions[@]}"; do packages+=(-p "${f%%=*}"); done

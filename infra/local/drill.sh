@@ -20,5 +20,5 @@ trap 'exit 130' INT TERM HUP
 # The functions run under `cargo lambda watch`, found on the virtualenv's PATH; building
 # them first keeps the first invocation from paying for the compile.
 export PATH="$root/.venv/bin:$PATH"
-run_stoppable cargo build --quiet --locked -p tests --bin lifeboat-drill -p snapshot -p retention -p restore-validator -p failover -p failback -p readiness
+run_stoppable cargo build --quiet --locked -p tests --bin lifeboat-drill -p snapshot -p retention -p restore-validator -p failover -p failback -p recovery -p readiness
 run_stoppable "$CARGO_TARGET_DIR/debug/lifeboat-drill" --plan infra/plans/local.json --endpoint "http://127.0.0.1:$port"

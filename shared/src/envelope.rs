@@ -388,6 +388,7 @@ mod tests {
                 crate::request::arbitrary::mutated(sample("failback-tick.json")).prop_map(|v| ("failback", v)),
                 crate::request::arbitrary::mutated(sample("failover-tick.json")).prop_map(|v| ("failover", v)),
                 crate::request::arbitrary::mutated(sample("readiness-schedule.json")).prop_map(|v| ("readiness", v)),
+                crate::request::arbitrary::mutated(sample("recovery-tick.json")).prop_map(|v| ("recovery", v)),
             ]
         ) {
             let plan = crate::plan::parse_plan(include_str!("../../infra/plans/local.json")).unwrap();
@@ -407,6 +408,10 @@ mod tests {
                 "failback" => matches!(
                     crate::failback::event::parse_input(&v),
                     Ok(crate::failback::event::FailbackInput::Tick)
+                ),
+                "recovery" => matches!(
+                    crate::recovery::event::parse_input(&v),
+                    Ok(crate::recovery::RecoveryInput::Tick)
                 ),
                 "readiness" => matches!(
                     crate::readiness::event::parse_input(&v),

@@ -132,7 +132,10 @@ pub fn expected_by(function: &str) -> &'static str {
             "an EventBridge \"Scheduled Event\", an RDS event, {\"action\": \"tick\"}, or {\"resource\": \"<plan resource id>\"} (events/validation-*.json)"
         }
         "failover" => {
-            "a \"CloudWatch Alarm State Change\" (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or an operator's {\"action\": ...} (events/failover-*.json, recover.json, recovery-status.json, cutover.json, discard.json, game-day*.json)"
+            "a \"CloudWatch Alarm State Change\" (EventBridge or SNS), a \"Scheduled Event\", an RDS event, or an operator's {\"action\": ...} (events/failover-*.json, game-day*.json)"
+        }
+        "recovery" => {
+            "its \"Scheduled Event\", an RDS event of a recovered database, or {\"action\": \"recover\" | \"recovery-status\" | \"cutover\" | \"discard\", ...} (events/recover.json, recovery-*.json, cutover.json, discard.json)"
         }
         "failback" => {
             "a \"Scheduled Event\", an RDS event, or {\"action\": \"start\" | \"status\" | \"pause\" | \"resume\" | \"abort\"} (events/failback-*.json)"
@@ -665,12 +668,12 @@ pub mod arbitrary {
     /// Every sample in events/, with the function it is for.
     pub const SAMPLES: &[(&str, &str, &str)] = &[
         (
-            "failover",
+            "recovery",
             "cutover.json",
             include_str!("../../events/cutover.json"),
         ),
         (
-            "failover",
+            "recovery",
             "discard.json",
             include_str!("../../events/discard.json"),
         ),
@@ -770,14 +773,24 @@ pub mod arbitrary {
             include_str!("../../events/readiness.json"),
         ),
         (
-            "failover",
+            "recovery",
             "recover.json",
             include_str!("../../events/recover.json"),
         ),
         (
-            "failover",
+            "recovery",
+            "recovery-rds-event.json",
+            include_str!("../../events/recovery-rds-event.json"),
+        ),
+        (
+            "recovery",
             "recovery-status.json",
             include_str!("../../events/recovery-status.json"),
+        ),
+        (
+            "recovery",
+            "recovery-tick.json",
+            include_str!("../../events/recovery-tick.json"),
         ),
         (
             "retention",

@@ -9,18 +9,14 @@
 use serde_json::Value;
 use std::fmt;
 
-/// The failover function's actions: its own, and the point-in-time recovery and
-/// game-day commands it still answers.
+/// The failover function's actions: its own, and the game-day commands it still
+/// answers.
 const FAILOVER_ACTIONS: &[&str] = &[
     "status",
     "approve",
     "force",
     "cancel",
     "ack",
-    "recover",
-    "recovery-status",
-    "cutover",
-    "discard",
     "game-day",
     "game-day-status",
 ];
@@ -38,18 +34,21 @@ pub enum Function {
     Failover,
     /// The staged failback.
     Failback,
+    /// Point-in-time recovery: restore, check, cut over or discard.
+    Recovery,
     /// The DR readiness report (read-only).
     Readiness,
 }
 
 impl Function {
     /// Every function, in the order the README lists them.
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Function::Snapshot,
         Function::Retention,
         Function::RestoreValidator,
         Function::Failover,
         Function::Failback,
+        Function::Recovery,
         Function::Readiness,
     ];
 
@@ -62,6 +61,7 @@ impl Function {
             Function::RestoreValidator => "restore-validator",
             Function::Failover => "failover",
             Function::Failback => "failback",
+            Function::Recovery => "recovery",
             Function::Readiness => "readiness",
         }
     }
@@ -79,6 +79,7 @@ impl Function {
             Function::RestoreValidator => "RestoreValidatorFunctionName",
             Function::Failover => "FailoverFunctionName",
             Function::Failback => "FailbackFunctionName",
+            Function::Recovery => "RecoveryFunctionName",
             Function::Readiness => "ReadinessFunctionName",
         }
     }
@@ -90,6 +91,7 @@ impl Function {
             Function::RestoreValidator => crate::validation::event::ACTIONS,
             Function::Failover => FAILOVER_ACTIONS,
             Function::Failback => crate::failback::event::ACTIONS,
+            Function::Recovery => crate::recovery::RecoveryCommand::ACTIONS,
             Function::Readiness => crate::readiness::ReadinessCommand::ACTIONS,
         }
     }
@@ -207,6 +209,9 @@ mod tests {
                 .contains("FailoverFunctionName or FailbackFunctionName"),
             "{e}"
         );
+        let e = refuse_misdirected(Function::Failover, &json!({"action": "recover"})).unwrap_err();
+        assert_eq!(e.send_to, vec![Function::Recovery]);
+        assert!(e.to_string().contains("RecoveryFunctionName"), "{e}");
         let e =
             refuse_misdirected(Function::Snapshot, &json!({"action": "readiness"})).unwrap_err();
         assert!(e.to_string().contains("ReadinessFunctionName"), "{e}");

@@ -16,6 +16,7 @@ use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
 use lifeboat::function::Invocation;
+use lifeboat::recovery::run::RecoveryRun;
 use lifeboat::retention::run::RetentionRun;
 use lifeboat::validation::run::ValidationRunner;
 use serde_json::{Value, json};
@@ -241,9 +242,6 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
     let (account, plan, world) = world_at_rest().await;
     let settings = account.settings();
     let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
-    let recovery = AwsRecovery::new(&plan, &world.clients, &settings, &|_| None)
-        .await
-        .unwrap();
     let game_days = AwsGameDay::new(
         &plan,
         &world.clients,
@@ -257,7 +255,6 @@ async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_w
     let function = FailoverFunction {
         plan: &plan,
         failover: &failover,
-        recovery: &recovery,
         game_days: &game_days,
         state: &state,
         notifier: &notifier,
@@ -354,6 +351,48 @@ async fn readiness_refuses_mutated_schedules_and_keys_given_twice() {
         |p: Value, i: Invocation| async move {
             let input = lifeboat::readiness::event::parse_input(&p)?;
             Ok::<_, lifeboat::readiness::event::InputError>(run.handle(input, &i).await)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn recovery_refuses_mutated_schedules_and_keys_given_twice() {
+    let (account, plan, world) = world_at_rest().await;
+    let port = AwsRecovery::new(&plan, &world.clients, &account.settings(), &|_| None)
+        .await
+        .unwrap();
+    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
+    let run = RecoveryRun {
+        plan: &plan,
+        port: &port,
+        state: &state,
+        notifier: &notifier,
+        reports: &reports,
+        clock: &SystemClock,
+    };
+    let run = &run;
+    let mut payloads = mutated_schedules("recovery-tick.json");
+    payloads.extend([
+        (
+            Sent::Text(
+                r#"{"action":"discard","recovery":"orders-db-pitr-1","recovery":"orders-db-pitr-2"}"#,
+            ),
+            "`recovery` twice",
+        ),
+        (
+            Sent::Value(json!({"action": "cutover", "recovery": "orders-db-pitr-1",
+                "force": true, "reason": "\u{200b}"})),
+            "",
+        ),
+    ]);
+    refused_saying_and_nothing_changed(
+        "recovery",
+        &world,
+        payloads,
+        |p: Value, i: Invocation| async move {
+            let input = lifeboat::recovery::event::parse_input(&p)?;
+            run.handle(input, &i).await
         },
     )
     .await;

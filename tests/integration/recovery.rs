@@ -8,11 +8,15 @@ use chrono::{DateTime, Duration, Utc};
 use harness::databases::{ScratchDatabase, put_credentials_secret};
 use harness::{Account, World};
 use lifeboat::aws::{
-    AwsRecovery, DynamoStateStore, LOCAL_DATABASE_URLS_ENV, S3Reports, SnsNotifier, read_cname,
+    AwsFailover, AwsRecovery, DynamoStateStore, LOCAL_DATABASE_URLS_ENV, S3Reports, SnsNotifier,
+    read_cname,
 };
+use lifeboat::dr::DrState;
 use lifeboat::dr::run::{DrDocument, SystemClock, dr_key};
+use lifeboat::failover::run::FailoverRun;
+use lifeboat::function::{Invocation, respond};
 use lifeboat::plan::Plan;
-use lifeboat::recovery::run::{RecoveryReply, RecoveryRun, RecoveryRunError, parse_command};
+use lifeboat::recovery::run::{RecoveryReply, RecoveryRun, RecoveryRunError};
 use lifeboat::recovery::{Phase, Recovery, RecoveryInput};
 use lifeboat::state::Outcome::Intended;
 use lifeboat::state::{self, StateStore};
@@ -74,12 +78,12 @@ impl Fixture {
     }
 
     async fn command(&self, payload: Value, id: &str) -> Result<RecoveryReply, RecoveryRunError> {
-        let command = parse_command(&payload)
-            .expect("well-formed")
-            .expect("a recovery command");
-        self.run()
-            .handle(RecoveryInput::Command(command), &invocation(id))
-            .await
+        let input = lifeboat::recovery::event::parse_input(&payload).expect("well-formed");
+        assert!(
+            matches!(input, RecoveryInput::Command(_)),
+            "a recovery command"
+        );
+        self.run().handle(input, &invocation(id)).await
     }
 
     /// Ticks, with the emulator's clock moved past each transition, until `done` holds.
@@ -383,4 +387,129 @@ async fn a_recovery_whose_checks_fail_cuts_over_only_when_forced_and_the_force_i
             .contains("the empty table is expected after the migration")),
         "the forced cutover's reason is in the audit trail"
     );
+}
+
+/// The DR replica's source, as RDS in the DR region reports it: `None` once promoted.
+async fn replica_source(world: &World) -> Option<String> {
+    world
+        .clients
+        .dr
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier("orders-db-dr")
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .read_replica_source_db_instance_identifier()
+        .map(str::to_string)
+}
+
+/// A cutover sent to the recovery function and a forced failover sent to the failover
+/// function at the same moment, each through the entry the deployed functions use: the
+/// DR document is the single-writer lock they share, so exactly one of them acts, and
+/// AWS shows one writer behind the record. Three rounds, each on a fresh world.
+#[tokio::test]
+async fn a_cutover_and_a_failover_sent_at_once_never_both_act() {
+    for round in 0..3 {
+        let f = Fixture::new().await;
+        let reply = f.command(recover("latest"), "recover").await.unwrap();
+        let id = reply.recoveries[0].id.clone();
+        f.tick_until(|r| matches!(r.phase, Phase::Ready { .. }))
+            .await;
+        let failover_port =
+            AwsFailover::new(&f.plan, &f.world.clients, &f.account.settings()).await;
+        let failover = FailoverRun {
+            plan: &f.plan,
+            port: &failover_port,
+            state: &f.state,
+            notifier: &f.notifier,
+            reports: &f.reports,
+            clock: &SystemClock,
+        };
+        let recovery = f.run();
+        let (failover, recovery) = (&failover, &recovery);
+        let cutover = json!({"action": "cutover", "recovery": id});
+        let force = json!({"action": "force", "reason": "the race test"});
+        let recovery_function = |p: Value, i: Invocation| async move {
+            let input = lifeboat::recovery::event::parse_input(&p)?;
+            recovery.handle(input, &i).await
+        };
+        let failover_function =
+            |p: Value, i: Invocation| async move { failover.handle(&p, &i).await };
+        let (cut, forced) = tokio::join!(
+            respond(
+                "recovery",
+                cutover,
+                invocation(&format!("cutover-{round}")),
+                &recovery_function,
+            ),
+            respond(
+                "failover",
+                force,
+                invocation(&format!("force-{round}")),
+                &failover_function,
+            ),
+        );
+        // Each answer as a caller reads it: the reply, or the error's type and message.
+        let cut = cut.map_err(|d| (d.error_type, d.error_message));
+        let forced = forced.map_err(|d| (d.error_type, d.error_message));
+        let doc = f.document().await;
+        let recovered = doc.recoveries.get(&id).expect("the recovery").clone();
+        let cut_over = matches!(recovered.phase, Phase::CuttingOver { .. } | Phase::CutOver);
+        let failed_over = !matches!(doc.state, DrState::Normal { .. });
+        assert!(
+            cut_over != failed_over,
+            "round {round}: exactly one may act: cutover {cut:?}, failover {forced:?}, recovery {:?}, DR state {}",
+            recovered.phase,
+            doc.state.phase()
+        );
+        // The other one was refused, or saw the lock held and did nothing.
+        let stood_aside = |answer: &Result<Value, (String, String)>| match answer {
+            Ok(v) => v["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s.as_str().is_some_and(|s| s.contains("another invocation"))),
+            Err((kind, message)) => kind == "NonRetryable" && message.contains("refused"),
+        };
+        if cut_over {
+            assert!(
+                stood_aside(&forced),
+                "round {round}: the failover acted: {forced:?}"
+            );
+            let done = f.tick_until(|r| r.phase == Phase::CutOver).await;
+            assert_eq!(done.phase, Phase::CutOver);
+            assert_eq!(f.record().await, [f.endpoint_of(&id).await]);
+            assert!(
+                replica_source(&f.world).await.is_some(),
+                "round {round}: the DR replica was promoted beside a cutover"
+            );
+            assert!(matches!(f.document().await.state, DrState::Normal { .. }));
+        } else {
+            assert!(
+                stood_aside(&cut),
+                "round {round}: the cutover acted: {cut:?}"
+            );
+            assert_eq!(
+                recovered.phase,
+                Phase::Ready {
+                    checks_passed: true
+                },
+                "round {round}"
+            );
+            assert_ne!(
+                f.record().await,
+                [f.endpoint_of(&id).await],
+                "round {round}: the record points at the recovered database beside a failover"
+            );
+            assert!(
+                !f.audit_actions()
+                    .await
+                    .iter()
+                    .any(|a| a == "recovery.fence" || a == "recovery.point-record"),
+                "round {round}: the cutover acted beside a failover"
+            );
+        }
+    }
 }

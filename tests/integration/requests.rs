@@ -18,6 +18,7 @@ use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
 use lifeboat::function::{Invocation, respond};
 use lifeboat::plan::Plan;
+use lifeboat::recovery::run::RecoveryRun;
 use lifeboat::request::Payload;
 use lifeboat::retention::run::RetentionRun;
 use lifeboat::validation::run::ValidationRunner;
@@ -454,9 +455,6 @@ async fn the_failover_function_refuses_what_is_not_its_request_and_promotes_noth
     let (account, plan, world) = world_at_rest().await;
     let settings = account.settings();
     let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
-    let recovery = AwsRecovery::new(&plan, &world.clients, &settings, &|_| None)
-        .await
-        .unwrap();
     let game_days = AwsGameDay::new(
         &plan,
         &world.clients,
@@ -470,7 +468,6 @@ async fn the_failover_function_refuses_what_is_not_its_request_and_promotes_noth
     let function = FailoverFunction {
         plan: &plan,
         failover: &failover,
-        recovery: &recovery,
         game_days: &game_days,
         state: &state,
         notifier: &notifier,
@@ -482,8 +479,6 @@ async fn the_failover_function_refuses_what_is_not_its_request_and_promotes_noth
         "failover-force.json",
         "failover-alarm.json",
         "failover-alarm-sns.json",
-        "recover.json",
-        "cutover.json",
         "game-day.json",
     ]);
     let mut alarm = sample("failover-alarm.json");
@@ -493,19 +488,15 @@ async fn the_failover_function_refuses_what_is_not_its_request_and_promotes_noth
     let mut sns_message = sample("failover-alarm-sns.json");
     sns_message["Records"][0]["Sns"]["Message"] =
         json!(r#"["orders-db-primary-unhealthy", "ALARM"]"#);
-    let mut recover = sample("recover.json");
-    recover["assertions"] = json!([["orders are back", "SELECT 1", "1"]]);
     let mut game_day = sample("game-day.json");
     game_day["mode"] = json!(["signal_only"]);
     payloads.extend([
         json!({"action": ["force"], "reason": "primary down"}),
         json!({"action": "force", "reason": ["primary down"]}),
         json!({"action": "approve", "reason": {}}),
-        json!({"action": "cutover", "recovery": "orders-db-pitr-1", "force": "true"}),
         alarm,
         sns,
         sns_message,
-        recover,
         game_day,
     ]);
     refused_and_nothing_changed(
@@ -553,9 +544,6 @@ async fn a_command_sent_to_the_wrong_function_is_refused_naming_the_right_one() 
     let (account, plan, world) = world_at_rest().await;
     let settings = account.settings();
     let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
-    let recovery = AwsRecovery::new(&plan, &world.clients, &settings, &|_| None)
-        .await
-        .unwrap();
     let game_days = AwsGameDay::new(
         &plan,
         &world.clients,
@@ -569,7 +557,6 @@ async fn a_command_sent_to_the_wrong_function_is_refused_naming_the_right_one() 
     let function = FailoverFunction {
         plan: &plan,
         failover: &failover,
-        recovery: &recovery,
         game_days: &game_days,
         state: &state,
         notifier: &notifier,
@@ -580,10 +567,20 @@ async fn a_command_sent_to_the_wrong_function_is_refused_naming_the_right_one() 
     refused_saying_and_nothing_changed(
         "failover",
         &world,
-        vec![(
-            Sent::Value(sample("readiness.json")),
-            "send it there (its name is the stack's ReadinessFunctionName output)",
-        )],
+        vec![
+            (
+                Sent::Value(sample("readiness.json")),
+                "send it there (its name is the stack's ReadinessFunctionName output)",
+            ),
+            (
+                Sent::Value(sample("recover.json")),
+                "it is the recovery function's; send it there (its name is the stack's RecoveryFunctionName output)",
+            ),
+            (
+                Sent::Value(sample("cutover.json")),
+                "RecoveryFunctionName",
+            ),
+        ],
         |p: Value, i: Invocation| async move { function.handle(&p, &i).await },
     )
     .await;
@@ -611,6 +608,52 @@ async fn a_command_sent_to_the_wrong_function_is_refused_naming_the_right_one() 
         |p: Value, i: Invocation| async move {
             let input = lifeboat::readiness::event::parse_input(&p)?;
             Ok::<_, lifeboat::readiness::event::InputError>(run.handle(input, &i).await)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_recovery_function_refuses_what_is_not_its_request_and_restores_nothing() {
+    let (account, plan, world) = world_at_rest().await;
+    let port = AwsRecovery::new(&plan, &world.clients, &account.settings(), &|_| None)
+        .await
+        .unwrap();
+    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
+    let run = RecoveryRun {
+        plan: &plan,
+        port: &port,
+        state: &state,
+        notifier: &notifier,
+        reports: &reports,
+        clock: &SystemClock,
+    };
+    let run = &run;
+    let mut payloads = not_objects(&[
+        "recover.json",
+        "cutover.json",
+        "discard.json",
+        "recovery-tick.json",
+    ]);
+    let mut recover = sample("recover.json");
+    recover["assertions"] = json!([["orders are back", "SELECT 1", "1"]]);
+    let mut rds_event = sample("recovery-rds-event.json");
+    rds_event["detail"] = json!(["orders-db-pitr-202611201429"]);
+    payloads.extend([
+        recover,
+        rds_event,
+        json!({"action": ["recover"], "resource": "orders-db"}),
+        json!({"action": "cutover", "recovery": "orders-db-pitr-1", "force": "true"}),
+        json!({"action": "discard", "recovery": ["orders-db-pitr-1"]}),
+        json!({"action": "recovery-status", "recovery": {}}),
+    ]);
+    refused_and_nothing_changed(
+        "recovery",
+        &world,
+        payloads,
+        |p: Value, i: Invocation| async move {
+            let input = lifeboat::recovery::event::parse_input(&p)?;
+            run.handle(input, &i).await
         },
     )
     .await;

@@ -15,6 +15,10 @@ const EVENT_DRIVEN: &[(&str, &str)] = &[
     ),
     ("FailoverFunction", "starts on the plan's alarms"),
     ("RestoreValidatorFunction", "resumes on RDS instance events"),
+    (
+        "RecoveryFunction",
+        "moves a restore on when RDS reports the recovered database",
+    ),
 ];
 
 fn infra() -> PathBuf {
@@ -806,8 +810,12 @@ fn services_assume_lifeboat_roles_only_for_this_account_and_source() {
     }
 }
 
-/// Functions without an on-failure destination for asynchronous events, and the
-/// failover and failback functions without reserved concurrency.
+/// The functions whose capacity a busy account must not take: the ones that change the
+/// writer (failover, failback, a recovery's cutover).
+const RESERVED: &[&str] = &["FailoverFunction", "FailbackFunction", "RecoveryFunction"];
+
+/// Functions without an on-failure destination for asynchronous events, and those of
+/// [`RESERVED`] without reserved concurrency.
 fn unguarded_functions(doc: &Value) -> Vec<String> {
     let mut bad = Vec::new();
     for (id, f) in resources_of(doc, "AWS::Serverless::Function") {
@@ -825,7 +833,7 @@ fn unguarded_functions(doc: &Value) -> Vec<String> {
                 "{id}: no EventInvokeConfig.DestinationConfig.OnFailure (SNS or SQS)"
             ));
         }
-        if ["FailoverFunction", "FailbackFunction"].contains(&id.as_str())
+        if RESERVED.contains(&id.as_str())
             && props
                 .and_then(|p| untag(p).as_mapping())
                 .and_then(|m| m.get("ReservedConcurrentExecutions"))
@@ -1077,6 +1085,7 @@ fn functions_that_commit_against_an_unchanged_state_may_check_it_in_a_transactio
     for name in [
         "FailoverFunction",
         "FailbackFunction",
+        "RecoveryFunction",
         "RestoreValidatorFunction",
     ] {
         let f = get(resources, name).unwrap();
@@ -1160,6 +1169,37 @@ const ROLE_ACTIONS: &[(&str, &[&str])] = &[
             "cloudwatch:DescribeAlarms",
             "cloudwatch:GetMetricStatistics",
             "cloudwatch:SetAlarmState",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            "fis:GetExperiment",
+            "fis:StartExperiment",
+            "fis:StopExperiment",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+            "lambda:InvokeFunction",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
+            "rds:DescribeGlobalClusters",
+            "rds:FailoverGlobalCluster",
+            "rds:PromoteReadReplica",
+            "rds:StopDBInstance",
+            "route53:ChangeResourceRecordSets",
+            "route53:GetChange",
+            "route53:ListHostedZonesByName",
+            "route53:ListResourceRecordSets",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "secretsmanager:GetSecretValue",
+            "sns:Publish",
+        ],
+    ),
+    (
+        "RecoveryFunction",
+        &[
             "dynamodb:BatchWriteItem",
             "dynamodb:ConditionCheckItem",
             "dynamodb:DeleteItem",
@@ -1174,14 +1214,10 @@ const ROLE_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:Scan",
             "dynamodb:TagResource",
             "dynamodb:UpdateItem",
-            "fis:GetExperiment",
-            "fis:StartExperiment",
-            "fis:StopExperiment",
             "kms:CreateGrant",
             "kms:Decrypt",
             "kms:DescribeKey",
             "kms:GenerateDataKey",
-            "lambda:InvokeFunction",
             "rds:AddTagsToResource",
             "rds:CreateDBInstance",
             "rds:DeleteDBCluster",
@@ -1190,8 +1226,6 @@ const ROLE_ACTIONS: &[(&str, &[&str])] = &[
             "rds:DescribeDBInstanceAutomatedBackups",
             "rds:DescribeDBInstances",
             "rds:DescribeGlobalClusters",
-            "rds:FailoverGlobalCluster",
-            "rds:PromoteReadReplica",
             "rds:RestoreDBClusterToPointInTime",
             "rds:RestoreDBInstanceToPointInTime",
             "rds:StopDBCluster",
@@ -1201,7 +1235,6 @@ const ROLE_ACTIONS: &[(&str, &[&str])] = &[
             "route53:ListHostedZonesByName",
             "route53:ListResourceRecordSets",
             "s3:GetObject",
-            "s3:ListBucket",
             "s3:PutObject",
             "secretsmanager:GetSecretValue",
             "sns:Publish",

@@ -1,14 +1,10 @@
 //! The failover function: CloudWatch alarm state changes (EventBridge or SNS), schedule
-//! ticks and RDS events that resume a failover in progress, and operator commands;
-//! `{"action": "readiness"}`, the DR readiness report (read-only: it takes no lock); the
-//! point-in-time recovery commands (`recover`, `recovery-status`, `cutover`, `discard`);
-//! and game days (`game-day`, `game-day-status`). `lifeboat::aws::FailoverFunction`
-//! routes each to its part. Recovery lives here because its cutover changes the writer:
-//! it shares the failover's lock, DNS record and fencing, and its ticks. Game days are
-//! here too: a game day exercises this function's failover, watches the DR state it
-//! owns, and moves on with every event it handles.
+//! ticks and RDS events that resume a failover in progress, and operator commands; and
+//! game days (`game-day`, `game-day-status`). `lifeboat::aws::FailoverFunction` routes
+//! each to its part. Game days are here because a game day exercises this function's
+//! failover, watches the DR state it owns, and moves on with every event it handles.
 
-use lifeboat::aws::{AwsFailover, AwsGameDay, AwsRecovery, FailoverFunction};
+use lifeboat::aws::{AwsFailover, AwsGameDay, FailoverFunction};
 use lifeboat::config::env_lookup;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::function::{Deployment, serve};
@@ -22,20 +18,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &deployment.settings.clients,
     )
     .await;
-    let recovery = match AwsRecovery::new(
-        &deployment.plan,
-        &deployment.clients,
-        &deployment.settings.clients,
-        &env_lookup,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            return Err(e.into());
-        }
-    };
     let game_days = match AwsGameDay::new(
         &deployment.plan,
         &deployment.clients,
@@ -54,7 +36,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let function = FailoverFunction {
         plan: &deployment.plan,
         failover: &aws,
-        recovery: &recovery,
         game_days: &game_days,
         state: &deployment.state,
         notifier: &deployment.notifier,

@@ -1,9 +1,8 @@
 //! The failover function's handler: each invocation routed ([`crate::failover::route`])
-//! to a point-in-time recovery command, a game-day command, or the failover itself,
-//! which also moves recoveries and game days on. `main.rs` builds the
+//! to a game-day command or the failover itself, which also moves game days on. `main.rs` builds the
 //! ports once and serves this; tests call it in-process the same way.
 
-use super::{AwsFailover, AwsGameDay, AwsRecovery, FailoverAnswer};
+use super::{AwsFailover, AwsGameDay, FailoverAnswer};
 use crate::dr::run::Clock;
 use crate::failover::route::{FailoverRoute, route};
 use crate::failover::run::{FailoverError, FailoverRun};
@@ -11,8 +10,6 @@ use crate::function::Invocation;
 use crate::gameday::run::{GameDayInput, GameDayRun};
 use crate::notify::Notifier;
 use crate::plan::Plan;
-use crate::recovery::RecoveryInput;
-use crate::recovery::run::RecoveryRun;
 use crate::report::ReportSink;
 use crate::state::StateStore;
 
@@ -22,8 +19,6 @@ pub struct FailoverFunction<'a> {
     pub plan: &'a Plan,
     /// The failover's port.
     pub failover: &'a AwsFailover,
-    /// Point-in-time recovery's port.
-    pub recovery: &'a AwsRecovery,
     /// The game days' port.
     pub game_days: &'a AwsGameDay,
     /// The state table.
@@ -44,20 +39,6 @@ impl FailoverFunction<'_> {
         invocation: &Invocation,
     ) -> Result<FailoverAnswer, FailoverError> {
         let routed = route(payload).map_err(|e| FailoverError::BadInput(e.0))?;
-        let recoveries = RecoveryRun {
-            plan: self.plan,
-            port: self.recovery,
-            state: self.state,
-            notifier: self.notifier,
-            reports: self.reports,
-            clock: self.clock,
-        };
-        if let FailoverRoute::Recovery(command) = routed {
-            let reply = recoveries
-                .handle(RecoveryInput::Command(command), invocation)
-                .await?;
-            return Ok(FailoverAnswer::Recovery(Box::new(reply)));
-        }
         let failover = FailoverRun {
             plan: self.plan,
             port: self.failover,
@@ -80,11 +61,8 @@ impl FailoverFunction<'_> {
             return Ok(FailoverAnswer::GameDay(Box::new(reply)));
         }
         let reply = failover.handle(payload, invocation).await?;
-        // Every other event is also the recoveries' tick: a restore in progress moves on.
-        if let Err(e) = recoveries.advance(invocation).await {
-            tracing::warn!(error = %e, "recoveries not advanced; the next tick retries");
-        }
-        // And the game day's: it follows the failover (and the failback) it set off.
+        // Every other event is also the game day's tick: it follows the failover (and the
+        // failback) it set off.
         if let Err(e) = game_day.handle(GameDayInput::DrObserved, invocation).await {
             tracing::warn!(error = %e, "game day not advanced; the next tick retries");
         }

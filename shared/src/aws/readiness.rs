@@ -235,15 +235,12 @@ pub async fn answer_readiness(
     }
 }
 
-/// What the failover function answers: the DR state machine's reply, a point-in-time
-/// recovery's, or a game day's.
+/// What the failover function answers: the DR state machine's reply, or a game day's.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum FailoverAnswer {
     /// A failover event or command was handled.
     Dr(Box<crate::failover::run::FailoverReply>),
-    /// A point-in-time recovery command was handled.
-    Recovery(Box<crate::recovery::run::RecoveryReply>),
     /// A game-day command was handled.
     GameDay(Box<crate::gameday::run::GameDayReply>),
 }

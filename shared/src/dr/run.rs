@@ -226,18 +226,6 @@ pub enum DrError {
     Aws(crate::error::AwsError),
 }
 
-impl From<crate::recovery::run::RecoveryRunError> for DrError {
-    fn from(e: crate::recovery::run::RecoveryRunError) -> Self {
-        use crate::recovery::run::RecoveryRunError as R;
-        match e {
-            R::Refused(why) => DrError::Refused(why),
-            R::Aws(e) => DrError::Aws(e),
-            R::State(e) => DrError::State(e),
-            R::LeaseLost => DrError::LeaseLost,
-        }
-    }
-}
-
 impl From<crate::gameday::run::GameDayRunError> for DrError {
     fn from(e: crate::gameday::run::GameDayRunError) -> Self {
         use crate::gameday::run::GameDayRunError as G;

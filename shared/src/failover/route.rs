@@ -1,19 +1,16 @@
 //! Which part of the failover function an invocation is for. The function answers
-//! point-in-time recovery and game-day commands beside the failover's own events; this
+//! game-day commands beside the failover's own events; this
 //! decides which, from the payload alone, before anything is read from AWS. A command
 //! of another function is refused, naming it.
 
 use super::event::InputError;
 use crate::gameday::run::GameDayInput;
-use crate::recovery::RecoveryCommand;
 use crate::request::require_object;
 use crate::routing::{Function, refuse_misdirected};
 
 /// Where an invocation of the failover function goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailoverRoute {
-    /// A point-in-time recovery command.
-    Recovery(RecoveryCommand),
     /// A game-day command.
     GameDay(GameDayInput),
     /// Everything else is the failover's: an alarm, a tick, an RDS event, a command
@@ -22,14 +19,11 @@ pub enum FailoverRoute {
 }
 
 /// Route a payload. A payload that is not a JSON object is refused here, whichever part
-/// it might have been meant for; a recovery or game-day command that is
+/// it might have been meant for; a game-day command that is
 /// malformed is refused with what that command expects.
 pub fn route(payload: &serde_json::Value) -> Result<FailoverRoute, InputError> {
     require_object("failover", payload)?;
     refuse_misdirected(Function::Failover, payload).map_err(|e| InputError(e.to_string()))?;
-    if let Some(command) = crate::recovery::run::parse_command(payload).map_err(InputError)? {
-        return Ok(FailoverRoute::Recovery(command));
-    }
     if let Some(input) = crate::gameday::run::parse_command(payload).map_err(InputError)? {
         return Ok(FailoverRoute::GameDay(input));
     }
@@ -42,7 +36,6 @@ mod tests {
     use crate::failover::parse_input;
     use crate::request::{JsonKind, RequestError, arbitrary, expected_by};
     use proptest::prelude::*;
-    use serde_json::json;
 
     #[test]
     fn each_sample_goes_where_it_belongs() {
@@ -54,14 +47,10 @@ mod tests {
             let payload: serde_json::Value = serde_json::from_str(text).unwrap();
             let routed = route(&payload).unwrap_or_else(|e| panic!("events/{name}: {e}"));
             let expected = match name {
-                "recover.json" | "recovery-status.json" | "cutover.json" | "discard.json" => {
-                    "recovery"
-                }
                 "game-day.json" | "game-day-status.json" => "game day",
                 _ => "dr",
             };
             let got = match routed {
-                FailoverRoute::Recovery(_) => "recovery",
                 FailoverRoute::GameDay(_) => "game day",
                 FailoverRoute::Dr => {
                     parse_input(&payload).unwrap_or_else(|e| panic!("events/{name}: {e}"));
@@ -73,16 +62,11 @@ mod tests {
     }
 
     #[test]
-    fn an_array_inside_a_recovery_command_is_not_read_as_an_assertion() {
-        let mut recover: serde_json::Value =
+    fn a_recovery_command_is_refused_naming_the_recovery_function() {
+        let recover: serde_json::Value =
             serde_json::from_str(include_str!("../../../events/recover.json")).unwrap();
-        recover["assertions"] = json!([["orders are back", "SELECT 1", "1"]]);
         let err = route(&recover).unwrap_err();
-        assert!(
-            err.0
-                .contains("`assertions[0]` must be a JSON object, got an array"),
-            "{err}"
-        );
+        assert!(err.0.contains("RecoveryFunctionName"), "{err}");
     }
 
     proptest! {

@@ -1,6 +1,6 @@
 //! Point-in-time recovery from accidental damage (a `DELETE` without `WHERE`, a bad
-//! migration): the pure core; the AWS adapter and the commands in the failover function
-//! come next.
+//! migration): the pure core, the recovery function's inputs ([`event`]) and its
+//! executor ([`run`]).
 //!
 //! Failing over would carry such damage to the DR region, so the answer is a restore of
 //! the resource as it was just before the damage, into a new, clearly named resource
@@ -22,6 +22,7 @@
 //! state (`dr::run`); the property test in `tests.rs` checks the rule over random
 //! interleavings of failover, failback, recoveries and crashes.
 
+pub mod event;
 pub mod run;
 #[cfg(test)]
 mod tests;

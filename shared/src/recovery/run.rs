@@ -60,6 +60,9 @@ pub trait RecoveryPort: Send + Sync {
 /// Why a recovery invocation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecoveryRunError {
+    /// The request is not one the recovery function takes; nothing was done.
+    #[error(transparent)]
+    BadInput(#[from] super::event::InputError),
     /// The command was refused; nothing changed.
     #[error("refused: {0}")]
     Refused(String),
@@ -77,7 +80,9 @@ pub enum RecoveryRunError {
 impl Classify for RecoveryRunError {
     fn retry(&self) -> Retry {
         match self {
-            RecoveryRunError::Refused(_) | RecoveryRunError::LeaseLost => Retry::NonRetryable,
+            RecoveryRunError::BadInput(_)
+            | RecoveryRunError::Refused(_)
+            | RecoveryRunError::LeaseLost => Retry::NonRetryable,
             RecoveryRunError::Aws(e) => e.retry(),
             RecoveryRunError::State(e) => e.retry(),
         }
@@ -112,39 +117,6 @@ pub struct RecoveryRun<'a> {
     pub reports: &'a dyn ReportSink,
     /// Time.
     pub clock: &'a dyn Clock,
-}
-
-/// Whether a payload is a recovery command, parsed. `Ok(None)`: it is not one (another
-/// part of the function handles it); `Err`: it names a recovery action but is malformed.
-pub fn parse_command(payload: &serde_json::Value) -> Result<Option<RecoveryCommand>, String> {
-    let action = payload
-        .as_object()
-        .and_then(|m| m.get("action"))
-        .and_then(|a| a.as_str());
-    if !matches!(
-        action,
-        Some("recover" | "recovery-status" | "cutover" | "discard")
-    ) {
-        return Ok(None);
-    }
-    let what = format!("the {:?} command", action.unwrap_or_default());
-    crate::request::from_object(payload, &what, |v| serde_path_to_error::deserialize(v))
-        .map(Some)
-        .map_err(|e| match e {
-            crate::request::ReadError::Shape(e) => e.to_string(),
-            crate::request::ReadError::Fit(e) => {
-                let path = e.path().to_string();
-                format!(
-                    "{what} at {}: {}; see events/recover.json and the README's runbook",
-                    if path == "." {
-                        "top level".into()
-                    } else {
-                        path
-                    },
-                    e.inner()
-                )
-            }
-        })
 }
 
 fn trigger_of(input: &RecoveryInput) -> String {
@@ -253,7 +225,7 @@ impl RecoveryRun<'_> {
     ) -> AuditEntry {
         AuditEntry {
             at: self.clock.now(),
-            function: "failover".into(),
+            function: "recovery".into(),
             trigger: trigger.into(),
             action: action.into(),
             resource: Some(resource.into()),
@@ -300,21 +272,8 @@ impl RecoveryRun<'_> {
         })
     }
 
-    /// A tick for the recoveries, when any is active (one read otherwise).
-    pub async fn advance(
-        &self,
-        invocation: &Invocation,
-    ) -> Result<Option<RecoveryReply>, RecoveryRunError> {
-        let active = state::load::<DrDocument>(self.state, &dr_key(self.plan))
-            .await?
-            .is_some_and(|v| v.value.recoveries.any_active());
-        if !active {
-            return Ok(None);
-        }
-        self.handle(RecoveryInput::Tick, invocation).await.map(Some)
-    }
-
-    /// Handle one recovery command, or a tick that moves the active recoveries on.
+    /// Handle one recovery command, or a tick that moves the active recoveries on (one
+    /// read of the DR document when none is).
     pub async fn handle(
         &self,
         first: RecoveryInput,
@@ -377,7 +336,7 @@ impl RecoveryRun<'_> {
             } else {
                 Commit::check(&key, version, now)
             }
-            .recording(note_entries("failover", &decision.notes, &trigger, now))
+            .recording(note_entries("recovery", &decision.notes, &trigger, now))
             .recording(intents);
             let mut version = version;
             if !commit.is_empty() {
@@ -509,7 +468,7 @@ impl RecoveryRun<'_> {
             let commit = Commit::write(&key, &released, version, self.clock.now())?
                 .fenced_by(Some(&invocation.request_id))
                 .recording(outcomes)
-                .recording(note_entries("failover", &notes, &trigger, now));
+                .recording(note_entries("recovery", &notes, &trigger, now));
             match commit.send(self.state).await {
                 Ok(_) => {}
                 Err(StateError::Conflict { .. } | StateError::LeaseLapsed { .. }) => {

@@ -210,14 +210,12 @@ impl Fixture {
         payload: serde_json::Value,
         id: &str,
     ) -> Result<RecoveryReply, RecoveryRunError> {
-        let input = match parse_command(&payload).unwrap() {
-            Some(c) => RecoveryInput::Command(c),
-            None => RecoveryInput::Tick,
-        };
+        let input = crate::recovery::event::parse_input(&payload).unwrap();
         self.run().handle(input, &self.invocation(id)).await
     }
     async fn tick(&self, id: &str) -> RecoveryReply {
-        self.send(serde_json::json!({"action": "tick"}), id)
+        self.run()
+            .handle(RecoveryInput::Tick, &self.invocation(id))
             .await
             .unwrap()
     }
@@ -248,38 +246,6 @@ impl Fixture {
         self.tick("tick-ready").await;
         recovery_name("orders-db", time)
     }
-}
-
-fn sample(name: &str) -> serde_json::Value {
-    let text = match name {
-        "recover" => include_str!("../../../../events/recover.json"),
-        "status" => include_str!("../../../../events/recovery-status.json"),
-        "cutover" => include_str!("../../../../events/cutover.json"),
-        "discard" => include_str!("../../../../events/discard.json"),
-        other => panic!("no sample {other}"),
-    };
-    serde_json::from_str(text).unwrap()
-}
-
-#[test]
-fn the_sample_events_parse_as_recovery_commands() {
-    for name in ["recover", "status", "cutover", "discard"] {
-        assert!(
-            parse_command(&sample(name)).unwrap().is_some(),
-            "events for {name}"
-        );
-    }
-    assert_eq!(
-        parse_command(&serde_json::json!({"action": "readiness"})).unwrap(),
-        None
-    );
-    let e = parse_command(&serde_json::json!({"action": "recover", "resource": "orders-db"}))
-        .unwrap_err();
-    assert!(e.contains("restore_time"), "{e}");
-    let e =
-        parse_command(&serde_json::json!({"action": "cutover", "recovery": "x", "forcee": true}))
-            .unwrap_err();
-    assert!(e.contains("forcee"), "{e}");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Drill stage: an accidental deletion, answered by a point-in-time recovery through the
-//! failover function (`recover`, ticks, `recovery-status`, `discard`).
+//! recovery function (`recover`, ticks, `recovery-status`, `discard`).
 //!
 //! The emulator restores no data, so `orders-db`'s storage is stood in for by a real
 //! PostgreSQL cluster with WAL archiving (`harness::pitr`), started before the functions
@@ -73,8 +73,8 @@ impl Accident {
 }
 
 fn invoke(host: &FunctionHost, payload: &Value) -> Result<Value, String> {
-    host.invoke("failover", payload)
-        .map_err(|e| format!("failover function, {}: {e}", payload["action"]))
+    host.invoke("recovery", payload)
+        .map_err(|e| format!("recovery function, {}: {e}", payload["action"]))
 }
 
 /// The recovery named `id` in a reply.
@@ -90,7 +90,7 @@ fn phase(r: &Value) -> String {
     r["phase"]["phase"].as_str().unwrap_or_default().to_string()
 }
 
-/// Tick the failover function as its schedule would, until recovery `id` reaches one
+/// Tick the recovery function as its schedule would, until recovery `id` reaches one
 /// of `phases`; returns the recovery as `recovery-status` shows it.
 fn tick_until(
     host: &FunctionHost,
@@ -120,7 +120,7 @@ fn tick_until(
             host,
             &sample(
                 root,
-                "failover-tick.json",
+                "recovery-tick.json",
                 &format!("drill-recovery-tick-{n}"),
             )?,
         )?;
@@ -133,7 +133,7 @@ pub async fn stage_accident(
     host: &FunctionHost,
     root: &std::path::Path,
 ) -> Result<(), String> {
-    let t = stage("Accidental deletion and point-in-time recovery (failover function)");
+    let t = stage("Accidental deletion and point-in-time recovery (recovery function)");
     accident
         .cluster
         .sql_in(
