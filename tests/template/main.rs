@@ -1003,21 +1003,31 @@ fn the_samconfig_example_scopes_the_roles_to_the_example_plan() {
         );
     }
     let set = |xs: Vec<String>| xs.into_iter().collect::<std::collections::BTreeSet<_>>();
+    // RDS identifiers as RDS stores them, and IAM compares them in ARNs: in lower case,
+    // however the plan spells them.
     let databases = set(plan
         .resources
         .iter()
         .filter(|r| r.kind != ResourceKind::DynamodbTable)
-        .map(|r| r.aws_identifier().to_string())
+        .map(|r| r.aws_identifier().to_ascii_lowercase())
         .collect());
     let replicas = set(plan
         .resources
         .iter()
-        .filter_map(|r| r.replica.as_ref().map(|x| x.identifier.clone()))
+        .filter_map(|r| {
+            r.replica
+                .as_ref()
+                .map(|x| x.identifier.to_ascii_lowercase())
+        })
         .collect());
     let globals = set(plan
         .resources
         .iter()
-        .filter_map(|r| r.replica.as_ref().and_then(|x| x.global_cluster.clone()))
+        .filter_map(|r| {
+            r.replica
+                .as_ref()
+                .and_then(|x| x.global_cluster.as_ref().map(|g| g.to_ascii_lowercase()))
+        })
         .collect());
     let tables = set(plan
         .resources
@@ -1281,4 +1291,278 @@ fn the_readiness_role_reads_and_writes_only_its_own_report() {
             );
         }
     }
+}
+
+// Parameters that land in a policy: a value such as `*` or `a*` would widen an ARN (or an
+// ArnLike condition) from the plan's resources to everyone's.
+
+/// Characters a parameter inside a policy must never hold: IAM reads `*` and `?` in
+/// resource ARNs (and in `*Like` conditions) as wildcards, and `${...}` as a policy
+/// variable.
+const WIDENING: &[u8] = b"*?$";
+
+/// The names of `doc`'s parameters that `value` refers to: `!Ref`s, and `${Name}` in
+/// `!Sub` templates (not the names a `!Sub` defines itself).
+fn parameter_refs(doc: &Value, value: &Value, found: &mut std::collections::BTreeSet<String>) {
+    let declared = |name: &str| get(doc, "Parameters").and_then(|p| get(p, name)).is_some();
+    let names_in =
+        |template: &str, own: &[String], found: &mut std::collections::BTreeSet<String>| {
+            let mut rest = template;
+            while let Some(start) = rest.find("${") {
+                let Some(end) = rest[start..].find('}') else {
+                    break;
+                };
+                let name = &rest[start + 2..start + end];
+                if declared(name) && !own.iter().any(|o| o == name) {
+                    found.insert(name.to_string());
+                }
+                rest = &rest[start + end + 1..];
+            }
+        };
+    let inner = untag(value);
+    match (tag_of(value).as_deref(), inner) {
+        (Some("Ref"), Value::String(name)) if declared(name) => {
+            found.insert(name.clone());
+        }
+        (Some("Sub"), Value::String(template)) => names_in(template, &[], found),
+        (Some("Sub"), Value::Sequence(args)) => {
+            let own: Vec<String> = args
+                .get(1)
+                .and_then(|v| untag(v).as_mapping())
+                .map(|m| {
+                    m.keys()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(template) = args.first().and_then(|t| untag(t).as_str()) {
+                names_in(template, &own, found);
+            }
+            for v in args.iter().skip(1) {
+                parameter_refs(doc, v, found);
+            }
+        }
+        (_, Value::Mapping(map)) => map.values().for_each(|v| parameter_refs(doc, v, found)),
+        (_, Value::Sequence(items)) => items.iter().for_each(|v| parameter_refs(doc, v, found)),
+        _ => {}
+    }
+}
+
+/// The parameters of `doc` that some policy statement's `Resource`, `NotResource` or
+/// `Condition` is built from.
+fn parameters_in_policies(doc: &Value) -> std::collections::BTreeSet<String> {
+    let mut all = Vec::new();
+    statements(doc, &mut all);
+    let mut found = std::collections::BTreeSet::new();
+    for s in all {
+        for key in ["Resource", "NotResource", "Condition"] {
+            if let Some(v) = s.get(key) {
+                parameter_refs(doc, v, &mut found);
+            }
+        }
+    }
+    found
+}
+
+/// The first of [`WIDENING`] that some value matching `pattern` (anchored at both ends,
+/// as CloudFormation applies it) contains, or `None` if no such value exists. Exact: the
+/// pattern's DFA is explored for a reachable state where that character leads to a state
+/// from which a whole match can still end.
+fn admitted_wildcard(pattern: &str) -> Result<Option<char>, String> {
+    use regex_automata::dfa::{Automaton, dense};
+    use regex_automata::{Anchored, Input, util::syntax};
+    // Over bytes: the characters in question are ASCII, and a Unicode class such as
+    // `[^*?$]{1,1024}` would make the DFA needlessly large.
+    let dfa = dense::Builder::new()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .build(&format!("^(?:{pattern})$"))
+        .map_err(|e| e.to_string())?;
+    let start = dfa
+        .start_state_forward(&Input::new("").anchored(Anchored::Yes))
+        .map_err(|e| e.to_string())?;
+    let mut reachable = vec![start];
+    let mut seen = std::collections::BTreeSet::from([start]);
+    let mut edges = Vec::new();
+    let mut i = 0;
+    while i < reachable.len() {
+        let s = reachable[i];
+        i += 1;
+        for byte in 0..=255u8 {
+            let t = dfa.next_state(s, byte);
+            if dfa.is_dead_state(t) {
+                continue;
+            }
+            edges.push((s, t));
+            if seen.insert(t) {
+                reachable.push(t);
+            }
+        }
+    }
+    // The states from which a whole match can still end: those that match at the end
+    // of the value, and, step by step, those with an edge into them.
+    let mut ends: std::collections::BTreeSet<_> = reachable
+        .iter()
+        .copied()
+        .filter(|&s| dfa.is_match_state(dfa.next_eoi_state(s)))
+        .collect();
+    loop {
+        let before = ends.len();
+        for &(s, t) in &edges {
+            if ends.contains(&t) {
+                ends.insert(s);
+            }
+        }
+        if ends.len() == before {
+            break;
+        }
+    }
+    for &byte in WIDENING {
+        if reachable
+            .iter()
+            .any(|&s| ends.contains(&dfa.next_state(s, byte)))
+        {
+            return Ok(Some(char::from(byte)));
+        }
+    }
+    Ok(None)
+}
+
+/// The parameters inside `doc`'s policies whose values could widen them: no
+/// `AllowedPattern` (nor `AllowedValues`), or one admitting a wildcard.
+fn widenable_parameters(doc: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    for name in parameters_in_policies(doc) {
+        let param = get(doc, "Parameters").and_then(|p| get(p, &name)).unwrap();
+        if let Some(values) = get(param, "AllowedValues") {
+            for v in strings(values) {
+                if v.bytes().any(|b| WIDENING.contains(&b)) {
+                    bad.push(format!("{name}: AllowedValues holds {v:?}"));
+                }
+            }
+            continue;
+        }
+        let Some(pattern) = get(param, "AllowedPattern").and_then(Value::as_str) else {
+            bad.push(format!("{name}: no AllowedPattern"));
+            continue;
+        };
+        if get(param, "ConstraintDescription").is_none() {
+            bad.push(format!(
+                "{name}: no ConstraintDescription (CloudFormation would only quote the pattern)"
+            ));
+        }
+        match admitted_wildcard(pattern) {
+            Ok(None) => {}
+            Ok(Some(c)) => bad.push(format!("{name}: AllowedPattern admits {c:?}")),
+            Err(e) => bad.push(format!("{name}: AllowedPattern does not parse: {e}")),
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_parameter_inside_a_policy_refuses_wildcards() {
+    for (name, text) in templates() {
+        let doc = parse(&name, &text);
+        let bad = widenable_parameters(&doc);
+        assert!(
+            bad.is_empty(),
+            "{name}: a parameter value could widen a policy beyond the plan's resources \
+             (give it an AllowedPattern without * ? $ and a ConstraintDescription):\n{}",
+            bad.join("\n")
+        );
+    }
+    // The template's identifiers are among them (a refactoring that stopped this test
+    // from seeing them would pass it trivially).
+    let doc = parse(
+        "template.yaml",
+        &std::fs::read_to_string(infra().join("template.yaml")).unwrap(),
+    );
+    let used = parameters_in_policies(&doc);
+    for name in [
+        "PlanName",
+        "PlanBucket",
+        "PlanKey",
+        "ProtectedDatabaseIds",
+        "ReplicaDatabaseIds",
+        "GlobalClusterIds",
+        "ProtectedTableNames",
+        "HostedZoneId",
+        "HealthAlarmNames",
+        "PrimaryKmsKeyArns",
+        "VaultRoleArns",
+        "ValidationSecretArns",
+    ] {
+        assert!(
+            used.contains(name),
+            "{name} is not seen inside a policy: {used:?}"
+        );
+    }
+}
+
+#[test]
+fn the_wildcard_check_knows_patterns() {
+    for (pattern, admits) in [
+        (r"^[a-z](-?[a-z0-9]){0,62}$", None),
+        (r"^([a-zA-Z0-9_.-]{3,255})?$", None),
+        (r"^[^*?$]{1,255}$", None),
+        (r".*", Some('*')),
+        (r"^[a-z*]+$", Some('*')),
+        (r"^a\??$", Some('?')),
+        (r"^[a-z]+(-\$)?$", Some('$')),
+        (r"^[a-z]{2}(-[a-z]+)+-[0-9]$", None),
+        (r"^a(\*b)?c$", Some('*')),
+        (r"^x|\*$", Some('*')),
+    ] {
+        assert_eq!(admitted_wildcard(pattern), Ok(admits), "{pattern}");
+    }
+}
+
+const BAD_PARAMETERS: &str = r#"
+Parameters:
+  Open:
+    Type: String
+  Loose:
+    Type: CommaDelimitedList
+    AllowedPattern: "^[a-z0-9*-]+$"
+    ConstraintDescription: ids
+  Tight:
+    Type: String
+    AllowedPattern: "^[a-z]+$"
+  Listed:
+    Type: String
+    AllowedValues: [a, "*"]
+  Unused:
+    Type: String
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      Policies:
+        - PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: rds:DeleteDBInstance
+                Resource: !Sub arn:aws:rds:*:*:db:${Open}
+              - Effect: Allow
+                Action: rds:StopDBInstance
+                Resource: !Split [",", !Join [",", !Ref Loose]]
+              - Effect: Allow
+                Action: s3:PutObject
+                Resource: !Sub
+                  - arn:aws:s3:::${Bucket}/${Tight}
+                  - Bucket: !Ref Listed
+"#;
+
+#[test]
+fn the_parameter_check_catches_what_it_is_for() {
+    let doc = parse("bad", BAD_PARAMETERS);
+    assert_eq!(
+        widenable_parameters(&doc),
+        [
+            "Listed: AllowedValues holds \"*\"",
+            "Loose: AllowedPattern admits '*'",
+            "Open: no AllowedPattern",
+            "Tight: no ConstraintDescription (CloudFormation would only quote the pattern)",
+        ]
+    );
 }
