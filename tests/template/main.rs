@@ -1049,7 +1049,9 @@ fn the_samconfig_example_scopes_the_roles_to_the_example_plan() {
         .iter()
         .map(|a| a.name.clone())
         .collect());
+    let ids = set(plan.resources.iter().map(|r| r.id.clone()).collect());
     for (key, want) in [
+        ("ProtectedResourceIds", ids),
         ("ProtectedDatabaseIds", databases),
         ("ReplicaDatabaseIds", replicas),
         ("GlobalClusterIds", globals),
