@@ -666,15 +666,68 @@ fn sid_of(s: &Mapping) -> String {
         .unwrap_or_else(|| "(no Sid)".into())
 }
 
+/// Condition keys that confine a statement to resources by the tags Lifeboat sets on what
+/// it creates (or FIS on its own network ACLs), on the resource or in the request. Keys
+/// such as `aws:RequestedRegion` say nothing about which resource, and excuse nothing.
+const CONFINING_KEYS: &[&str] = &[
+    "aws:ResourceTag/lifeboat:",
+    "aws:RequestTag/lifeboat:",
+    "ec2:ResourceTag/lifeboat:",
+    "aws:ResourceTag/managedByFIS",
+    "aws:RequestTag/managedByFIS",
+    "ec2:ResourceTag/managedByFIS",
+];
+
+/// `(operator, key, values)` of every condition of a statement.
+fn conditions(s: &Mapping) -> Vec<(String, String, Vec<String>)> {
+    let Some(ops) = s.get("Condition").and_then(|c| untag(c).as_mapping()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (op, keys) in ops {
+        let Some(keys) = untag(keys).as_mapping() else {
+            continue;
+        };
+        for (key, values) in keys {
+            out.push((
+                op.as_str().unwrap_or_default().to_string(),
+                key.as_str().unwrap_or_default().to_string(),
+                rendered(values),
+            ));
+        }
+    }
+    out
+}
+
+/// The keys of [`CONFINING_KEYS`] that a statement's conditions require: under an operator
+/// that fails when the key is absent (`StringEquals`, `StringLike`; not `...IfExists`,
+/// which an untagged resource passes, nor `ForAllValues:`, which a missing key passes), or
+/// `Null` false.
+fn confining_keys(s: &Mapping) -> Vec<String> {
+    conditions(s)
+        .into_iter()
+        .filter(|(op, key, values)| {
+            let requires = match op.as_str() {
+                "StringEquals" | "StringLike" => true,
+                "Null" => values == &["false"],
+                _ => false,
+            };
+            requires && CONFINING_KEYS.iter().any(|k| key.starts_with(k))
+        })
+        .map(|(_, key, _)| key)
+        .collect()
+}
+
 /// Allow statements of `doc` that grant a destructive action on everything, or on a
-/// whole account's resources of a type, without a condition: "Sid: action on resource".
+/// whole account's resources of a type, without a condition confining it to what
+/// Lifeboat tagged: "Sid: action on resource".
 fn unscoped_destructive_grants(doc: &Value) -> Vec<String> {
     let mut all = Vec::new();
     statements(doc, &mut all);
     let mut bad = Vec::new();
     for s in all {
         if s.get("Effect").map(strings).unwrap_or_default() != ["Allow"]
-            || s.contains_key("Condition")
+            || !confining_keys(s).is_empty()
         {
             continue;
         }
@@ -736,6 +789,125 @@ fn unlimited_record_changes(doc: &Value) -> Vec<String> {
     bad
 }
 
+/// Names Lifeboat gives what it creates: a destructive action on one of them must also
+/// require the plan's tag, since a name alone also matches another plan's
+/// (`lifeboat-orders-*` covers `lifeboat-orders-eu-*`) or anyone's (`*-pitr-*`).
+const LIFEBOAT_NAMES: &[&str] = &["lifeboat-{PlanName}-", "-pitr-", "lbval-"];
+
+/// Allow statements granting a destructive action on a resource named like Lifeboat's
+/// without a condition on the plan's tag (`aws:ResourceTag/lifeboat:plan`, `IfExists`
+/// allowed for a resource being created; or `aws:RequestTag/lifeboat:plan`) equal to
+/// `!Ref PlanName`.
+fn untagged_name_grants(doc: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    statements(doc, &mut all);
+    let mut bad = Vec::new();
+    for s in all {
+        if s.get("Effect").map(strings).unwrap_or_default() != ["Allow"] {
+            continue;
+        }
+        let actions: Vec<String> = s
+            .get("Action")
+            .map(strings)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| destructive(a))
+            .collect();
+        let named: Vec<String> = s
+            .get("Resource")
+            .map(rendered)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| LIFEBOAT_NAMES.iter().any(|n| r.contains(n)))
+            .collect();
+        if actions.is_empty() || named.is_empty() {
+            continue;
+        }
+        let tagged = conditions(s).iter().any(|(op, key, values)| {
+            let plan = values == &["{PlanName}"];
+            match key.as_str() {
+                "aws:ResourceTag/lifeboat:plan" => {
+                    plan && matches!(op.as_str(), "StringEquals" | "StringEqualsIfExists")
+                }
+                "aws:RequestTag/lifeboat:plan" => plan && op == "StringEquals",
+                _ => false,
+            }
+        });
+        if !tagged {
+            for a in &actions {
+                bad.push(format!(
+                    "{}: {a} on {} without the plan's tag",
+                    sid_of(s),
+                    named[0]
+                ));
+            }
+        }
+    }
+    bad
+}
+
+/// Allow statements of the FIS role changing EC2 networking without a condition confining
+/// them to the plan's tagged subnets or FIS's own ACLs. The one exception: the ACL side of
+/// `ReplaceNetworkAclAssociation`, since the swap back names the subnet's original ACL,
+/// which nobody tagged; its subnet side must then be confined by the plan's tag.
+fn unconfined_network_changes(doc: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    statements(doc, &mut all);
+    let allows: Vec<&Mapping> = all
+        .into_iter()
+        .filter(|s| s.get("Effect").map(strings).unwrap_or_default() == ["Allow"])
+        .collect();
+    let grants = |s: &Mapping, action: &str| {
+        s.get("Action")
+            .map(strings)
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a == action)
+    };
+    let resources = |s: &Mapping| s.get("Resource").map(rendered).unwrap_or_default();
+    let swap = "ec2:ReplaceNetworkAclAssociation";
+    let subnets_confined = allows.iter().any(|s| {
+        grants(s, swap)
+            && resources(s).iter().all(|r| r.contains(":subnet/"))
+            && confining_keys(s)
+                .iter()
+                .any(|k| k.ends_with("/lifeboat:plan"))
+    });
+    let mut bad = Vec::new();
+    for s in &allows {
+        let changes: Vec<String> = s
+            .get("Action")
+            .map(strings)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| {
+                a.strip_prefix("ec2:")
+                    .is_some_and(|v| !v.starts_with("Describe") && !v.starts_with("Get"))
+            })
+            .collect();
+        if changes.is_empty() || !confining_keys(s).is_empty() {
+            continue;
+        }
+        let acl_side_of_swap = changes == [swap]
+            && resources(s).iter().all(|r| r.contains(":network-acl/"))
+            && subnets_confined;
+        if !acl_side_of_swap {
+            for a in changes {
+                bad.push(format!("{}: {a} unconfined", sid_of(s)));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn the_fis_role_changes_only_the_plans_subnets_and_its_own_acls() {
+    let text = std::fs::read_to_string(infra().join("primary-region.yaml")).unwrap();
+    let doc = parse("primary-region.yaml", &text);
+    let bad = unconfined_network_changes(&doc);
+    assert!(bad.is_empty(), "primary-region.yaml:\n{}", bad.join("\n"));
+}
+
 #[test]
 fn no_destructive_action_reaches_a_whole_account() {
     for (name, text) in templates() {
@@ -751,6 +923,13 @@ fn no_destructive_action_reaches_a_whole_account() {
         assert!(
             bad.is_empty(),
             "{name} lets a record change touch any record of the zone:\n{}",
+            bad.join("\n")
+        );
+        let bad = untagged_name_grants(&doc);
+        assert!(
+            bad.is_empty(),
+            "{name} trusts a name alone (add a condition on aws:ResourceTag/lifeboat:plan \
+             or aws:RequestTag/lifeboat:plan equal to PlanName):\n{}",
             bad.join("\n")
         );
     }
@@ -899,6 +1078,46 @@ Resources:
                 Effect: Allow
                 Action: rds:DescribeDBSnapshots
                 Resource: "*"
+              - Sid: RegionOnly
+                Effect: Allow
+                Action: rds:DeleteDBCluster
+                Resource: !Sub arn:${AWS::Partition}:rds:*:${AWS::AccountId}:cluster:*
+                Condition:
+                  StringEquals:
+                    aws:RequestedRegion: us-east-1
+              - Sid: IfTagged
+                Effect: Allow
+                Action: rds:StopDBCluster
+                Resource: !Sub arn:${AWS::Partition}:rds:*:${AWS::AccountId}:cluster:*
+                Condition:
+                  StringEqualsIfExists:
+                    aws:ResourceTag/lifeboat:plan: p
+              - Sid: NameOnly
+                Effect: Allow
+                Action: rds:DeleteDBSnapshot
+                Resource: !Sub arn:${AWS::Partition}:rds:*:${AWS::AccountId}:snapshot:lifeboat-${PlanName}-*
+              - Sid: OtherPlansTag
+                Effect: Allow
+                Action: rds:DeleteDBInstance
+                Resource: !Sub arn:${AWS::Partition}:rds:*:${AWS::AccountId}:db:${Id}-pitr-*
+                Condition:
+                  StringEquals:
+                    aws:ResourceTag/lifeboat:plan: other
+              - Sid: PlansTag
+                Effect: Allow
+                Action: rds:CopyDBSnapshot
+                Resource: !Sub arn:${AWS::Partition}:rds:*:${AWS::AccountId}:snapshot:lifeboat-${PlanName}-*
+                Condition:
+                  StringEquals:
+                    aws:RequestTag/lifeboat:plan: !Ref PlanName
+              - Sid: AnyAcl
+                Effect: Allow
+                Action: ec2:CreateNetworkAclEntry
+                Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-acl/*
+              - Sid: SwapAcl
+                Effect: Allow
+                Action: ec2:ReplaceNetworkAclAssociation
+                Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-acl/*
   Quiet:
     Type: AWS::Serverless::Function
     Properties:
@@ -923,6 +1142,24 @@ fn the_scope_checks_catch_what_they_are_for() {
             "AnyInstance: rds:DeleteDBInstance on arn:{AWS.Partition}:rds:{AWS.Region}:{AWS.AccountId}:db:*",
             "AnyBackup: dynamodb:DeleteBackup on arn:{AWS.Partition}:dynamodb:*:{AWS.AccountId}:table/*/backup/*",
             "Everything: route53:ChangeResourceRecordSets on *",
+            "RegionOnly: rds:DeleteDBCluster on arn:{AWS.Partition}:rds:*:{AWS.AccountId}:cluster:*",
+            "IfTagged: rds:StopDBCluster on arn:{AWS.Partition}:rds:*:{AWS.AccountId}:cluster:*",
+        ]
+    );
+    assert_eq!(
+        untagged_name_grants(&doc),
+        [
+            "NameOnly: rds:DeleteDBSnapshot on arn:{AWS.Partition}:rds:*:{AWS.AccountId}:snapshot:lifeboat-{PlanName}-* without the plan's tag",
+            "OtherPlansTag: rds:DeleteDBInstance on arn:{AWS.Partition}:rds:*:{AWS.AccountId}:db:{Id}-pitr-* without the plan's tag",
+        ]
+    );
+    // No subnet statement confined by the plan's tag: the ACL side of a swap is not
+    // excused either.
+    assert_eq!(
+        unconfined_network_changes(&doc),
+        [
+            "AnyAcl: ec2:CreateNetworkAclEntry unconfined",
+            "SwapAcl: ec2:ReplaceNetworkAclAssociation unconfined",
         ]
     );
     assert_eq!(
