@@ -14,6 +14,7 @@ use lifeboat::validation::checks::{
     CheckKind, CheckResult, Dialect, Expect, PlannedCheck, plan_checks,
 };
 use lifeboat::validation::run::{DatabaseProbe, ProbeTarget};
+use lifeboat::validation::statement::ServerNames;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -155,6 +156,7 @@ fn unchecked(name: &str, sql: &str) -> PlannedCheck {
         params: vec![],
         expect: Expect::Text("1".into()),
         gate: None,
+        names: ServerNames::default(),
     }
 }
 
@@ -568,5 +570,231 @@ async fn calls_through_lateral_unicode_names_and_unicode_blanks_are_refused_at_l
         assert_intact(&db, sql).await;
         outcome.expect_err(&format!("accepted and run: {sql}"));
     }
+    db.drop_database().await.unwrap();
+}
+
+/// The result of the assertion `sql` (expecting `expect`), taken the way a plan carries
+/// it: loaded, planned and probed as the server's administrator. `Err` with the load's
+/// error when it is refused.
+async fn assertion_result(
+    db: &ScratchDatabase,
+    sql: &str,
+    expect: &str,
+) -> Result<CheckResult, String> {
+    let mut plan = plan_with_assertion(db.dialect, sql);
+    plan["resources"][0]["validation"]["assertions"][0]["expect"] = json!(expect);
+    let plan = parse_plan(&plan.to_string()).map_err(|e| e.to_string())?;
+    let v = plan
+        .resource("orders-db")
+        .unwrap()
+        .validation
+        .clone()
+        .unwrap();
+    let checks = plan_checks(db.dialect, &v).map_err(|e| e.to_string())?;
+    let results = SqlProbe
+        .probe(
+            &target(db, db.username(), ""),
+            &checks,
+            Duration::from_secs(5),
+        )
+        .await;
+    Ok(results
+        .into_iter()
+        .find(|r| r.name == "careless")
+        .unwrap_or_else(|| panic!("no result for the assertion {sql}")))
+}
+
+/// Functions and types of the database's own that empty `orders` through dblink's own,
+/// writable connection, which the check's read-only session does not stop: each
+/// reachable from a check without a call the statement check could see.
+fn purgers(db: &ScratchDatabase) -> Vec<String> {
+    let purge = format!(
+        "PERFORM dblink_exec('host=127.0.0.1 user=postgres dbname={}', 'DELETE FROM orders')",
+        db.name
+    );
+    vec![
+        "CREATE EXTENSION IF NOT EXISTS dblink".into(),
+        // Called by `o.lb_purge` when orders has no column lb_purge.
+        format!(
+            "CREATE FUNCTION lb_purge(orders) RETURNS integer LANGUAGE plpgsql AS $f$ BEGIN {purge}; RETURN 1; END $f$"
+        ),
+        // Polymorphic and record-taking ones take any row.
+        format!(
+            "CREATE FUNCTION lb_purge_any(anyelement) RETURNS integer LANGUAGE plpgsql AS $f$ BEGIN {purge}; RETURN 1; END $f$"
+        ),
+        format!(
+            "CREATE FUNCTION lb_purge_record(record, keep integer DEFAULT 0) RETURNS integer LANGUAGE plpgsql AS $f$ BEGIN {purge}; RETURN 1; END $f$"
+        ),
+        // A domain whose constraint purges: checked in a cast to it, or when a row is
+        // converted to it (`o.lb_checked_row`).
+        format!(
+            "CREATE FUNCTION lb_purge_int(integer) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN {purge}; RETURN true; END $f$"
+        ),
+        "CREATE DOMAIN lb_checked AS integer CHECK (lb_purge_int(VALUE))".into(),
+        "CREATE DOMAIN lb_checked_row AS orders CHECK (lb_purge_int((VALUE).id))".into(),
+        // A namesake of a listed function that takes the call for a row.
+        format!(
+            "CREATE FUNCTION public.lower(orders) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN {purge}; RETURN 'x'; END $f$"
+        ),
+    ]
+}
+
+/// PostgreSQL's attribute notation: `o.f` calls `f(o)` when `orders` has no column `f`,
+/// a call the statement check never sees; a cast runs a domain's constraints; a listed
+/// function's namesake takes the call. Here each purges `orders` through dblink, past
+/// the read-only session (the control shows it does, unchecked). Each check is refused
+/// at the server before it runs, naming the name and the fix, and `orders` is intact;
+/// field selection from an expression is refused at load; plain columns still work.
+#[tokio::test]
+async fn attribute_notation_casts_and_namesakes_that_reach_the_databases_own_code_are_refused_before_they_run()
+ {
+    // The control: sent without the lookup, the notation calls the function, and the
+    // read-only session does not stop what dblink's connection does.
+    let control = ScratchDatabase::seeded(Dialect::Postgres).await.unwrap();
+    for sql in purgers(&control) {
+        control.execute(&sql).await.unwrap();
+    }
+    let results = SqlProbe
+        .probe(
+            &target(&control, control.username(), ""),
+            &[unchecked(
+                "careless",
+                "SELECT count(*) FROM orders o WHERE o.lb_purge IS NOT NULL",
+            )],
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(
+        control.count("SELECT count(*) FROM orders").await.unwrap(),
+        0,
+        "the control did not purge: {results:?}"
+    );
+    control.drop_database().await.unwrap();
+
+    let db = ScratchDatabase::seeded(Dialect::Postgres).await.unwrap();
+    for sql in purgers(&db) {
+        db.execute(&sql).await.unwrap();
+    }
+    for (sql, name) in [
+        (
+            "SELECT count(*) FROM orders o WHERE o.lb_purge IS NOT NULL",
+            "lb_purge",
+        ),
+        ("SELECT max(orders.LB_PURGE) FROM orders", "lb_purge"),
+        (
+            "SELECT count(*) FROM public.orders WHERE public.orders.lb_purge = 1",
+            "lb_purge",
+        ),
+        (
+            r#"SELECT count(*) FROM orders o ORDER BY o."lb_purge_any""#,
+            "lb_purge_any",
+        ),
+        (
+            "SELECT count(*) FROM orders o WHERE o.lb_purge_record > 0",
+            "lb_purge_record",
+        ),
+        (
+            "SELECT count(*) FROM orders o, users u WHERE u.id = o.user_id AND u.lb_purge_any = 1",
+            "lb_purge_any",
+        ),
+        (
+            "SELECT count(*) FROM orders o WHERE o.lb_checked_row IS NULL",
+            "lb_checked_row",
+        ),
+        (
+            "SELECT count(*) FROM orders WHERE total_cents::lb_checked > 0",
+            "lb_checked",
+        ),
+        (
+            "SELECT count(*) FROM orders WHERE CAST(id AS public.lb_checked) > 0",
+            "lb_checked",
+        ),
+        (
+            "SELECT count(*) FROM orders o WHERE lower(o) IS NOT NULL",
+            "lower",
+        ),
+    ] {
+        let r = assertion_result(&db, sql, "0")
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: refused at load: {e}"));
+        assert_intact(&db, sql).await;
+        assert!(!r.passed, "{sql}: {r:?}");
+        assert!(
+            r.detail.starts_with("careless: not run: ")
+                && r.detail.contains(&format!("public.{name}"))
+                && r.detail.ends_with("(a retry will not help)"),
+            "{sql}: {}",
+            r.detail
+        );
+    }
+
+    // Field selection from an expression: refused at load, nothing sent.
+    for sql in [
+        "SELECT count(*) FROM orders o WHERE (o).lb_purge IS NOT NULL",
+        "SELECT (ROW(1, 2)).lb_purge_record",
+        "SELECT count(*) FROM orders o WHERE (o).* IS NOT NULL",
+    ] {
+        let err = assertion_result(&db, sql, "0")
+            .await
+            .expect_err(&format!("accepted: {sql}"));
+        assert!(
+            err.contains("assertion \"careless\" is not one read-only query"),
+            "{sql}: {err}"
+        );
+        assert_intact(&db, sql).await;
+    }
+
+    // Columns named through their table, casts to built-in types and listed calls of
+    // built-in functions without a namesake (lower has one now) still run, in the
+    // same database, as the same user.
+    for (sql, expect) in [
+        ("SELECT sum(o.total_cents) FROM orders o", "6860"),
+        (
+            "SELECT count(u.email) FROM users u JOIN orders o ON o.user_id = u.id WHERE upper(u.email) LIKE '%@EXAMPLE.COM'",
+            "4",
+        ),
+        ("SELECT max(public.orders.id)::text FROM public.orders", "4"),
+        (
+            "SELECT count(*) FROM orders WHERE total_cents::bigint > 1000",
+            "2",
+        ),
+    ] {
+        let r = assertion_result(&db, sql, expect).await.unwrap();
+        assert!(r.passed, "{sql}: {r:?}");
+    }
+    assert_intact(&db, "the plain checks").await;
+    db.drop_database().await.unwrap();
+}
+
+/// MySQL and MariaDB have no attribute notation: `o.f` is only a column there, even with
+/// a stored function `f` that writes; the check fails at the server as an unknown
+/// column, and the tables are intact.
+#[tokio::test]
+async fn on_mariadb_a_compound_identifier_is_only_a_column() {
+    let db = ScratchDatabase::seeded(Dialect::Mysql).await.unwrap();
+    for sql in writers(Dialect::Mysql) {
+        db.execute(sql).await.unwrap();
+    }
+    for sql in [
+        "SELECT count(*) FROM orders o WHERE o.lb_purge_fn IS NOT NULL",
+        "SELECT max(orders.lb_purge_fn) FROM orders",
+    ] {
+        let r = assertion_result(&db, sql, "0").await.unwrap();
+        assert_intact(&db, sql).await;
+        assert!(!r.passed, "{sql}: {r:?}");
+        assert!(
+            r.detail.contains("Unknown column") && !r.detail.contains("not run"),
+            "{sql}: {}",
+            r.detail
+        );
+    }
+    let r = assertion_result(
+        &db,
+        "SELECT CAST(sum(o.total_cents) AS CHAR) FROM orders o",
+        "6860",
+    )
+    .await
+    .unwrap();
+    assert!(r.passed, "{r:?}");
     db.drop_database().await.unwrap();
 }

@@ -13,11 +13,19 @@
 //! `START TRANSACTION READ ONLY`. Every check is sent as a prepared statement, which
 //! both servers refuse to hold more than one statement, and the session is proved
 //! read-only again before each check.
+//!
+//! Before any PostgreSQL check runs, the names in the checks that only the server
+//! resolves ([`ServerNames`]) are looked up in its catalogue, and a check is not run
+//! when one of them would run code the statement check never saw: `t.f` calling a
+//! function `f(t)` (attribute notation), `x::d` checking a domain's constraints, a
+//! listed function's namesake of the database's own ([`ServerNames::refusal`]). MySQL
+//! and MariaDB resolve no name so: there is nothing to look up.
 
 use crate::validation::checks::{
     CheckKind, CheckResult, Dialect, Param, PlannedCheck, Returned, judge,
 };
 use crate::validation::run::{DatabaseProbe, ProbeTarget};
+use crate::validation::statement::{CatalogKind, CatalogObject, NameRefused, ServerNames};
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, PgSslMode};
@@ -191,6 +199,89 @@ async fn pg_read_only(conn: &mut PgConnection) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Every function and type of the database named as one of `names` (in any case, in
+/// any schema: a superset of what the server could resolve them to), with what makes
+/// each one dangerous. Read in a read-only transaction of its own, bounded by
+/// `timeout`, whose search_path is pg_catalog alone (the lookup itself runs only
+/// PostgreSQL's own functions and operators), the names bound as one parameter.
+async fn pg_catalog_objects(
+    conn: &mut PgConnection,
+    names: &ServerNames,
+    timeout: Duration,
+) -> Result<Vec<CatalogObject>, sqlx::Error> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::raw_sql("BEGIN READ ONLY").execute(&mut *conn).await?;
+    let found = async {
+        sqlx::query(
+            "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true), \
+             pg_catalog.set_config('statement_timeout', $1, true)",
+        )
+        .bind(format!("{}ms", timeout.as_millis()))
+        .execute(&mut *conn)
+        .await?;
+        let lowered: Vec<String> = names.all().iter().map(|n| n.to_lowercase()).collect();
+        sqlx::query_as::<_, (String, String, String, bool, bool, bool)>(CATALOG_LOOKUP)
+            .bind(lowered)
+            .fetch_all(&mut *conn)
+            .await
+    }
+    .await;
+    let rolled_back = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+    let rows = found?;
+    rolled_back?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(kind, name, signature, built_in, in_extension, takes_a_row)| CatalogObject {
+                kind: if kind == "type" {
+                    CatalogKind::Type
+                } else {
+                    CatalogKind::Function
+                },
+                name,
+                signature,
+                built_in,
+                in_extension,
+                takes_a_row,
+            },
+        )
+        .collect())
+}
+
+/// The functions and types named as one of `$1` (lower case). A function "takes a row"
+/// when PostgreSQL's attribute notation can call it with one row: one argument needed
+/// (those after it have defaults; a lone VARIADIC one takes the row as its element),
+/// whose type a row is (a composite or domain type), matches (`record` and the
+/// polymorphic types that take any element) or converts to implicitly (a cast the
+/// database added).
+const CATALOG_LOOKUP: &str = "\
+SELECT 'function', p.proname::text, \
+       pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)), \
+       n.nspname = 'pg_catalog', \
+       EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+               WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e'), \
+       p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 AND EXISTS ( \
+         SELECT 1 FROM pg_catalog.pg_type t \
+         WHERE t.oid = CASE WHEN p.pronargs = 1 AND p.provariadic <> 0 THEN p.provariadic ELSE p.proargtypes[0] END \
+           AND (t.typtype IN ('c', 'd') \
+                OR t.typname IN ('record', 'anyelement', 'anynonarray', 'anycompatible', 'anycompatiblenonarray', 'any') \
+                OR EXISTS (SELECT 1 FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type s ON s.oid = c.castsource \
+                           WHERE c.casttarget = t.oid AND c.castcontext = 'i' \
+                             AND (s.typtype IN ('c', 'd') OR s.typname = 'record')))) \
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+WHERE pg_catalog.lower(p.proname::text) = ANY ($1) \
+UNION ALL \
+SELECT 'type', t.typname::text, pg_catalog.format('%I.%I', n.nspname, t.typname), \
+       n.nspname = 'pg_catalog', \
+       EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+               WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.oid AND d.deptype = 'e'), \
+       false \
+FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+WHERE pg_catalog.lower(t.typname::text) = ANY ($1) \
+ORDER BY 1, 2, 3";
+
 /// An open, read-only session on one engine: what differs between the two.
 #[async_trait]
 trait Session: Send {
@@ -303,10 +394,13 @@ where
     }
 }
 
+/// Open the session and look up the checks' names: the session, and why each check may
+/// not run (`None`: it may).
 async fn open_postgres(
     target: &ProbeTarget,
     timeout: Duration,
-) -> Result<Postgres, Vec<CheckResult>> {
+    checks: &[PlannedCheck],
+) -> Result<(Postgres, Vec<Option<NameRefused>>), Vec<CheckResult>> {
     // Read-only for the whole session, at the server, before any statement: the startup
     // options. `standard_conforming_strings` makes the server read backslashes in
     // strings as the statement check parsed them.
@@ -315,10 +409,25 @@ async fn open_postgres(
         ("standard_conforming_strings", "on"),
     ]);
     let mut conn = connect(target, PgConnection::connect_with(&options)).await?;
+    let mut names = ServerNames::default();
+    for c in checks {
+        names.extend(&c.names);
+    }
+    let found = pg_catalog_objects(&mut conn, &names, timeout)
+        .await
+        .map_err(|e| {
+            connect_failed(
+                target,
+                format!(
+                    "cannot look up the checks' names in the catalogue (no check runs without): {e}"
+                ),
+            )
+        })?;
+    let refusals = checks.iter().map(|c| c.names.refusal(&found)).collect();
     pg_begin(&mut conn, timeout)
         .await
         .map_err(|e| connect_failed(target, format!("cannot open a read-only session: {e}")))?;
-    Ok(Postgres { conn, timeout })
+    Ok((Postgres { conn, timeout }, refusals))
 }
 
 /// How to reach a PostgreSQL target; `application` names the connection in
@@ -437,12 +546,29 @@ async fn mysql_read_only(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error>
     }
 }
 
-/// Run every check in the session, in order, skipping those whose gate failed.
-async fn run_session<S: Session>(mut session: S, checks: &[PlannedCheck]) -> Vec<CheckResult> {
+/// Run every check in the session, in order, skipping those whose gate failed and
+/// failing, unrun, those `refusals` names.
+async fn run_session<S: Session>(
+    mut session: S,
+    checks: &[PlannedCheck],
+    refusals: &[Option<NameRefused>],
+) -> Vec<CheckResult> {
     let mut results: Vec<Option<CheckResult>> = Vec::new();
-    for check in checks {
+    for (i, check) in checks.iter().enumerate() {
         if gated(check, &results) {
             results.push(None);
+            continue;
+        }
+        if let Some(Some(refused)) = refusals.get(i) {
+            results.push(Some(CheckResult::error(
+                &check.name,
+                check.kind,
+                format!(
+                    "{}: not run: {refused}; {} (a retry will not help)",
+                    check.name,
+                    refused.fix()
+                ),
+            )));
             continue;
         }
         // A check is one statement and cannot both make the session writable and write,
@@ -498,12 +624,14 @@ impl DatabaseProbe for SqlProbe {
         statement_timeout: Duration,
     ) -> Vec<CheckResult> {
         match target.dialect {
-            Dialect::Postgres => match open_postgres(target, statement_timeout).await {
-                Ok(s) => run_session(s, checks).await,
+            Dialect::Postgres => match open_postgres(target, statement_timeout, checks).await {
+                Ok((s, refusals)) => run_session(s, checks, &refusals).await,
                 Err(failed) => failed,
             },
+            // MySQL and MariaDB resolve no name to code at run time (see
+            // `validation::statement`): nothing is looked up, nothing refused here.
             Dialect::Mysql => match open_mysql(target, statement_timeout).await {
-                Ok(s) => run_session(s, checks).await,
+                Ok(s) => run_session(s, checks, &[]).await,
                 Err(failed) => failed,
             },
         }

@@ -7,7 +7,7 @@
 //! loader) and quoted, so no name can ever be read as SQL. Values (schema and table
 //! names looked up in the catalogue) are bound as parameters, never spliced.
 
-use super::statement::{UnsafeSql, read_only_query};
+use super::statement::{ServerNames, UnsafeSql, read_only_query};
 use crate::plan::{ResourceValidation, is_sql_identifier};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -177,6 +177,9 @@ pub struct PlannedCheck {
     pub expect: Expect,
     /// Checks to skip when this one fails (a missing table is not counted).
     pub gate: Option<usize>,
+    /// The names in its SQL that only the server resolves (PostgreSQL), looked up
+    /// before it runs.
+    pub names: ServerNames,
 }
 
 /// How a check's value is judged.
@@ -335,6 +338,20 @@ fn same_answer(got: &str, expected: &str) -> bool {
     got == expected || boolean(got).is_some_and(|g| boolean(expected) == Some(g))
 }
 
+/// The names in one of Lifeboat's own queries that the server resolves: `count`, and
+/// the plan's columns it names after an alias (`lifeboat_child."user_id"`, quoted, so
+/// exactly as written). None on MySQL, which has no attribute notation.
+fn own_names(dialect: Dialect, columns: &[&str]) -> ServerNames {
+    let mut names = ServerNames::default();
+    if dialect == Dialect::Postgres {
+        names.calls.insert("count".into());
+        names
+            .attributes
+            .extend(columns.iter().map(|c| c.to_string()));
+    }
+    names
+}
+
 /// Every query of a resource's checks, in order: table count, then per critical table its
 /// existence and rows (the rows counted only when it exists), foreign keys, assertions.
 ///
@@ -363,6 +380,7 @@ pub fn plan_checks(
             params: vec![],
             expect: Expect::AtLeast(i64::from(min)),
             gate: None,
+            names: own_names(dialect, &[]),
         });
     }
     let placeholder = |n: usize| match dialect {
@@ -389,6 +407,7 @@ pub fn plan_checks(
             params,
             expect: Expect::AtLeast(1),
             gate: None,
+            names: own_names(dialect, &[]),
         });
         let min_rows = i64::try_from(t.min_rows).unwrap_or(i64::MAX);
         // Count no further than needed: a full count of a large table could outlast the
@@ -403,6 +422,7 @@ pub fn plan_checks(
             params: vec![],
             expect: Expect::AtLeast(min_rows),
             gate: Some(exists),
+            names: own_names(dialect, &[]),
         });
     }
     for fk in &v.foreign_keys {
@@ -421,6 +441,7 @@ pub fn plan_checks(
             params: vec![],
             expect: Expect::Zero,
             gate: None,
+            names: own_names(dialect, &[&child_col, &parent_col]),
         });
     }
     for a in &v.assertions {
@@ -435,6 +456,7 @@ pub fn plan_checks(
             params: vec![],
             expect: Expect::Text(a.expect.clone()),
             gate: None,
+            names: query.names().clone(),
         });
     }
     Ok(out)

@@ -31,15 +31,28 @@
 //! a string literal: the server ends a `--` comment only at an ASCII blank, where the
 //! parser takes any Unicode blank, so the server could see other statements than the
 //! parser did.
+//!
+//! Some names only the server can resolve, and PostgreSQL may resolve them to code: in
+//! `t.name` (or `s.t.name`), when the row has no column `name`, it calls a function
+//! `name(t)` or converts the row to a type `name` (attribute notation); a cast
+//! `x::name` runs a domain's constraints, which may call functions; a listed function
+//! may have a namesake outside `pg_catalog` that takes the call. So a PostgreSQL query
+//! also yields its [`ServerNames`], which the probe looks up in the catalogue before
+//! any check runs (see `aws::sql_probe`), and field selection from an expression
+//! (`(t).name`, `(expr).name`, `(expr).*`), which no check needs, is refused here.
+//! MySQL and MariaDB have no such notation: there `t.name` and `d.t.name` are only
+//! columns, a function is called only with parentheses (and `d.f()` is refused as
+//! qualified), and there are no user-defined types to cast to.
 
 use super::checks::Dialect;
 use sqlparser::ast::{
-    BinaryOperator, Expr, ObjectName, Query, Select, SetExpr, Statement, TableFactor, Visit,
-    Visitor,
+    AccessExpr, ArrayElemTypeDef, BinaryOperator, DataType, Expr, Ident, ObjectName, Query, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, Tokenizer};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 /// The longest check SQL accepted, in bytes: far beyond any real assertion, and short
@@ -148,6 +161,15 @@ pub enum UnsafeSql {
         "the SQL holds a double-quoted string, which MySQL reads as a name under the server's sql_mode ANSI_QUOTES"
     )]
     DoubleQuoted,
+    /// `(expr).name` or `(expr).*`: PostgreSQL calls a function `name(expr)` when the
+    /// value has no field of that name.
+    #[error(
+        "the query selects a field of an expression ({expression}), which PostgreSQL reads as a call of a function on it when the value has no such field"
+    )]
+    FieldSelection {
+        /// The expression, as parsed.
+        expression: String,
+    },
 }
 
 impl UnsafeSql {
@@ -190,19 +212,252 @@ impl UnsafeSql {
                 "write the SQL without backslashes (in a LIKE pattern, use ESCAPE with another character)"
             }
             UnsafeSql::DoubleQuoted => "quote strings with single quotes and names with backticks",
+            UnsafeSql::FieldSelection { .. } => {
+                "name a column through its table or alias (orders.total, not (orders).total); for a field of a composite value, read a view the database's owner made"
+            }
         }
     }
 }
 
 /// One read-only query, as it will be sent: the text given, without the blanks and
-/// semicolons around it.
+/// semicolons around it, and the names in it that the server must resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadOnlyQuery(String);
+pub struct ReadOnlyQuery {
+    sql: String,
+    names: ServerNames,
+}
 
 impl ReadOnlyQuery {
     /// The SQL to send.
     pub fn sql(&self) -> &str {
-        &self.0
+        &self.sql
+    }
+
+    /// The names PostgreSQL resolves only when it runs the query (none on MySQL).
+    pub fn names(&self) -> &ServerNames {
+        &self.names
+    }
+}
+
+/// The names in a PostgreSQL check that only the server can resolve, each as the server
+/// looks it up: an unquoted name in lower case, every name cut to 63 bytes (PostgreSQL's
+/// longest identifier). The probe refuses a check when one of them names code in the
+/// database ([`ServerNames::refusal`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerNames {
+    /// The last part of each compound identifier (`t.name`, `s.t.name`): a column, or,
+    /// when the row has none of that name, a function called on the row or a type the
+    /// row is converted to.
+    pub attributes: BTreeSet<String>,
+    /// The type of each cast (`x::name`, `CAST(x AS s.name)`, `name 'x'`): a domain's
+    /// constraints run in it.
+    pub types: BTreeSet<String>,
+    /// Each function called by name (all on the list): a namesake outside `pg_catalog`
+    /// may take the call.
+    pub calls: BTreeSet<String>,
+}
+
+impl ServerNames {
+    /// Whether there is nothing to look up.
+    pub fn is_empty(&self) -> bool {
+        self.attributes.is_empty() && self.types.is_empty() && self.calls.is_empty()
+    }
+
+    /// Every name, once.
+    pub fn all(&self) -> BTreeSet<String> {
+        self.attributes
+            .iter()
+            .chain(&self.types)
+            .chain(&self.calls)
+            .cloned()
+            .collect()
+    }
+
+    /// Merge `other`'s names into these.
+    pub fn extend(&mut self, other: &ServerNames) {
+        self.attributes.extend(other.attributes.iter().cloned());
+        self.types.extend(other.types.iter().cloned());
+        self.calls.extend(other.calls.iter().cloned());
+    }
+
+    /// Why a check with these names must not run, given what the database's catalogue
+    /// holds under them (`found`, looked up by [`ServerNames::all`]); `None` when every
+    /// name can only mean what the check's author saw: a column, a built-in type, a
+    /// listed built-in function. Names compare in lower case: a superset of the
+    /// server's own matching, never a miss.
+    pub fn refusal(&self, found: &[CatalogObject]) -> Option<NameRefused> {
+        let named = |set: &BTreeSet<String>, o: &CatalogObject| {
+            set.iter()
+                .any(|n| n.to_lowercase() == o.name.to_lowercase())
+        };
+        for o in found {
+            let listed = ALLOWED_FUNCTIONS_POSTGRES
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&o.name));
+            let usage = match o.kind {
+                CatalogKind::Function => {
+                    if named(&self.attributes, o) && o.takes_a_row && !(o.built_in && listed) {
+                        Some(NameUsage::Attribute)
+                    } else if named(&self.calls, o) && !o.built_in && !o.in_extension {
+                        Some(NameUsage::Call)
+                    } else {
+                        None
+                    }
+                }
+                CatalogKind::Type if o.built_in => None,
+                CatalogKind::Type => {
+                    if named(&self.attributes, o) {
+                        Some(NameUsage::Attribute)
+                    } else if named(&self.types, o) {
+                        Some(NameUsage::Cast)
+                    } else if named(&self.calls, o) {
+                        // `name(x)` of a row is a conversion to the type `name`.
+                        Some(NameUsage::Call)
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(usage) = usage {
+                return Some(NameRefused {
+                    name: o.name.clone(),
+                    usage,
+                    object: o.clone(),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// What a database's catalogue holds under a name: a function or a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// A function, aggregate or window function (`pg_proc`).
+    Function,
+    /// A type, domain, or a table's row type (`pg_type`).
+    Type,
+}
+
+/// One function or type of a name a check uses, as the catalogue describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogObject {
+    /// A function or a type.
+    pub kind: CatalogKind,
+    /// Its name.
+    pub name: String,
+    /// How to find it: `schema.name(argument types)` for a function, `schema.name` for a
+    /// type.
+    pub signature: String,
+    /// In `pg_catalog` (PostgreSQL's own).
+    pub built_in: bool,
+    /// A member of an installed extension.
+    pub in_extension: bool,
+    /// A function that attribute notation can call on a row: it takes one argument
+    /// (more with defaults), of a composite, domain or polymorphic type, or of a type a
+    /// row converts to implicitly.
+    pub takes_a_row: bool,
+}
+
+/// How a check uses a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameUsage {
+    /// `t.name`.
+    Attribute,
+    /// `x::name`.
+    Cast,
+    /// `name(...)`.
+    Call,
+}
+
+/// A check not run because one of its names resolves, at the server, to code it would
+/// run. Retrying never helps: the check's SQL (or the database) must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", refused_text(self))]
+pub struct NameRefused {
+    /// The name as the check wrote it (folded as the server folds it).
+    pub name: String,
+    /// How the check uses it.
+    pub usage: NameUsage,
+    /// What the database holds under it.
+    pub object: CatalogObject,
+}
+
+fn refused_text(r: &NameRefused) -> String {
+    let what = match r.object.kind {
+        CatalogKind::Function => "function",
+        CatalogKind::Type => "type",
+    };
+    match r.usage {
+        NameUsage::Attribute => format!(
+            "the check names .{} after a table or alias, and the database has the {what} {}, which PostgreSQL runs there when the row has no column {}",
+            r.name, r.object.signature, r.name
+        ),
+        NameUsage::Cast => format!(
+            "the check casts to {}, and the database has the {what} {} of its own, whose constraints or input function run in the cast",
+            r.name, r.object.signature
+        ),
+        NameUsage::Call => format!(
+            "the check calls {}(), and the database has the {what} {} outside pg_catalog, which may take the call",
+            r.name, r.object.signature
+        ),
+    }
+}
+
+impl NameRefused {
+    /// What to do about it.
+    pub fn fix(&self) -> &'static str {
+        match self.usage {
+            NameUsage::Attribute => {
+                "write the column without its table (name, not t.name), or alias it in a subquery (SELECT name AS v FROM t) and read v; to call a function, call one of the listed functions explicitly"
+            }
+            NameUsage::Cast => {
+                "cast to a built-in type (integer, text, date...) instead of the database's own"
+            }
+            NameUsage::Call => {
+                "call only built-in functions: remove or rename the database's namesake, or read a view its owner made"
+            }
+        }
+    }
+}
+
+impl crate::error::Classify for NameRefused {
+    fn retry(&self) -> crate::error::Retry {
+        crate::error::Retry::NonRetryable
+    }
+}
+
+/// `ident` as PostgreSQL looks it up: unquoted in lower case (ASCII only, as the server
+/// folds it in UTF-8), then cut to 63 bytes on a character boundary.
+fn as_postgres_stores(ident: &Ident) -> String {
+    let folded = if ident.quote_style.is_none() {
+        ident.value.to_ascii_lowercase()
+    } else {
+        ident.value.clone()
+    };
+    let mut end = folded.len().min(63);
+    while !folded.is_char_boundary(end) {
+        end -= 1;
+    }
+    folded[..end].to_string()
+}
+
+/// The name of each type a data type names by name (a domain, a type of the database's
+/// own), arrays of them included; the parser's built-in types are PostgreSQL's own.
+fn named_types(data_type: &DataType, out: &mut BTreeSet<String>) {
+    match data_type {
+        DataType::Custom(name, _) => {
+            if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                out.insert(as_postgres_stores(last));
+            }
+        }
+        DataType::Array(
+            ArrayElemTypeDef::AngleBracket(inner)
+            | ArrayElemTypeDef::SquareBracket(inner, _)
+            | ArrayElemTypeDef::Parenthesis(inner)
+            | ArrayElemTypeDef::ParenthesisNotNull(inner),
+        ) => named_types(inner, out),
+        _ => {}
     }
 }
 
@@ -361,6 +616,19 @@ fn allowed_call(dialect: Dialect, name: &ObjectName) -> Result<(), UnsafeSql> {
 struct ReadOnlyWalk {
     dialect: Dialect,
     statements: usize,
+    names: ServerNames,
+}
+
+impl ReadOnlyWalk {
+    /// An allowed call's name, to look up at the server (PostgreSQL).
+    fn called(&mut self, name: &ObjectName) {
+        if self.dialect == Dialect::Postgres
+            && let [one] = name.0.as_slice()
+            && let Some(ident) = one.as_ident()
+        {
+            self.names.calls.insert(as_postgres_stores(ident));
+        }
+    }
 }
 
 impl Visitor for ReadOnlyWalk {
@@ -404,6 +672,14 @@ impl Visitor for ReadOnlyWalk {
         if !select.optimizer_hints.is_empty() {
             return ControlFlow::Break(UnsafeSql::ExecutableComment { marker: "/*+" });
         }
+        for item in &select.projection {
+            if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::Expr(e), _) = item
+            {
+                return ControlFlow::Break(UnsafeSql::FieldSelection {
+                    expression: format!("{e}.*"),
+                });
+            }
+        }
         ControlFlow::Continue(())
     }
 
@@ -417,7 +693,9 @@ impl Visitor for ReadOnlyWalk {
                 ..
             }
             // `FROM orders, LATERAL f(...)`.
-            | TableFactor::Function { name, .. } => allowed_call(self.dialect, name),
+            | TableFactor::Function { name, .. } => {
+                allowed_call(self.dialect, name).inspect(|()| self.called(name))
+            }
             // Their expressions are walked as any other.
             TableFactor::Table { args: None, .. }
             | TableFactor::Derived { .. }
@@ -439,8 +717,34 @@ impl Visitor for ReadOnlyWalk {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<UnsafeSql> {
+        let postgres = self.dialect == Dialect::Postgres;
         let checked = match expr {
-            Expr::Function(f) => allowed_call(self.dialect, &f.name),
+            Expr::Function(f) => {
+                allowed_call(self.dialect, &f.name).inspect(|()| self.called(&f.name))
+            }
+            // `t.name`: a column, or a call the server resolves (attribute notation).
+            Expr::CompoundIdentifier(parts) => {
+                if postgres && let Some(last) = parts.last() {
+                    self.names.attributes.insert(as_postgres_stores(last));
+                }
+                Ok(())
+            }
+            // `(expr).name`; a subscript alone (`a[1]`) selects no field.
+            Expr::CompoundFieldAccess { access_chain, .. }
+                if access_chain.iter().any(|a| matches!(a, AccessExpr::Dot(_))) =>
+            {
+                Err(UnsafeSql::FieldSelection {
+                    expression: expr.to_string(),
+                })
+            }
+            Expr::Cast { data_type, .. } if postgres => {
+                named_types(data_type, &mut self.names.types);
+                Ok(())
+            }
+            Expr::TypedString(typed) if postgres => {
+                named_types(&typed.data_type, &mut self.names.types);
+                Ok(())
+            }
             Expr::BinaryOp { op, .. } => match op {
                 BinaryOperator::Custom(_)
                 | BinaryOperator::PGCustomBinaryOperator(_)
@@ -575,11 +879,15 @@ pub fn read_only_query(dialect: Dialect, sql: &str) -> Result<ReadOnlyQuery, Uns
     let mut walk = ReadOnlyWalk {
         dialect,
         statements: 0,
+        names: ServerNames::default(),
     };
     if let ControlFlow::Break(why) = statement.visit(&mut walk) {
         return Err(why);
     }
-    Ok(ReadOnlyQuery(trimmed(sql)))
+    Ok(ReadOnlyQuery {
+        sql: trimmed(sql),
+        names: walk.names,
+    })
 }
 
 /// The SQL without the blanks and semicolons around it (a prepared statement takes no

@@ -586,6 +586,188 @@ fn every_refusal_says_what_to_do() {
     }
 }
 
+#[test]
+fn field_selection_from_an_expression_is_refused() {
+    for sql in [
+        "SELECT (t).f FROM t",
+        "SELECT (orders).total FROM orders",
+        "SELECT (ROW(1, 2)).f",
+        "SELECT (o.address).city FROM orders o",
+        "SELECT a[1].f FROM t",
+        "SELECT count(*) FROM t WHERE (t).f > 0",
+        "SELECT (t).f.g FROM t",
+    ] {
+        match refused(Dialect::Postgres, sql) {
+            UnsafeSql::FieldSelection { expression } => {
+                assert!(expression.contains('.'), "{sql}: {expression}")
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // `(expr).*` is not parsed at all; refused as well.
+    assert!(read_only_query(Dialect::Postgres, "SELECT (t).* FROM t").is_err());
+    for dialect in BOTH {
+        // A subscript selects no field; a table's own star is no expression.
+        assert!(read_only_query(dialect, "SELECT t.* FROM t").is_ok());
+    }
+    assert!(read_only_query(Dialect::Postgres, "SELECT a[1] FROM t").is_ok());
+    assert!(read_only_query(Dialect::Postgres, "SELECT count(t.*) FROM t").is_ok());
+    let e = refused(Dialect::Postgres, "SELECT (t).f FROM t");
+    assert!(e.to_string().contains("(t).f"), "{e}");
+    assert!(e.fix().contains("orders.total"), "{}", e.fix());
+}
+
+fn names(sql: &str) -> ServerNames {
+    read_only_query(Dialect::Postgres, sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .names()
+        .clone()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn the_last_part_of_every_compound_identifier_is_collected_as_the_server_folds_it() {
+    for (sql, want) in [
+        ("SELECT t.f FROM t", &["f"][..]),
+        ("SELECT T.Some_Func FROM t", &["some_func"]),
+        (r#"SELECT "T"."Mixed" FROM t"#, &["Mixed"]),
+        ("SELECT s.t.col FROM s.t", &["col"]),
+        ("SELECT d.s.t.col FROM s.t", &["col"]),
+        (
+            "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE o.total > 0 ORDER BY u.email",
+            &["email", "id", "total", "user_id"],
+        ),
+        (
+            "SELECT count(*) FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.k = t.k) GROUP BY t.g",
+            &["g", "k"],
+        ),
+        ("SELECT t.a::text FROM t", &["a"]),
+        (
+            "WITH c AS (SELECT x.v FROM x) SELECT count(*) FROM c",
+            &["v"],
+        ),
+    ] {
+        assert_eq!(names(sql).attributes, set(want), "{sql}");
+    }
+    // Cut to 63 bytes, as PostgreSQL cuts a name, on a character boundary.
+    let long = "a".repeat(70);
+    assert_eq!(
+        names(&format!("SELECT t.{long} FROM t")).attributes,
+        set(&[&"a".repeat(63)])
+    );
+    let wide = format!("\"{}é\"", "b".repeat(62));
+    assert_eq!(
+        names(&format!("SELECT t.{wide} FROM t")).attributes,
+        set(&[&"b".repeat(62)])
+    );
+    // A plain column, a table's star and a string are no attribute.
+    for sql in [
+        "SELECT f FROM t",
+        "SELECT count(*) FROM t WHERE total > 0",
+        "SELECT t.* FROM t",
+        "SELECT 't.f'",
+    ] {
+        assert!(names(sql).attributes.is_empty(), "{sql}");
+    }
+}
+
+#[test]
+fn cast_types_and_calls_are_collected_and_mysql_collects_nothing() {
+    let n = names(
+        "SELECT CAST(x AS public.Pos), y::dpos, z::\"Mine\"[], dpos '5', a::text, b::integer, lower(c), COUNT(*) FROM t",
+    );
+    assert_eq!(n.types, set(&["Mine", "dpos", "pos"]));
+    assert_eq!(n.calls, set(&["count", "lower"]));
+    assert!(
+        names("SELECT x::text, 1::integer, DATE '2024-01-01'")
+            .types
+            .is_empty()
+    );
+    assert_eq!(
+        names("SELECT count(*) FROM generate_series(1, 3) AS g").calls,
+        set(&["count", "generate_series"])
+    );
+    // MySQL: `t.f` and `d.t.f` are only columns, and no type is the database's own.
+    for sql in [
+        "SELECT t.f FROM t",
+        "SELECT d.t.f FROM d.t",
+        "SELECT CAST(t.f AS CHAR), count(*) FROM t",
+    ] {
+        let q = read_only_query(Dialect::Mysql, sql).unwrap();
+        assert!(q.names().is_empty(), "{sql}: {:?}", q.names());
+    }
+}
+
+fn object(kind: CatalogKind, name: &str, built_in: bool) -> CatalogObject {
+    CatalogObject {
+        kind,
+        name: name.into(),
+        signature: format!("{}.{name}", if built_in { "pg_catalog" } else { "public" }),
+        built_in,
+        in_extension: false,
+        takes_a_row: false,
+    }
+}
+
+#[test]
+fn a_name_is_refused_only_when_the_server_could_run_code_under_it() {
+    let n = names("SELECT t.f, t.count, t.to_json, t.plain, x::dpos, lower(y) FROM t");
+    let row_fn = |name: &str, built_in: bool| CatalogObject {
+        takes_a_row: true,
+        ..object(CatalogKind::Function, name, built_in)
+    };
+    // Nothing of those names: nothing refused.
+    assert_eq!(n.refusal(&[]), None);
+    // A function of the database's own that attribute notation can call on the row.
+    let r = n.refusal(&[row_fn("f", false)]).unwrap();
+    assert_eq!((r.name.as_str(), r.usage), ("f", NameUsage::Attribute));
+    assert!(r.to_string().contains("public.f"), "{r}");
+    assert!(r.fix().contains("subquery"), "{}", r.fix());
+    assert_eq!(
+        crate::error::Classify::retry(&r),
+        crate::error::Retry::NonRetryable
+    );
+    // Names compare in any case.
+    assert!(n.refusal(&[row_fn("F", false)]).is_some());
+    // A built-in one that is listed (count) is harmless; one that is not listed is not.
+    assert_eq!(n.refusal(&[row_fn("count", true)]), None);
+    assert!(n.refusal(&[row_fn("to_json", true)]).is_some());
+    // A function that cannot take a row is never called so.
+    assert_eq!(
+        n.refusal(&[object(CatalogKind::Function, "plain", false)]),
+        None
+    );
+    // A type of the database's own the row could be converted to, or a cast to one.
+    let r = n
+        .refusal(&[object(CatalogKind::Type, "plain", false)])
+        .unwrap();
+    assert_eq!(r.usage, NameUsage::Attribute);
+    let r = n
+        .refusal(&[object(CatalogKind::Type, "dpos", false)])
+        .unwrap();
+    assert_eq!(r.usage, NameUsage::Cast);
+    assert_eq!(n.refusal(&[object(CatalogKind::Type, "dpos", true)]), None);
+    // A listed call's namesake of the database's own; an extension's is its author's.
+    let r = n
+        .refusal(&[object(CatalogKind::Function, "lower", false)])
+        .unwrap();
+    assert_eq!(r.usage, NameUsage::Call);
+    let citext = CatalogObject {
+        in_extension: true,
+        ..object(CatalogKind::Function, "lower", false)
+    };
+    assert_eq!(n.refusal(&[citext]), None);
+    assert_eq!(
+        n.refusal(&[object(CatalogKind::Function, "lower", true)]),
+        None
+    );
+    // A name the check does not use is no reason.
+    assert_eq!(n.refusal(&[row_fn("elsewhere", false)]), None);
+}
+
 // --- property tests -------------------------------------------------------------
 
 /// Names that are no keyword in either dialect.
@@ -809,5 +991,66 @@ proptest! {
             let again = read_only_query(d, q.sql());
             prop_assert!(again.is_ok(), "{sql:?} accepted, its trimmed form not: {again:?}");
         }
+    }
+}
+
+/// A name as a check may write it: unquoted in any case, or quoted.
+fn written_name() -> impl Strategy<Value = (String, String)> {
+    (name(), any::<bool>(), any::<bool>()).prop_map(|(n, upper, quoted)| {
+        let n = if upper { n.to_uppercase() } else { n };
+        if quoted {
+            (format!("\"{n}\""), n)
+        } else {
+            (n.clone(), n.to_ascii_lowercase())
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn every_compound_identifier_has_its_last_part_collected(
+        parts in proptest::collection::vec(written_name(), 2..5),
+        place in prop_oneof![
+            Just("SELECT {c} FROM n_t"),
+            Just("SELECT count(*) FROM n_t WHERE {c} IS NOT NULL"),
+            Just("SELECT 1 FROM n_t ORDER BY {c}"),
+            Just("SELECT count(*) FROM (SELECT {c} AS v FROM n_t) AS s"),
+            Just("SELECT coalesce(max({c}), 0) FROM n_t"),
+        ],
+    ) {
+        let written: Vec<&str> = parts.iter().map(|(w, _)| w.as_str()).collect();
+        let sql = place.replace("{c}", &written.join("."));
+        let q = read_only_query(Dialect::Postgres, &sql);
+        prop_assert!(q.is_ok(), "{sql}: {q:?}");
+        let q = q.unwrap();
+        let last = &parts.last().unwrap().1;
+        prop_assert!(q.names().attributes.contains(last), "{sql}: {:?}", q.names());
+        prop_assert_eq!(q.names().attributes.len(), 1, "{}", sql);
+        // MySQL reads the same text as columns only.
+        if let Ok(m) = read_only_query(Dialect::Mysql, &sql.replace('"', "`")) {
+            prop_assert!(m.names().is_empty(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn plain_columns_are_never_collected_nor_refused(sql in select()) {
+        let q = read_only_query(Dialect::Postgres, &sql).unwrap();
+        prop_assert!(q.names().attributes.is_empty(), "{sql}: {:?}", q.names());
+        // Whatever the catalogue holds under the columns' names, a check naming them
+        // plainly is not refused for them.
+        let found: Vec<CatalogObject> = ["n_a", "n_b", "n_x", "n_one"]
+            .iter()
+            .map(|n| CatalogObject {
+                kind: CatalogKind::Function,
+                name: n.to_string(),
+                signature: format!("public.{n}(record)"),
+                built_in: false,
+                in_extension: false,
+                takes_a_row: true,
+            })
+            .collect();
+        prop_assert_eq!(q.names().refusal(&found), None);
     }
 }
