@@ -431,6 +431,48 @@ pub async fn append(
     Ok(())
 }
 
+/// Actions whose intents are in the timeline, and those whose intents the table refused
+/// (with why): the latter must not be taken.
+#[derive(Debug)]
+pub struct Cleared<T> {
+    /// Their intents are committed: they may be taken.
+    pub cleared: Vec<T>,
+    /// Their intents are not in the timeline.
+    pub refused: Vec<(T, StateError)>,
+}
+
+/// Commit the intent of each of `actions` to `plan`'s timeline before any is taken (work
+/// that keeps no state machine), in transactions of at most [`MAX_ENTRIES_PER_COMMIT`]
+/// entries. An action is cleared only when the transaction holding its intent was
+/// written; every transaction is tried, so a throttled one holds back only its own.
+pub async fn commit_intents<T>(
+    store: &dyn StateStore,
+    plan: &str,
+    actions: Vec<(T, AuditEntry)>,
+    now: DateTime<Utc>,
+) -> Cleared<T> {
+    let mut out = Cleared {
+        cleared: Vec::new(),
+        refused: Vec::new(),
+    };
+    let mut actions = actions.into_iter().peekable();
+    while actions.peek().is_some() {
+        let (items, entries): (Vec<T>, Vec<AuditEntry>) =
+            actions.by_ref().take(MAX_ENTRIES_PER_COMMIT).unzip();
+        match Commit::entries_only(plan, now)
+            .recording(entries)
+            .send(store)
+            .await
+        {
+            Ok(_) => out.cleared.extend(items),
+            Err(e) => out
+                .refused
+                .extend(items.into_iter().map(|item| (item, e.clone()))),
+        }
+    }
+    out
+}
+
 /// What claiming an event's idempotency key came to, with a duplicate's stored result
 /// already read back.
 #[derive(Debug)]
@@ -652,6 +694,50 @@ mod tests {
                 .value,
             json!({"n": 4})
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the table refuses, an action is cleared exactly when its intent is in
+        /// the timeline, and none is lost or cleared twice.
+        #[test]
+        fn an_action_is_cleared_exactly_when_its_intent_is_in_the_timeline(
+            count in 0usize..260,
+            skip in 0usize..4,
+            refuse in 0usize..4,
+        ) {
+            let store = memory::MemoryStateStore::default();
+            store.throttle_commits(skip, refuse);
+            let now = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+            let actions: Vec<(usize, AuditEntry)> = (0..count)
+                .map(|n| (n, AuditEntry { detail: n.to_string(), ..entry("snapshot.create") }))
+                .collect();
+            let out = futures::executor::block_on(commit_intents(&store, "p", actions, now));
+            let written: Vec<usize> = store
+                .entries("p")
+                .iter()
+                .map(|e| e.detail.parse().unwrap())
+                .collect();
+            proptest::prop_assert_eq!(&written, &out.cleared);
+            let mut all: Vec<usize> = out
+                .cleared
+                .iter()
+                .copied()
+                .chain(out.refused.iter().map(|(n, _)| *n))
+                .collect();
+            all.sort_unstable();
+            proptest::prop_assert_eq!(all, (0..count).collect::<Vec<_>>());
+            let transactions = count.div_ceil(MAX_ENTRIES_PER_COMMIT);
+            let refused = transactions.saturating_sub(skip).min(refuse);
+            proptest::prop_assert_eq!(
+                out.refused.len(),
+                (skip..skip + refused)
+                    .map(|t| count.saturating_sub(t * MAX_ENTRIES_PER_COMMIT).min(MAX_ENTRIES_PER_COMMIT))
+                    .sum::<usize>()
+            );
+            for (_, e) in &out.refused {
+                proptest::prop_assert_eq!(e.retry(), Retry::Retryable);
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The audit trail is never shorter than what happened: with the realism layer throttling
 //! a share of the state table's writes (and the store making one attempt per call, so
 //! every throttle reaches Lifeboat), every promotion, DNS change, deletion and restore the
-//! emulator saw has its audit entry, committed before it was taken. (Snapshot creation
-//! writes its entries after the run, and reports a failure when it cannot.)
+//! emulator saw, and every snapshot and copy it made, has its audit entry, committed
+//! before it was taken.
 
 use crate::support::{local_plan, notifier, put_replica_lag, reports, set_alarm, world};
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ use harness::{Account, LocalAws, World, create_world};
 use lifeboat::aws::{
     AwsFailover, AwsSnapshots, AwsValidation, DynamoStateStore, LOCAL_DATABASE_URLS_ENV,
 };
+use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::Clock;
 use lifeboat::failover::run::{DrDocument, FailoverRun, dr_key};
 use lifeboat::function::Invocation;
@@ -386,5 +387,128 @@ async fn throttled_state_writes_leave_no_restore_or_its_teardown_unrecorded() {
     assert!(
         intents(&timeline, "validation.delete-instance") >= deletions,
         "{deletions} deletions: {timeline:#?}"
+    );
+}
+
+/// The intents of `action` in `timeline`, by the snapshot their data names.
+fn intended_snapshots<'a>(timeline: &'a [AuditEntry], action: &str) -> Vec<&'a AuditEntry> {
+    timeline
+        .iter()
+        .filter(|e| e.action == action && e.outcome == Outcome::Intended)
+        .collect()
+}
+
+#[tokio::test]
+async fn throttled_state_writes_leave_no_snapshot_or_copy_unrecorded() {
+    let (account, plan, world) = world().await;
+    let reader = crate::support::state_store(&world);
+    let store = single_attempt_store(&world);
+    let snapshots = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
+    let (notifier, reports) = (notifier(&world), reports(&world));
+    let baseline = account.transitions().await.unwrap().transitions.len();
+    throttle_state_writes(&account, &world).await;
+    let run = SnapshotRun {
+        plan: &plan,
+        port: &snapshots,
+        state: &store,
+        notifier: &notifier,
+        reports: &reports,
+    };
+    let tick = |id: &str| {
+        json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0",
+               "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+               "time": Utc::now().to_rfc3339(), "detail": {}})
+    };
+    // The window's tick, retried (as Lambda retries a failed one) until every snapshot is
+    // taken; then, once they are available, ticks until every copy has started.
+    let mut created = false;
+    for n in 0..20 {
+        let now = Utc::now();
+        let invocation = Invocation {
+            request_id: format!("req-{n}"),
+            now,
+            deadline: now + Duration::minutes(15),
+        };
+        if run.handle(&tick("window-1"), &invocation).await.is_ok() {
+            created = true;
+            break;
+        }
+    }
+    assert!(
+        created,
+        "the window's snapshots are taken despite the throttling"
+    );
+    account.settle().await.unwrap();
+    let copies = |transitions: &[harness::realism::Transition]| {
+        transitions
+            .iter()
+            .filter(|t| t.kind == "copy_db_snapshot" || t.kind == "copy_db_cluster_snapshot")
+            .count()
+    };
+    for n in 0..20 {
+        let now = Utc::now();
+        let invocation = Invocation {
+            request_id: format!("copy-{n}"),
+            now,
+            deadline: now + Duration::minutes(15),
+        };
+        let outcome = run.handle(&tick(&format!("copies-{n}")), &invocation).await;
+        let transitions = account.transitions().await.unwrap().transitions;
+        if outcome.is_ok() && copies(&transitions[baseline..]) >= 2 {
+            break;
+        }
+    }
+    assert!(
+        throttled(&account).await > 0,
+        "the table did refuse some writes"
+    );
+
+    let timeline = reader.timeline(&plan.name, None).await.unwrap();
+    let transitions = account.transitions().await.unwrap().transitions;
+    let made = &transitions[baseline..];
+    assert!(copies(made) >= 2, "both databases copied: {made:#?}");
+    let creations = intended_snapshots(&timeline, "snapshot.create");
+    let copy_intents = intended_snapshots(&timeline, "snapshot.copy");
+    let mut checked = 0;
+    for t in made {
+        let intents = match t.kind.as_str() {
+            "create_db_snapshot" | "create_db_cluster_snapshot" => &creations,
+            "copy_db_snapshot" | "copy_db_cluster_snapshot" => &copy_intents,
+            _ => continue,
+        };
+        // Its intent names it, and was committed before the call (the entry's time is
+        // the invocation's start, before any of its calls).
+        let intent = intents
+            .iter()
+            .find(|e| e.data["snapshot"].as_str() == Some(t.resource.as_str()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} of {} without its entry: {timeline:#?}",
+                    t.kind, t.resource
+                )
+            });
+        assert!(
+            intent.at.timestamp_millis() as f64 / 1000.0 <= t.started_at_wall,
+            "{}: entry at {} after the call at {}",
+            t.resource,
+            intent.at,
+            t.started_at_wall
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "snapshots and copies of both databases: {made:#?}"
+    );
+    // Table backups are named by ARN in the emulator's log: counted instead.
+    let backups = made.iter().filter(|t| t.kind == "create_backup").count();
+    assert!(backups >= 1);
+    assert!(
+        creations
+            .iter()
+            .filter(|e| e.data["kind"] == "table_backup")
+            .count()
+            >= backups,
+        "{backups} table backups: {timeline:#?}"
     );
 }

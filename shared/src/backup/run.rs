@@ -3,7 +3,10 @@
 //! One resource failing never stops the others; the run still ends in error when any
 //! failed, so Lambda's error metric and retries see it. Every action is idempotent (names
 //! are deterministic per window, copies are found by name at the destination, exports
-//! carry a client token), so a retried or duplicated event does the work once.
+//! carry a client token), so a retried or duplicated event does the work once. The
+//! intent of every snapshot, copy and export is committed to the audit timeline before
+//! the call that makes it; one whose intent the table refuses is not asked for, and the
+//! run fails (retryable) so that its retry does it.
 
 use super::command::{CommandError, SnapshotCommand, parse_command};
 use super::{
@@ -493,7 +496,30 @@ impl SnapshotRun<'_> {
                 }),
             }
         }
-        let results: Vec<(CreationOrder, Result<(), AwsError>)> = stream::iter(orders)
+        // Each snapshot's intent is in the timeline before it is asked for, or it is not
+        // asked for: the run fails (retryable) and its retry takes it.
+        let trigger = summary.trigger.clone();
+        let intents = orders
+            .into_iter()
+            .map(|order| {
+                let intent = self.intent(
+                    &trigger,
+                    now,
+                    "snapshot.create",
+                    Some(order.resource.clone()),
+                    format!("{} ({}) about to be created", order.name, order.tier),
+                    serde_json::json!({"snapshot": order.name, "kind": order.kind, "tier": order.tier}),
+                );
+                (order, intent)
+            })
+            .collect();
+        let intents = state::commit_intents(self.state, &self.plan.name, intents, now).await;
+        for (order, e) in intents.refused {
+            summary
+                .failed
+                .push(not_started(order.resource, &order.name, &e));
+        }
+        let results: Vec<(CreationOrder, Result<(), AwsError>)> = stream::iter(intents.cleared)
             .map(|order| async move {
                 let tags = order.tags(&self.plan.name, now);
                 let result = self.port.create(&order, &tags).await;
@@ -532,10 +558,36 @@ impl SnapshotRun<'_> {
         &self,
         orders: &[CopyOrder],
         destination: &CopyDestination,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
         summary: &mut SnapshotSummary,
     ) {
-        let results: Vec<(&CopyOrder, Result<(), AwsError>)> = stream::iter(orders)
+        let trigger = summary.trigger.clone();
+        let intents = orders
+            .iter()
+            .map(|order| {
+                let intent = self.intent(
+                    &trigger,
+                    now,
+                    "snapshot.copy",
+                    order.snapshot.resource().map(str::to_string),
+                    format!(
+                        "{} about to be copied to {}",
+                        order.snapshot.id, order.destination
+                    ),
+                    serde_json::json!({"snapshot": order.snapshot.id, "destination": order.destination}),
+                );
+                (order, intent)
+            })
+            .collect();
+        let intents = state::commit_intents(self.state, &self.plan.name, intents, now).await;
+        for (order, e) in intents.refused {
+            summary.failed.push(not_started(
+                format!("copy of {} to {}", order.snapshot.id, order.destination),
+                &order.snapshot.id,
+                &e,
+            ));
+        }
+        let results: Vec<(&CopyOrder, Result<(), AwsError>)> = stream::iter(intents.cleared)
             .map(|order| async move { (order, self.port.copy(order, destination).await) })
             .buffered(PARALLEL_CALLS)
             .collect()
@@ -638,6 +690,8 @@ impl SnapshotRun<'_> {
                     }),
                 }
             }
+            let trigger = summary.trigger.clone();
+            let mut due = Vec::new();
             for r in &tables {
                 let window = match request.timing {
                     Timing::Scheduled(at) => window_at(at, r.interval_minutes(&plan.snapshots)),
@@ -653,6 +707,25 @@ impl SnapshotRun<'_> {
                     continue;
                 }
                 let prefix = format!("lifeboat/{}/{}/{stamp}/", plan.name, r.id);
+                let intent = self.intent(
+                    &trigger,
+                    now,
+                    "snapshot.export",
+                    Some(r.id.clone()),
+                    format!(
+                        "export of {} to s3://{bucket}/{prefix} about to start",
+                        r.id
+                    ),
+                    serde_json::json!({"bucket": bucket, "prefix": prefix}),
+                );
+                due.push(((*r, stamp, prefix), intent));
+            }
+            // Each export's intent is in the timeline before it starts, or it does not.
+            let due = state::commit_intents(self.state, &plan.name, due, now).await;
+            for ((r, _, prefix), e) in due.refused {
+                failures.push(not_started(format!("export of {}", r.id), &prefix, &e));
+            }
+            for (r, stamp, prefix) in due.cleared {
                 match self.port.start_export(r, bucket, &prefix).await {
                     Ok(arn) => {
                         notes.push(ExportNote {
@@ -703,6 +776,28 @@ impl SnapshotRun<'_> {
                 .into(),
             retryable: true,
         });
+    }
+
+    /// The intent of an action about to be taken by this run.
+    fn intent(
+        &self,
+        trigger: &str,
+        now: DateTime<Utc>,
+        action: &str,
+        resource: Option<String>,
+        detail: String,
+        data: serde_json::Value,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: now,
+            function: "snapshot".into(),
+            trigger: trigger.to_string(),
+            action: action.into(),
+            resource,
+            outcome: Outcome::Intended,
+            detail,
+            data,
+        }
     }
 
     /// Metrics, audit entries, the report and, when something is wrong, a notification.
@@ -769,6 +864,18 @@ impl SnapshotRun<'_> {
                 format!("{} to {}", c.snapshot, c.destination),
             ));
         }
+        for x in &summary.exports {
+            entries.push(entry(
+                "snapshot.export",
+                Some(x.resource.clone()),
+                if x.status == "started" {
+                    Outcome::Started
+                } else {
+                    Outcome::Succeeded
+                },
+                format!("export to {}: {}", x.prefix, x.status),
+            ));
+        }
         for s in &summary.skipped {
             entries.push(entry(
                 "snapshot.create",
@@ -785,10 +892,15 @@ impl SnapshotRun<'_> {
                 f.error.clone(),
             ));
         }
+        // Each action's intent went in before it was taken; the outcomes are written
+        // after the run, and when they cannot be, the run fails saying so (here and in
+        // its report).
         if let Err(e) = state::append(self.state, plan, entries, now).await {
             summary.failed.push(Failure {
                 subject: "audit entries".into(),
-                error: format!("{e}; this run's snapshots and copies are in its report only"),
+                error: format!(
+                    "{e}; the timeline has the intent of each of this run's snapshots, copies and exports, their outcomes are in its report only"
+                ),
                 retryable: e.retry() == Retry::Retryable,
             });
         }
@@ -796,11 +908,8 @@ impl SnapshotRun<'_> {
         summary.summary = describe(summary);
         let breaches: Vec<&RpoMeasurement> = summary.rpo.iter().filter(|m| m.breached).collect();
         let report = serde_json::to_value(&*summary).unwrap_or_default();
-        match self
-            .reports
-            .put_report(&report_key(plan, "snapshot", run_id, now), &report)
-            .await
-        {
+        let report_at = report_key(plan, "snapshot", run_id, now);
+        match self.reports.put_report(&report_at, &report).await {
             Ok(uri) => summary.report = Some(uri),
             Err(e) => summary.failed.push(Failure {
                 subject: "report".into(),
@@ -861,7 +970,23 @@ impl SnapshotRun<'_> {
                 retryable: e.retry() == Retry::Retryable,
             });
             summary.summary = describe(summary);
+            // The report is written again, so that it says so too.
+            let report = serde_json::to_value(&*summary).unwrap_or_default();
+            if let Err(e) = self.reports.put_report(&report_at, &report).await {
+                tracing::warn!(error = %e, "report not rewritten with the missing run entry");
+            }
         }
+    }
+}
+
+/// An action left undone because its intent could not be written first.
+fn not_started(subject: String, what: &str, e: &StateError) -> Failure {
+    Failure {
+        subject,
+        error: format!(
+            "its audit entry could not be written ({e}), so {what} was not started; a retry of the run starts it"
+        ),
+        retryable: e.retry() == Retry::Retryable,
     }
 }
 

@@ -646,24 +646,6 @@ impl RetentionRun<'_> {
             );
         }
 
-        summary.summary = describe(summary);
-        let report = serde_json::json!({
-            "summary": &*summary,
-            "decisions": lines,
-        });
-        match self
-            .reports
-            .put_report(&report_key(plan, "retention", run_id, now), &report)
-            .await
-        {
-            Ok(uri) => summary.report = Some(uri),
-            Err(e) => summary.failed.push(Failure {
-                subject: "report".into(),
-                error: e.to_string(),
-                retryable: e.retry() == Retry::Retryable,
-            }),
-        }
-
         // One entry per deletion and export (what changed), then one for the run.
         let entry =
             |action: &str, line: &ReportLine, outcome: Outcome, detail: String| AuditEntry {
@@ -700,14 +682,34 @@ impl RetentionRun<'_> {
                 _ => None,
             })
             .collect();
-        // Their intents are in the timeline already; an outcome that cannot be written
-        // fails the run, saying so.
+        // Their intents are in the timeline already (nothing is deleted or exported
+        // before its intent is written); the outcomes are written after the run, and one
+        // that cannot be fails the run, saying so here and in the report.
         if let Err(e) = state::append(self.state, plan, entries, now).await {
             summary.failed.push(Failure {
                 subject: "audit entries".into(),
-                error: format!("{e}; the outcomes of this run's deletions are in its report only"),
+                error: format!(
+                    "{e}; the timeline has the intent of each of this run's deletions and exports, their outcomes are in its report only"
+                ),
                 retryable: e.retry() == Retry::Retryable,
             });
+        }
+
+        summary.summary = describe(summary);
+        let report_at = report_key(plan, "retention", run_id, now);
+        let report = |summary: &RetentionSummary| {
+            serde_json::json!({
+                "summary": summary,
+                "decisions": lines,
+            })
+        };
+        match self.reports.put_report(&report_at, &report(summary)).await {
+            Ok(uri) => summary.report = Some(uri),
+            Err(e) => summary.failed.push(Failure {
+                subject: "report".into(),
+                error: e.to_string(),
+                retryable: e.retry() == Retry::Retryable,
+            }),
         }
 
         if !summary.failed.is_empty() || (!summary.dry_run && !summary.deleted.is_empty()) {
@@ -779,6 +781,10 @@ impl RetentionRun<'_> {
                 retryable: e.retry() == Retry::Retryable,
             });
             summary.summary = describe(summary);
+            // The report is written again, so that it says so too.
+            if let Err(e) = self.reports.put_report(&report_at, &report(summary)).await {
+                tracing::warn!(error = %e, "report not rewritten with the missing run entry");
+            }
         }
     }
 }

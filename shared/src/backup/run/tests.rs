@@ -195,13 +195,15 @@ async fn a_tick_creates_exports_records_and_a_duplicate_does_nothing_again() {
     assert_eq!(sent[0].severity, Severity::Warning);
     assert!(sent[0].subject.contains("RPO breached"));
     let timeline = w.state.entries("lifeboat-local");
-    assert_eq!(
-        timeline
-            .iter()
-            .filter(|e| e.action == "snapshot.create")
-            .count(),
-        3
-    );
+    for outcome in [Outcome::Intended, Outcome::Started] {
+        assert_eq!(
+            timeline
+                .iter()
+                .filter(|e| e.action == "snapshot.create" && e.outcome == outcome)
+                .count(),
+            3
+        );
+    }
     assert_eq!(timeline.last().unwrap().action, "snapshot.run");
 
     // The same event delivered again: the stored result, and no AWS call.
@@ -367,5 +369,149 @@ async fn a_stopped_instance_is_skipped_with_its_reason_while_the_others_succeed(
     assert!(
         s.summary
             .contains("[orders-db: rds_instance orders-db is stopped, not available")
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_whose_intent_the_table_refuses_is_not_asked_for_and_the_retry_takes_it() {
+    let w = World::new(FakePort::default());
+    // The claim is not a commit; the first commit is the creations' intents.
+    w.state.throttle_commits(0, 1);
+    let err = w
+        .run()
+        .handle(&tick("evt-1", at(6, 0)), &invocation(at(6, 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry(), Retry::Retryable);
+    assert!(
+        err.to_string().contains("was not started"),
+        "the run says why: {err}"
+    );
+    assert!(
+        w.port.created.lock().unwrap().is_empty(),
+        "no snapshot without its entry"
+    );
+    // Nor is the table's export, as when its backup fails.
+    assert!(w.port.exports.lock().unwrap().is_empty());
+    assert!(
+        w.state
+            .entries("lifeboat-local")
+            .iter()
+            .all(|e| e.action != "snapshot.create"),
+        "no entry for what was not asked for"
+    );
+    // Lambda's retry of the event creates them, each after its intent.
+    let summary = w
+        .run()
+        .handle(&tick("evt-1", at(6, 0)), &invocation(at(6, 3)))
+        .await
+        .unwrap();
+    assert_eq!(summary.created.len(), 3);
+    let timeline = w.state.entries("lifeboat-local");
+    for name in w.port.created.lock().unwrap().iter() {
+        let intent = timeline.iter().position(|e| {
+            e.action == "snapshot.create"
+                && e.outcome == Outcome::Intended
+                && e.data["snapshot"] == name.as_str()
+        });
+        let outcome = timeline.iter().position(|e| {
+            e.action == "snapshot.create"
+                && e.outcome == Outcome::Started
+                && e.detail.starts_with(name.as_str())
+        });
+        assert!(
+            intent.is_some() && intent < outcome,
+            "{name}: {timeline:#?}"
+        );
+    }
+    assert_eq!(w.port.exports.lock().unwrap().len(), 1, "started once");
+}
+
+#[tokio::test]
+async fn a_copy_or_export_whose_intent_the_table_refuses_is_not_started() {
+    let w = World::new(FakePort::default());
+    w.run()
+        .handle(&tick("evt-1", at(6, 0)), &invocation(at(6, 1)))
+        .await
+        .unwrap();
+    for s in w.port.primary.lock().unwrap().iter_mut() {
+        s.status = BackupStatus::Available;
+    }
+    w.state.throttle_commits_recording("snapshot.copy");
+    let event = json!({"account": "123456789012", "region": "us-east-1", "resources": [], "version": "0", "id": "rds-1", "detail-type": "RDS DB Snapshot Event", "source": "aws.rds",
+           "time": "2026-11-25T06:05:00Z",
+           "detail": {"SourceIdentifier": "lifeboat-lifeboat-local-orders-db-20261125t0600z", "EventID": "RDS-EVENT-0042"}});
+    let err = w
+        .run()
+        .handle(&event, &invocation(at(6, 5)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry(), Retry::Retryable);
+    let SnapshotError::Incomplete(summary) = &err else {
+        panic!("{err}")
+    };
+    assert!(summary.copies_started.is_empty());
+    assert!(
+        summary.failed[0]
+            .subject
+            .starts_with("copy of lifeboat-lifeboat-local-orders-db-20261125t0600z"),
+        "{err}"
+    );
+    assert!(
+        w.port.copied.lock().unwrap().is_empty(),
+        "no copy without its entry"
+    );
+
+    // Exports: a new window's export is not started while its intent is refused.
+    let w = World::new(FakePort::default());
+    w.state.throttle_commits_recording("snapshot.export");
+    let err = w
+        .run()
+        .handle(&tick("evt-1", at(6, 0)), &invocation(at(6, 1)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("[export of sessions:"), "{err}");
+    assert!(w.port.exports.lock().unwrap().is_empty());
+    assert_eq!(w.port.created.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn outcomes_that_cannot_be_written_fail_the_run_and_the_report_says_so() {
+    let w = World::new(FakePort::default());
+    // Commits: the creations' intents, the export's, the export book; then the outcomes
+    // and the run's entry, refused.
+    w.state.throttle_commits(3, 2);
+    let err = w
+        .run()
+        .handle(&tick("evt-1", at(6, 0)), &invocation(at(6, 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry(), Retry::Retryable);
+    let SnapshotError::Incomplete(summary) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(summary.created.len(), 3);
+    assert!(summary.failed.iter().any(|f| f.subject == "audit entries"));
+    assert!(summary.failed.iter().any(|f| f.subject == "audit entry"));
+    let reports = w.reports.stored.lock().unwrap();
+    let report = reports.values().next().unwrap();
+    let subjects: Vec<&str> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects.contains(&"audit entries") && subjects.contains(&"audit entry"),
+        "{subjects:?}"
+    );
+    // The intents went in before the calls.
+    assert_eq!(
+        w.state
+            .entries("lifeboat-local")
+            .iter()
+            .filter(|e| e.action == "snapshot.create" && e.outcome == Outcome::Intended)
+            .count(),
+        3
     );
 }

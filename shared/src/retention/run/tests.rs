@@ -621,3 +621,47 @@ async fn a_deletion_whose_intent_the_table_refuses_is_not_taken() {
         assert_eq!(intents, times_deleted, "{id}: {times_deleted} deletions");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn outcomes_the_table_refuses_are_said_in_the_reply_and_the_report() {
+    let w = World::new(
+        plan_with(three_days()),
+        FakePort::default(),
+        ten_days_each(),
+    );
+    // The fourteen intents go in; the outcomes and the run's entry are refused.
+    w.state.throttle_commits(14, 2);
+    let summary = w.run().handle(&tick("evt-1"), &invocation()).await.unwrap();
+    assert_eq!(w.port.deleted.lock().unwrap().len(), 14);
+    let failed: Vec<&str> = summary.failed.iter().map(|f| f.subject.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["audit entries", "audit entry"],
+        "{}",
+        summary.summary
+    );
+    assert!(
+        summary.failed[0]
+            .error
+            .contains("outcomes are in its report only"),
+        "{:?}",
+        summary.failed
+    );
+    let reports = w.reports.stored.lock().unwrap();
+    assert_eq!(reports.len(), 1, "one report, written again");
+    let report = reports.values().next().unwrap();
+    let in_report: Vec<&str> = report["summary"]["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(in_report, ["audit entries", "audit entry"]);
+    let intents = w
+        .state
+        .entries("lifeboat-local")
+        .iter()
+        .filter(|e| e.action == "retention.delete" && e.outcome == Outcome::Intended)
+        .count();
+    assert_eq!(intents, 14);
+}
