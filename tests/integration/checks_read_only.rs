@@ -798,3 +798,34 @@ async fn on_mariadb_a_compound_identifier_is_only_a_column() {
     assert!(r.passed, "{r:?}");
     db.drop_database().await.unwrap();
 }
+
+/// MySQL's name resolution reads `max (id)`, with a blank before the parenthesis, as a
+/// call of a stored function `max` of the database's own, not of MAX (MariaDB 10.11 does
+/// so in a plain session and in `PREPARE`; through the probe's binary-protocol prepared
+/// statement it answered with MAX, measured, which the statement check does not rely
+/// on). Refused at load, nothing sent; `max(id)` is MAX.
+#[tokio::test]
+async fn on_mariadb_a_listed_call_with_a_blank_before_its_parenthesis_is_refused_at_load() {
+    let db = ScratchDatabase::seeded(Dialect::Mysql).await.unwrap();
+    db.execute("CREATE FUNCTION `max`(x INT) RETURNS INT DETERMINISTIC BEGIN RETURN 7; END")
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT max (id) FROM orders",
+        "SELECT count(*) FROM orders WHERE max /* */ (id) = 7",
+    ] {
+        let err = assertion_result(&db, sql, "4")
+            .await
+            .expect_err("a blank before the parenthesis was accepted");
+        assert!(
+            err.contains("is not one read-only query") && err.contains("count(*), not count (*)"),
+            "{err}"
+        );
+    }
+    let r = assertion_result(&db, "SELECT max(id) FROM orders", "4")
+        .await
+        .unwrap();
+    assert!(r.passed, "{r:?}");
+    assert_intact(&db, "the refusals").await;
+    db.drop_database().await.unwrap();
+}

@@ -30,7 +30,8 @@
 //! `ANSI_QUOTES`) changes how they are read; and so is any character beyond ASCII outside
 //! a string literal: the server ends a `--` comment only at an ASCII blank, where the
 //! parser takes any Unicode blank, so the server could see other statements than the
-//! parser did.
+//! parser did; and a listed function written with a blank before its parenthesis
+//! (`count (*)`), which the server resolves to a stored function of that name.
 //!
 //! Some names only the server can resolve, and PostgreSQL may resolve them to code: in
 //! `t.name` (or `s.t.name`), when the row has no column `name`, it calls a function
@@ -161,6 +162,15 @@ pub enum UnsafeSql {
         "the SQL holds a double-quoted string, which MySQL reads as a name under the server's sql_mode ANSI_QUOTES"
     )]
     DoubleQuoted,
+    /// A listed function written with a blank or comment before its parenthesis, in
+    /// MySQL SQL.
+    #[error(
+        "the SQL calls {name} with a blank or comment before its parenthesis, which MySQL and MariaDB read as a call of a stored function {name} of the database's own"
+    )]
+    BlankBeforeParenthesis {
+        /// The function, as written.
+        name: String,
+    },
     /// `(expr).name` or `(expr).*`: PostgreSQL calls a function `name(expr)` when the
     /// value has no field of that name.
     #[error(
@@ -212,6 +222,9 @@ impl UnsafeSql {
                 "write the SQL without backslashes (in a LIKE pattern, use ESCAPE with another character)"
             }
             UnsafeSql::DoubleQuoted => "quote strings with single quotes and names with backticks",
+            UnsafeSql::BlankBeforeParenthesis { .. } => {
+                "write the parenthesis right after the function's name: count(*), not count (*)"
+            }
             UnsafeSql::FieldSelection { .. } => {
                 "name a column through its table or alias (orders.total, not (orders).total); for a field of a composite value, read a view the database's owner made"
             }
@@ -787,7 +800,27 @@ fn mysql_text(sql: &str) -> Result<(), UnsafeSql> {
 /// a character beyond ASCII outside a string may be read otherwise by the server (it ends
 /// `-- ` only at an ASCII blank; the parser at any Unicode blank).
 fn mysql_tokens(tokens: &[Token]) -> Result<(), UnsafeSql> {
-    for token in tokens {
+    for (i, token) in tokens.iter().enumerate() {
+        // `count (x)`: with a blank (or a comment) before the parenthesis, the server
+        // calls a stored function `count` of the database's own instead of its own
+        // COUNT (MySQL's function name resolution, unless sql_mode has IGNORE_SPACE).
+        if let Token::Word(w) = token
+            && w.quote_style.is_none()
+            && ALLOWED_FUNCTIONS_MYSQL
+                .iter()
+                .any(|f| w.value.eq_ignore_ascii_case(f))
+        {
+            let after = &tokens[i + 1..];
+            let blanks = after
+                .iter()
+                .take_while(|t| matches!(t, Token::Whitespace(_)))
+                .count();
+            if blanks > 0 && matches!(after.get(blanks), Some(Token::LParen)) {
+                return Err(UnsafeSql::BlankBeforeParenthesis {
+                    name: w.value.clone(),
+                });
+            }
+        }
         match token {
             Token::DoubleQuotedString(_) => return Err(UnsafeSql::DoubleQuoted),
             Token::Word(w) if w.quote_style == Some('"') => return Err(UnsafeSql::DoubleQuoted),

@@ -768,6 +768,35 @@ fn a_name_is_refused_only_when_the_server_could_run_code_under_it() {
     assert_eq!(n.refusal(&[row_fn("elsewhere", false)]), None);
 }
 
+#[test]
+fn on_mysql_a_listed_call_with_a_blank_before_its_parenthesis_is_refused() {
+    for sql in [
+        "SELECT max (id) FROM orders",
+        "SELECT COUNT\n(*) FROM orders",
+        "SELECT count(*) FROM orders WHERE sum /* x */ (id) > 0",
+        "SELECT coalesce\t(1, 2)",
+    ] {
+        match refused(Dialect::Mysql, sql) {
+            UnsafeSql::BlankBeforeParenthesis { name } => {
+                assert!(sql.contains(&name), "{sql}: {name}")
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    let e = refused(Dialect::Mysql, "SELECT max (id) FROM orders");
+    assert!(e.fix().contains("count(*)"), "{}", e.fix());
+    // PostgreSQL reads the blank as nothing; written together, MySQL's own function.
+    assert!(read_only_query(Dialect::Postgres, "SELECT max (id) FROM orders").is_ok());
+    for sql in [
+        "SELECT max(id) FROM orders",
+        "SELECT count(*) FROM orders WHERE id IN (1, 2)",
+        "SELECT count(*) FROM orders o LEFT JOIN (SELECT 1 AS k) AS x ON x.k = o.id",
+        "SELECT count(*) FROM orders WHERE EXISTS (SELECT 1)",
+    ] {
+        assert!(read_only_query(Dialect::Mysql, sql).is_ok(), "{sql}");
+    }
+}
+
 // --- property tests -------------------------------------------------------------
 
 /// Names that are no keyword in either dialect.
