@@ -30,6 +30,19 @@ pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20)
 /// two Lambda hosts to differ.
 pub const COMMIT_RESERVE_SECONDS: i64 = CALL_TIMEOUT.as_secs() as i64 + 5;
 
+/// Longest to wait for a connection to a database a check or the canary talks to.
+pub const DATABASE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest a plan may let one check's statement run, in seconds. Checks run as
+/// actions under a step's lease: the credentials (one call), the connection and one
+/// statement at this limit fit in an action's window, so every check can end inside one
+/// action and the checks move on from action to action, never cut off half-way for ever.
+pub const MAX_STATEMENT_TIMEOUT_SECONDS: u32 = 60;
+
+/// Kept free after a check's statement limit before a check starts: the read-only proof
+/// before it and the round trips.
+pub const CHECK_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// [`COMMIT_RESERVE_SECONDS`] as a duration.
 pub fn commit_reserve() -> Duration {
     Duration::seconds(COMMIT_RESERVE_SECONDS)
@@ -54,6 +67,15 @@ mod tests {
         assert_eq!(window.as_secs(), 95);
         assert!(window >= 4 * CALL_TIMEOUT);
         assert!(ATTEMPT_TIMEOUT < CALL_TIMEOUT && CONNECT_TIMEOUT < ATTEMPT_TIMEOUT);
+    }
+
+    #[test]
+    fn a_check_at_the_longest_statement_limit_fits_in_one_action() {
+        let now = Utc::now();
+        let window = action_window(now, now + Duration::seconds(LEASE_SECONDS)).unwrap();
+        let statement = std::time::Duration::from_secs(MAX_STATEMENT_TIMEOUT_SECONDS.into());
+        // The secret's read, the connection, one statement and its margin.
+        assert!(CALL_TIMEOUT + DATABASE_CONNECT_TIMEOUT + statement + CHECK_MARGIN <= window);
     }
 
     proptest! {

@@ -18,9 +18,11 @@ use lifeboat::plan::{
 };
 use lifeboat::state::Outcome::Intended;
 use lifeboat::state::StateStore;
-use lifeboat::validation::checks::{CheckKind, CheckResult, Dialect, plan_checks};
+use lifeboat::validation::checks::{
+    CheckKind, CheckProgress, CheckResult, Dialect, Expect, PlannedCheck, plan_checks,
+};
 use lifeboat::validation::run::{
-    DatabaseProbe, ProbeTarget, ValidationPort, ValidationReply, ValidationRunner,
+    CheckBudget, DatabaseProbe, ProbeTarget, ValidationPort, ValidationReply, ValidationRunner,
 };
 use lifeboat::validation::{PURPOSE_TAG, PURPOSE_VALIDATION, Run, TempFacts};
 use serde_json::{Value, json};
@@ -318,8 +320,15 @@ impl ValidationPort for LoseRestoreAnswer<'_> {
     async fn delete_cluster(&self, run: &Run) -> Result<(), AwsError> {
         self.inner.delete_cluster(run).await
     }
-    async fn run_checks(&self, plan: &Plan, r: &ProtectedResource, run: &Run) -> Vec<CheckResult> {
-        self.inner.run_checks(plan, r, run).await
+    async fn run_checks(
+        &self,
+        plan: &Plan,
+        r: &ProtectedResource,
+        run: &Run,
+        from: CheckProgress,
+        window: Duration,
+    ) -> CheckProgress {
+        self.inner.run_checks(plan, r, run, from, window).await
     }
     async fn tag_validated(&self, run: &Run, at: DateTime<Utc>) -> Result<(), AwsError> {
         self.inner.tag_validated(run, at).await
@@ -409,20 +418,8 @@ async fn probe(db: &ScratchDatabase) -> Vec<CheckResult> {
         .clone()
         .unwrap();
     let checks = plan_checks(db.dialect, &v).unwrap();
-    let target = ProbeTarget {
-        dialect: db.dialect,
-        host: "127.0.0.1".into(),
-        port: match db.dialect {
-            Dialect::Postgres => 5432,
-            Dialect::Mysql => 3306,
-        },
-        database: db.name.clone(),
-        username: db.username().into(),
-        password: String::new(),
-        require_tls: false,
-    };
     SqlProbe
-        .probe(&target, &checks, Duration::from_secs(5))
+        .probe(&local_target(db), &checks, Duration::from_secs(5))
         .await
 }
 
@@ -512,4 +509,126 @@ fn hostile_identifiers_in_the_plan_are_rejected_at_load() {
         let err = parse_plan(&plan.to_string()).unwrap_err().to_string();
         assert!(err.contains(&format!("`resources[0].{path}`")), "{err}");
     }
+}
+
+/// Where a PostgreSQL or MariaDB database at `db` answers.
+fn local_target(db: &ScratchDatabase) -> ProbeTarget {
+    ProbeTarget {
+        dialect: db.dialect,
+        host: "127.0.0.1".into(),
+        port: match db.dialect {
+            Dialect::Postgres => 5432,
+            Dialect::Mysql => 3306,
+        },
+        database: db.name.clone(),
+        username: db.username().into(),
+        password: String::new(),
+        require_tls: false,
+    }
+}
+
+/// Results without their timings, which differ from run to run.
+fn untimed(results: Vec<CheckResult>) -> Vec<CheckResult> {
+    results
+        .into_iter()
+        .map(|r| CheckResult { millis: 0, ..r })
+        .collect()
+}
+
+#[tokio::test]
+async fn checks_resumed_part_way_run_only_those_left_and_end_as_one_run_would() {
+    let plan = local_plan();
+    let v = plan
+        .resource("orders-db")
+        .unwrap()
+        .validation
+        .clone()
+        .unwrap();
+    for dialect in [Dialect::Postgres, Dialect::Mysql] {
+        let db = ScratchDatabase::seeded(dialect).await.unwrap();
+        // A missing table: a check gated on it is skipped, also across the resumption.
+        db.execute("DROP TABLE orders").await.unwrap();
+        let checks = plan_checks(dialect, &v).unwrap();
+        let target = local_target(&db);
+        let budget = || CheckBudget::unhurried(Duration::from_secs(5));
+        let whole = SqlProbe
+            .probe_from(&target, &checks, CheckProgress::default(), budget())
+            .await;
+        assert!(whole.finished, "{dialect:?}: {whole:#?}");
+        assert_eq!(whole.taken.len(), checks.len());
+        for cut in 0..checks.len() {
+            let mut part = whole.clone();
+            part.taken.truncate(cut);
+            part.finished = false;
+            let resumed = SqlProbe.probe_from(&target, &checks, part, budget()).await;
+            assert!(resumed.finished, "{dialect:?} cut at {cut}");
+            assert_eq!(
+                untimed(resumed.results()),
+                untimed(whole.results()),
+                "{dialect:?} cut at {cut}"
+            );
+        }
+        db.drop_database().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn checks_start_only_while_the_action_has_time_for_one_and_go_on_in_the_next() {
+    let db = ScratchDatabase::seeded(Dialect::Postgres).await.unwrap();
+    let target = local_target(&db);
+    let statement = Duration::from_secs(2);
+    // Each takes 1.5 s and may take its limit (2 s): one starts only with 4 s left.
+    let slow: Vec<PlannedCheck> = (0..9)
+        .map(|i| PlannedCheck {
+            name: format!("slow {i}"),
+            kind: CheckKind::Assertion,
+            sql: "SELECT count(*) FROM (SELECT pg_sleep(1.5)) AS s".into(),
+            params: vec![],
+            expect: Expect::AtLeast(1),
+            gate: None,
+            names: Default::default(),
+        })
+        .collect();
+    // Room for the connection and one check, and 0.5 s more.
+    let window = lifeboat::budget::DATABASE_CONNECT_TIMEOUT
+        + statement
+        + lifeboat::budget::CHECK_MARGIN
+        + Duration::from_millis(500);
+    let first = SqlProbe
+        .probe_from(
+            &target,
+            &slow,
+            CheckProgress::default(),
+            CheckBudget::within(statement, window),
+        )
+        .await;
+    assert!(!first.finished, "{first:#?}");
+    assert!(first.ended.is_none(), "{first:#?}");
+    let ran = first.taken.len();
+    // 14.5 s of room, 4 s needed to start one, 1.5 s each: six or seven, never all.
+    assert!((5..=7).contains(&ran), "{ran} checks ran: {first:#?}");
+    assert!(first.results().iter().all(|r| r.passed), "{first:#?}");
+    // Too little time to connect: nothing runs, nothing is lost.
+    let none = SqlProbe
+        .probe_from(
+            &target,
+            &slow,
+            first.clone(),
+            CheckBudget::within(statement, Duration::from_secs(5)),
+        )
+        .await;
+    assert_eq!(none, first);
+    let second = SqlProbe
+        .probe_from(
+            &target,
+            &slow,
+            first,
+            CheckBudget::within(statement, window),
+        )
+        .await;
+    assert!(second.finished, "{second:#?}");
+    let names: Vec<String> = second.results().into_iter().map(|r| r.name).collect();
+    let all: Vec<String> = (0..9).map(|i| format!("slow {i}")).collect();
+    assert_eq!(names, all);
+    db.drop_database().await.unwrap();
 }

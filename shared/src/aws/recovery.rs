@@ -8,7 +8,7 @@ use super::dr::DrAws;
 use super::posture::fetch_instance;
 use super::snapshots::{rds_tags, tag_map, to_chrono};
 use super::validation::{
-    AwsValidation, delete_cluster_without_snapshot, delete_instance_without_snapshot,
+    AwsValidation, CheckRun, delete_cluster_without_snapshot, delete_instance_without_snapshot,
 };
 use super::{AwsClients, ClientSettings};
 use crate::error::{AwsError, AwsFailure};
@@ -17,7 +17,7 @@ use crate::recovery::run::{Performed, RecoveryPort};
 use crate::recovery::{
     CheckReport, Presence, RECOVERY_TAG, RecoveredFacts, Recovery, RecoveryAction, RestorableWindow,
 };
-use crate::validation::Endpoint;
+use crate::validation::{CheckProgress, Endpoint};
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbInstance;
 use chrono::{DateTime, Duration, Utc};
@@ -408,7 +408,9 @@ impl AwsRecovery {
         resource: &ProtectedResource,
         target: &str,
         assertions: &[SqlAssertion],
-    ) -> Result<CheckReport, AwsError> {
+        from: CheckProgress,
+        window: std::time::Duration,
+    ) -> Result<Performed, AwsError> {
         if resource.kind == ResourceKind::DynamodbTable {
             let mut out = CheckReport::default();
             match self.table(target).await? {
@@ -431,30 +433,38 @@ impl AwsRecovery {
                         .into(),
                 );
             }
-            return Ok(out);
+            return Ok(Performed::Checks(out));
         }
         let Some(engine) = resource.engine else {
-            return Ok(CheckReport {
+            return Ok(Performed::Checks(CheckReport {
                 passed: vec![],
                 failed: vec![format!(
                     "{} has no `engine` in the plan: the checks need it to speak SQL",
                     resource.id
                 )],
-            });
+            }));
         };
         let endpoint = self.recovered_endpoint(resource.kind, target).await?;
-        Ok(report(
-            self.validation
-                .probe_database(
-                    plan,
+        let progress = self
+            .validation
+            .probe_database(
+                plan,
+                CheckRun {
                     resource,
                     engine,
-                    endpoint.as_ref(),
-                    target,
-                    assertions,
-                )
-                .await,
-        ))
+                    endpoint: endpoint.as_ref(),
+                    local_key: target,
+                    extra: assertions,
+                },
+                from,
+                window,
+            )
+            .await;
+        Ok(if progress.finished {
+            Performed::Checks(report(progress.results()))
+        } else {
+            Performed::ChecksSoFar(progress)
+        })
     }
 
     /// Stop the damaged writer. AWS refuses to stop an instance that has read replicas
@@ -793,7 +803,12 @@ impl RecoveryPort for AwsRecovery {
         Ok(facts)
     }
 
-    async fn perform(&self, plan: &Plan, action: &RecoveryAction) -> Result<Performed, AwsError> {
+    async fn perform(
+        &self,
+        plan: &Plan,
+        action: &RecoveryAction,
+        window: std::time::Duration,
+    ) -> Result<Performed, AwsError> {
         match action {
             RecoveryAction::Restore {
                 kind,
@@ -819,6 +834,7 @@ impl RecoveryPort for AwsRecovery {
                 resource,
                 target,
                 assertions,
+                progress,
                 ..
             } => {
                 let Some(res) = plan.resource(resource) else {
@@ -827,9 +843,8 @@ impl RecoveryPort for AwsRecovery {
                         failed: vec![format!("{resource} is no longer in the plan")],
                     }));
                 };
-                self.checks(plan, res, target, assertions)
+                self.checks(plan, res, target, assertions, progress.clone(), window)
                     .await
-                    .map(Performed::Checks)
             }
             RecoveryAction::Fence { recovery, writer } => self
                 .fence(kind_of(plan, recovery), writer)

@@ -22,9 +22,9 @@
 //! and MariaDB resolve no name so: there is nothing to look up.
 
 use crate::validation::checks::{
-    CheckKind, CheckResult, Dialect, Param, PlannedCheck, Returned, judge,
+    CheckKind, CheckProgress, CheckResult, Dialect, Param, PlannedCheck, Returned, judge,
 };
-use crate::validation::run::{DatabaseProbe, ProbeTarget};
+use crate::validation::run::{CheckBudget, DatabaseProbe, ProbeTarget};
 use crate::validation::statement::{CatalogKind, CatalogObject, NameRefused, ServerNames};
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow, MySqlSslMode};
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 /// How long connecting may take before the check fails (an unreachable endpoint must not
 /// hold the invocation).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = crate::budget::DATABASE_CONNECT_TIMEOUT;
 
 /// The sqlx probe.
 #[derive(Debug, Clone, Copy, Default)]
@@ -546,21 +546,24 @@ async fn mysql_read_only(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error>
     }
 }
 
-/// Run every check in the session, in order, skipping those whose gate failed and
-/// failing, unrun, those `refusals` names.
+/// Run the session's checks from where `progress` stands, in order, skipping those whose
+/// gate failed and failing, unrun, those `refusals` names, while `budget` leaves room for
+/// one more.
 async fn run_session<S: Session>(
     mut session: S,
     checks: &[PlannedCheck],
     refusals: &[Option<NameRefused>],
-) -> Vec<CheckResult> {
-    let mut results: Vec<Option<CheckResult>> = Vec::new();
-    for (i, check) in checks.iter().enumerate() {
-        if gated(check, &results) {
-            results.push(None);
+    mut progress: CheckProgress,
+    budget: CheckBudget,
+) -> CheckProgress {
+    let started = Instant::now();
+    while let Some(check) = checks.get(progress.taken.len()) {
+        if gated(check, &progress.taken) {
+            progress.take(None);
             continue;
         }
-        if let Some(Some(refused)) = refusals.get(i) {
-            results.push(Some(CheckResult::error(
+        if let Some(Some(refused)) = refusals.get(progress.taken.len()) {
+            progress.take(Some(CheckResult::error(
                 &check.name,
                 check.kind,
                 format!(
@@ -571,21 +574,24 @@ async fn run_session<S: Session>(
             )));
             continue;
         }
+        if !budget.leaves_room_for_a_check() {
+            break;
+        }
         // A check is one statement and cannot both make the session writable and write,
         // but on MySQL a `SET SESSION TRANSACTION READ WRITE` let through would leave the
         // next check's DDL free to commit: the session is proved read-only before each.
         if let Err(e) = session.read_only().await {
-            results.push(Some(CheckResult::error(
+            progress.end(CheckResult::error(
                 "connect",
                 CheckKind::Connect,
                 format!(
                     "{} and the checks after it were not run: the session is not read-only any more: {e}",
                     check.name
                 ),
-            )));
+            ));
             break;
         }
-        let started = Instant::now();
+        let check_started = Instant::now();
         let result = match session.scalar(check).await {
             Ok(None) => judge(check, &Returned::NoRow),
             Ok(Some(Ok(v))) => judge(check, &Returned::Value(v)),
@@ -595,44 +601,66 @@ async fn run_session<S: Session>(
             Err(e) => {
                 let failed = statement_failed(check, &e);
                 if let Err(e) = session.recover().await {
-                    results.push(Some(failed));
-                    results.push(Some(CheckResult::error(
+                    progress.take(Some(failed));
+                    progress.end(CheckResult::error(
                         "connect",
                         CheckKind::Connect,
                         format!("the connection failed after a check: {e}"),
-                    )));
+                    ));
                     break;
                 }
                 failed
             }
         };
-        results.push(Some(CheckResult {
-            millis: millis(started),
+        progress.take(Some(CheckResult {
+            millis: millis(check_started),
             ..result
         }));
     }
+    // Every check taken (or none planned).
+    progress.finished |= progress.taken.len() >= checks.len();
+    progress.millis = progress.millis.saturating_add(millis(started));
     session.end().await;
-    results.into_iter().flatten().collect()
+    progress
+}
+
+/// The session could not be opened: the checks end with why.
+fn not_opened(mut progress: CheckProgress, failed: Vec<CheckResult>) -> CheckProgress {
+    progress.end(failed.into_iter().next().unwrap_or_else(|| {
+        CheckResult::error(
+            "connect",
+            CheckKind::Connect,
+            "the session could not be opened",
+        )
+    }));
+    progress
 }
 
 #[async_trait]
 impl DatabaseProbe for SqlProbe {
-    async fn probe(
+    async fn probe_from(
         &self,
         target: &ProbeTarget,
         checks: &[PlannedCheck],
-        statement_timeout: Duration,
-    ) -> Vec<CheckResult> {
+        from: CheckProgress,
+        budget: CheckBudget,
+    ) -> CheckProgress {
+        let progress = from.resumed_for(checks.len());
+        // Not even the connection and one check fit: the next action runs them.
+        if !budget.leaves_room_to_connect() {
+            return progress;
+        }
+        let timeout = budget.statement_timeout;
         match target.dialect {
-            Dialect::Postgres => match open_postgres(target, statement_timeout, checks).await {
-                Ok((s, refusals)) => run_session(s, checks, &refusals).await,
-                Err(failed) => failed,
+            Dialect::Postgres => match open_postgres(target, timeout, checks).await {
+                Ok((s, refusals)) => run_session(s, checks, &refusals, progress, budget).await,
+                Err(failed) => not_opened(progress, failed),
             },
             // MySQL and MariaDB resolve no name to code at run time (see
             // `validation::statement`): nothing is looked up, nothing refused here.
-            Dialect::Mysql => match open_mysql(target, statement_timeout).await {
-                Ok(s) => run_session(s, checks, &[]).await,
-                Err(failed) => failed,
+            Dialect::Mysql => match open_mysql(target, timeout).await {
+                Ok(s) => run_session(s, checks, &[], progress, budget).await,
+                Err(failed) => not_opened(progress, failed),
             },
         }
     }

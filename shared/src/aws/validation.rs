@@ -12,8 +12,8 @@ use crate::ident::IdentifierRule;
 use crate::plan::{
     CREATED_TAG, Engine, PLAN_TAG, Plan, ProtectedResource, SqlAssertion, VALIDATED_TAG,
 };
-use crate::validation::checks::{CheckKind, CheckResult, Dialect, plan_checks};
-use crate::validation::run::{DatabaseProbe, ProbeTarget, ValidationPort};
+use crate::validation::checks::{CheckKind, CheckProgress, CheckResult, Dialect, plan_checks};
+use crate::validation::run::{CheckBudget, DatabaseProbe, ProbeTarget, ValidationPort};
 use crate::validation::{
     DbView, Endpoint, PURPOSE_TAG, PURPOSE_VALIDATION, Run, TEMP_PREFIX, TempFacts, restore_region,
 };
@@ -304,6 +304,20 @@ pub struct AwsValidation {
     local: BTreeMap<String, LocalDatabase>,
 }
 
+/// Which checks run against which database.
+pub(crate) struct CheckRun<'a> {
+    /// The plan resource whose validation checks apply.
+    pub resource: &'a ProtectedResource,
+    /// The engine the database speaks.
+    pub engine: Engine,
+    /// Where it answers (`None` until RDS reports it).
+    pub endpoint: Option<&'a Endpoint>,
+    /// The key of the local-only mapping that may name the database instead.
+    pub local_key: &'a str,
+    /// Assertions of its own (a recovery's), beside the plan's.
+    pub extra: &'a [SqlAssertion],
+}
+
 impl AwsValidation {
     /// The adapter for `plan`: RDS in the region validation restores into, Secrets Manager
     /// in the function's own region (or the region a secret's ARN names), and the local
@@ -421,19 +435,30 @@ impl AwsValidation {
         })
     }
 
-    /// Run `resource`'s validation checks, plus `extra` assertions, against the database
-    /// at `endpoint` (or the one the local-only mapping names for `local_key`).
+    /// Run the checks `run` names that `from` has not taken, those that end within
+    /// `window`.
     pub(crate) async fn probe_database(
         &self,
         plan: &Plan,
-        resource: &ProtectedResource,
-        engine: Engine,
-        endpoint: Option<&Endpoint>,
-        local_key: &str,
-        extra: &[SqlAssertion],
-    ) -> Vec<CheckResult> {
+        run: CheckRun<'_>,
+        from: CheckProgress,
+        window: Duration,
+    ) -> CheckProgress {
+        let CheckRun {
+            resource,
+            engine,
+            endpoint,
+            local_key,
+            extra,
+        } = run;
+        // The checks end before the action's window does: the session's closing and the
+        // reply fit in the margin.
+        let budget = CheckBudget::within(
+            Duration::from_secs(u64::from(plan.validation.statement_timeout_seconds)),
+            window.saturating_sub(crate::budget::CHECK_MARGIN),
+        );
         let Some(v) = &resource.validation else {
-            return vec![CheckResult::error(
+            return CheckProgress::ended_with(CheckResult::error(
                 "checks",
                 CheckKind::Connect,
                 format!(
@@ -441,7 +466,7 @@ impl AwsValidation {
                      `validation.database` and `validation.credentials_secret`",
                     resource.id
                 ),
-            )];
+            ));
         };
         let dialect = if engine.is_postgres_family() {
             Dialect::Postgres
@@ -453,11 +478,11 @@ impl AwsValidation {
         let checks = match plan_checks(dialect, &v) {
             Ok(c) => c,
             Err(e) => {
-                return vec![CheckResult::error(
+                return CheckProgress::ended_with(CheckResult::error(
                     "checks",
                     CheckKind::Connect,
                     e.to_string(),
-                )];
+                ));
             }
         };
         let target = match self
@@ -472,20 +497,14 @@ impl AwsValidation {
         {
             Ok(t) => t,
             Err(e) => {
-                return vec![CheckResult::error(
+                return CheckProgress::ended_with(CheckResult::error(
                     "connect",
                     CheckKind::Connect,
                     e.to_string(),
-                )];
+                ));
             }
         };
-        SqlProbe
-            .probe(
-                &target,
-                &checks,
-                Duration::from_secs(u64::from(plan.validation.statement_timeout_seconds)),
-            )
-            .await
+        SqlProbe.probe_from(&target, &checks, from, budget).await
     }
 
     async fn delete_tagged_instance(&self, id: &str) -> Result<(), AwsError> {
@@ -707,21 +726,27 @@ impl ValidationPort for AwsValidation {
         plan: &Plan,
         resource: &ProtectedResource,
         run: &Run,
-    ) -> Vec<CheckResult> {
+        from: CheckProgress,
+        window: Duration,
+    ) -> CheckProgress {
         if resource.validation.is_none() {
-            return vec![CheckResult::error(
+            return CheckProgress::ended_with(CheckResult::error(
                 "checks",
                 CheckKind::Connect,
                 format!("{} has no validation checks in the plan", resource.id),
-            )];
+            ));
         }
         self.probe_database(
             plan,
-            resource,
-            run.engine,
-            run.endpoint.as_ref(),
-            &resource.id,
-            &[],
+            CheckRun {
+                resource,
+                engine: run.engine,
+                endpoint: run.endpoint.as_ref(),
+                local_key: &resource.id,
+                extra: &[],
+            },
+            from,
+            window,
         )
         .await
     }

@@ -1065,3 +1065,16 @@ fn bad_fis_template_ids_and_history_are_rejected() {
         assert_issue(&p, "game_days.history", "outside 1 to 50");
     }
 }
+
+#[test]
+fn a_statement_timeout_longer_than_one_step_allows_is_refused_naming_the_limit() {
+    for (seconds, refused) in [(0, true), (1, false), (60, false), (61, true), (3600, true)] {
+        let mut plan = local();
+        plan["validation"]["statement_timeout_seconds"] = seconds.into();
+        let issues = issues_of(&plan);
+        let named = issues
+            .iter()
+            .any(|i| i.contains("validation.statement_timeout_seconds") && i.contains("1..=60"));
+        assert_eq!(named, refused, "{seconds}: {issues:?}");
+    }
+}

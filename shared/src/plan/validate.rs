@@ -905,11 +905,16 @@ fn check_validation_settings(plan: &Plan, issues: &mut Issues) {
             "allow 10 to 720 minutes; restores take many minutes",
         );
     }
-    if !(1..=3600).contains(&v.statement_timeout_seconds) {
+    let longest = crate::budget::MAX_STATEMENT_TIMEOUT_SECONDS;
+    if !(1..=longest).contains(&v.statement_timeout_seconds) {
         issues.add(
             "validation.statement_timeout_seconds",
-            format!("{} is outside 1..=3600", v.statement_timeout_seconds),
-            "use 1 to 3600 seconds",
+            format!("{} is outside 1..={longest}", v.statement_timeout_seconds),
+            format!(
+                "use 1 to {longest} seconds: each check must answer within one step of the \
+                 validation; make a slow check cheaper (an index, a smaller range, \
+                 count on a sample) or split it into several checks"
+            ),
         );
     }
     if !v.instance_class.starts_with("db.") || v.instance_class.len() < 5 {

@@ -30,7 +30,7 @@ mod tests;
 use crate::dr::Note;
 use crate::notify::Severity;
 use crate::plan::{Plan, RESOURCE_TAG, ResourceKind, SqlAssertion};
-use crate::validation::checks::Dialect;
+use crate::validation::checks::{CheckProgress, Dialect};
 use crate::validation::statement::{UnsafeSql, read_only_query};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -250,6 +250,9 @@ pub struct Recovery {
     /// What the checks found.
     #[serde(default)]
     pub checks: Option<CheckReport>,
+    /// How far the checks have got while they run (they move on from step to step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_progress: Option<CheckProgress>,
     /// The cutover, once begun.
     #[serde(default)]
     pub cutover: Option<Cutover>,
@@ -332,6 +335,9 @@ pub struct RecoveredFacts {
     pub instance: Presence,
     /// The checks' results, once run.
     pub checks: Option<CheckReport>,
+    /// How far the checks got in this invocation, while some are left.
+    #[serde(default)]
+    pub checks_so_far: Option<CheckProgress>,
     /// Whether the damaged writer is fenced (no longer accepts writes).
     pub writer_fenced: bool,
     /// The identifier the database record names now, once INSYNC.
@@ -389,6 +395,8 @@ pub enum RecoveryAction {
         target: String,
         /// The recovery's own checks.
         assertions: Vec<SqlAssertion>,
+        /// The checks taken so far (they run from there).
+        progress: CheckProgress,
     },
     /// Stop the damaged writer accepting writes.
     Fence {
@@ -902,6 +910,7 @@ fn recover(
         requested_at: now,
         phase: Phase::Requested,
         checks: None,
+        check_progress: None,
         cutover: None,
     };
     let mut state = book.clone();
@@ -1235,18 +1244,23 @@ fn advance_one(
             },
             Phase::Validating => match &f.checks {
                 None => {
+                    if let Some(so_far) = &f.checks_so_far {
+                        r.check_progress = Some(so_far.clone());
+                    }
                     // The checks only read: running them again after a crash is harmless.
                     actions.push(RecoveryAction::RunChecks {
                         recovery: r.id.clone(),
                         resource: r.resource.clone(),
                         target: r.id.clone(),
                         assertions: r.assertions.clone(),
+                        progress: r.check_progress.clone().unwrap_or_default(),
                     });
                     return;
                 }
                 Some(report) => {
                     let passed = report.failed.is_empty();
                     r.checks = Some(report.clone());
+                    r.check_progress = None;
                     r.phase = Phase::Ready {
                         checks_passed: passed,
                     };

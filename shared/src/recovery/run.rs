@@ -19,6 +19,7 @@ use crate::notify::{Notifier, Severity};
 use crate::plan::{Plan, ProtectedResource};
 use crate::report::{ReportSink, report_key};
 use crate::state::{self, AuditEntry, Commit, Outcome, StateError, StateStore};
+use crate::validation::CheckProgress;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,8 @@ pub enum Performed {
     Done,
     /// The checks ran; what they found.
     Checks(CheckReport),
+    /// Some checks ran and the rest did not fit in the action's time: how far they got.
+    ChecksSoFar(CheckProgress),
 }
 
 /// The recovery port: point-in-time restores, checks, fencing and the database record.
@@ -53,8 +56,13 @@ pub trait RecoveryPort: Send + Sync {
     /// What AWS shows of `recovery` (the checks' results are not read here: they come
     /// from running them). An error means "could not look": nothing is decided on it.
     async fn observe(&self, plan: &Plan, recovery: &Recovery) -> Result<RecoveredFacts, AwsError>;
-    /// Carry out one action.
-    async fn perform(&self, plan: &Plan, action: &RecoveryAction) -> Result<Performed, AwsError>;
+    /// Carry out one action, which must end within `window`.
+    async fn perform(
+        &self,
+        plan: &Plan,
+        action: &RecoveryAction,
+        window: std::time::Duration,
+    ) -> Result<Performed, AwsError>;
 }
 
 /// Why a recovery invocation failed.
@@ -240,6 +248,7 @@ impl RecoveryRun<'_> {
         doc: &DrDocument,
         input: &RecoveryInput,
         checks: &BTreeMap<String, CheckReport>,
+        so_far: &BTreeMap<String, CheckProgress>,
     ) -> Result<RecoveryFacts, RecoveryRunError> {
         let window = match input {
             RecoveryInput::Command(RecoveryCommand::Recover { resource, .. }) => {
@@ -263,6 +272,7 @@ impl RecoveryRun<'_> {
                 .await
                 .map_err(RecoveryRunError::Aws)?;
             f.checks = checks.get(&r.id).cloned();
+            f.checks_so_far = so_far.get(&r.id).cloned();
             recovered.insert(r.id.clone(), f);
         }
         Ok(RecoveryFacts {
@@ -285,6 +295,7 @@ impl RecoveryRun<'_> {
         let mut steps = Vec::new();
         let mut reports = Vec::new();
         let mut checks: BTreeMap<String, CheckReport> = BTreeMap::new();
+        let mut checks_so_far: BTreeMap<String, CheckProgress> = BTreeMap::new();
         let started = self.clock.now();
         let mut book = RecoveryBook::default();
         for _ in 0..MAX_ROUNDS {
@@ -306,7 +317,7 @@ impl RecoveryRun<'_> {
                 ));
                 break;
             }
-            let facts = self.facts(&doc, &input, &checks).await?;
+            let facts = self.facts(&doc, &input, &checks, &checks_so_far).await?;
             let decision = step(self.plan, &doc.recoveries, &input, &facts, now);
             if let Some(refused) = decision.refused {
                 return Err(RecoveryRunError::Refused(refused.to_string()));
@@ -375,7 +386,8 @@ impl RecoveryRun<'_> {
                 // left undone or cut off is retried by the next look, which re-reads AWS.
                 let performed = match action_window(self.clock.now(), until) {
                     Some(window) => {
-                        tokio::time::timeout(window, self.port.perform(self.plan, action)).await
+                        tokio::time::timeout(window, self.port.perform(self.plan, action, window))
+                            .await
                     }
                     None => {
                         steps.push(format!("{what}: not started, too little of the lease is left; the next look takes it"));
@@ -412,6 +424,23 @@ impl RecoveryRun<'_> {
                         checks.insert(recovery.to_string(), report);
                         ran_checks = true;
                     }
+                    Ok(Performed::ChecksSoFar(progress)) => {
+                        outcomes.push(self.entry(
+                            &trigger,
+                            name,
+                            recovery,
+                            Outcome::Succeeded,
+                            format!(
+                                "{what}: {} of {} checks taken; the rest run in the next step",
+                                progress.taken.len(),
+                                progress.planned
+                            ),
+                        ));
+                        // Going on in this invocation helps only if some check ran.
+                        ran_checks |= matches!(action, RecoveryAction::RunChecks { progress: before, .. }
+                            if progress.taken.len() > before.taken.len());
+                        checks_so_far.insert(recovery.to_string(), progress);
+                    }
                     Ok(Performed::Done) => {
                         waits |= matches!(
                             action,
@@ -442,6 +471,15 @@ impl RecoveryRun<'_> {
             }
             let mut released = next.clone();
             released.lease = None;
+            // How far unfinished checks got goes with the step's commit: a later
+            // invocation goes on from there instead of running them again.
+            for r in &mut released.recoveries.recoveries {
+                if r.phase == Phase::Validating
+                    && let Some(progress) = checks_so_far.get(&r.id)
+                {
+                    r.check_progress = Some(progress.clone());
+                }
+            }
             let mut notes = Vec::new();
             for (id, why) in failures {
                 if let Some(r) = released

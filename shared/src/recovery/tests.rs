@@ -724,6 +724,7 @@ impl World {
                         passed: vec![],
                         failed: if *fail { vec!["rows".into()] } else { vec![] },
                     }),
+                    checks_so_far: None,
                     writer_fenced: fenced,
                     record_target: Some(self.record.clone()),
                 },

@@ -230,6 +230,76 @@ impl CheckResult {
     }
 }
 
+/// How far a resource's checks have got, carried from one action to the next: each
+/// action runs the checks that fit in its time and leaves the rest to the next one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckProgress {
+    /// How many checks were planned when the first ran (a changed plan starts over).
+    #[serde(default)]
+    pub planned: usize,
+    /// One entry per check taken so far, in order; `None` for one skipped because the
+    /// check it depends on failed.
+    #[serde(default)]
+    pub taken: Vec<Option<CheckResult>>,
+    /// What ended the checks before all were taken (the session could not be opened or
+    /// was lost): the checks after it cannot run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<CheckResult>,
+    /// Whether nothing is left to run.
+    #[serde(default)]
+    pub finished: bool,
+    /// Time spent in the checks so far, over every action, in milliseconds.
+    #[serde(default)]
+    pub millis: u64,
+}
+
+impl CheckProgress {
+    /// Checks that ended before any ran, with this result (a plan without checks, a
+    /// target that cannot be reached).
+    pub fn ended_with(result: CheckResult) -> Self {
+        CheckProgress {
+            ended: Some(result),
+            finished: true,
+            ..CheckProgress::default()
+        }
+    }
+
+    /// The progress to go on from for `planned` checks: this one, or a fresh start when
+    /// the plan's checks changed since it began.
+    pub fn resumed_for(self, planned: usize) -> Self {
+        if self.planned == planned && !self.finished {
+            self
+        } else {
+            CheckProgress {
+                planned,
+                ..CheckProgress::default()
+            }
+        }
+    }
+
+    /// Every result so far, in order: the checks taken, then what ended them.
+    pub fn results(&self) -> Vec<CheckResult> {
+        self.taken
+            .iter()
+            .flatten()
+            .chain(self.ended.as_ref())
+            .cloned()
+            .collect()
+    }
+
+    /// Record the next check's result (`None`: skipped), finishing after the last.
+    pub fn take(&mut self, result: Option<CheckResult>) {
+        self.taken.push(result);
+        self.finished = self.taken.len() >= self.planned;
+    }
+
+    /// End the checks here: nothing after `result` can run.
+    pub fn end(&mut self, result: CheckResult) {
+        self.ended = Some(result);
+        self.finished = true;
+    }
+}
+
 /// What a query returned, as the judge sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Returned {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use checks::{CheckKind, CheckResult};
+pub use checks::{CheckKind, CheckProgress, CheckResult};
 pub use event::{ValidationInput, parse_input};
 
 /// Tag marking a temporary database as a restore-validation one (value: the run id).
@@ -129,6 +129,9 @@ pub struct Run {
     /// The checks' results.
     #[serde(default)]
     pub results: Vec<CheckResult>,
+    /// How far the checks have got while they run (they move on from step to step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_progress: Option<CheckProgress>,
     /// Why the run failed other than by a check (restore refused, deadline).
     #[serde(default)]
     pub failure: Option<String>,
@@ -300,12 +303,10 @@ pub enum Action {
 pub enum ActionOutcome {
     /// Done (or already done).
     Done,
-    /// The checks ran: their results and how long they took.
+    /// Checks ran: how far they have got (all of them when `finished`).
     Checked {
-        /// Results.
-        results: Vec<CheckResult>,
-        /// Milliseconds.
-        millis: u64,
+        /// The checks taken so far, over every action.
+        progress: CheckProgress,
     },
     /// Recorded; the report went here.
     Recorded {
@@ -476,6 +477,7 @@ pub fn new_run(
         endpoint: None,
         check_millis: None,
         results: Vec::new(),
+        check_progress: None,
         failure: None,
         last_error: None,
     }
@@ -753,12 +755,16 @@ fn advance(mut doc: ValidationDoc, mut run: Run, temp: &TempFacts, now: DateTime
             }
         }
         Phase::Check => {
+            let reply = match &run.check_progress {
+                Some(p) => format!(
+                    "{name}: running the checks ({} of {} done)",
+                    p.taken.len(),
+                    p.planned
+                ),
+                None => format!("{name}: running the checks"),
+            };
             doc.run = Some(run);
-            act(
-                doc,
-                Action::RunChecks,
-                format!("{name}: running the checks"),
-            )
+            act(doc, Action::RunChecks, reply)
         }
         Phase::Cleanup => {
             let instance_exists = temp.instance.is_some();
@@ -838,11 +844,17 @@ pub fn absorb(
                 run.instance_requested_at = Some(now);
                 run.last_error = None;
             }
-            (Action::RunChecks, ActionOutcome::Checked { results, millis }) => {
-                run.results = results.clone();
-                run.check_millis = Some(*millis);
+            (Action::RunChecks, ActionOutcome::Checked { progress }) => {
                 run.last_error = None;
-                run.phase = Phase::Cleanup;
+                if progress.finished {
+                    run.results = progress.results();
+                    run.check_millis = Some(progress.millis);
+                    run.check_progress = None;
+                    run.phase = Phase::Cleanup;
+                } else {
+                    // The rest run in the next action, from here.
+                    run.check_progress = Some(progress.clone());
+                }
             }
             (Action::Record, ActionOutcome::Recorded { report }) => {
                 doc.last = Some(LastRun {

@@ -8,7 +8,7 @@
 //! state or the lease. A crash leaves at most a lapsed lease: the next event re-reads AWS
 //! (is the temporary database already there?) and goes on from the stored step.
 
-use super::checks::{CheckKind, CheckResult, Dialect, PlannedCheck};
+use super::checks::{CheckKind, CheckProgress, CheckResult, Dialect, PlannedCheck};
 use super::{
     Action, ActionOutcome, Decision, Facts, LastRun, Lease, Next, Run, ValidationDoc,
     ValidationInput, absorb, decide, is_due, machine_name, parse_input, restore_region,
@@ -65,18 +65,83 @@ impl std::fmt::Debug for ProbeTarget {
     }
 }
 
+/// How long checks may take in one action.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckBudget {
+    /// Each statement's limit, at the server.
+    pub statement_timeout: std::time::Duration,
+    /// When the action must be done: no check starts unless it can end by then.
+    pub until: std::time::Instant,
+}
+
+impl CheckBudget {
+    /// Checks that may take as long as their statements do (a test, a one-off probe).
+    pub fn unhurried(statement_timeout: std::time::Duration) -> Self {
+        CheckBudget {
+            statement_timeout,
+            until: std::time::Instant::now() + std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// Checks of an action that must end within `window` from now.
+    pub fn within(statement_timeout: std::time::Duration, window: std::time::Duration) -> Self {
+        CheckBudget {
+            statement_timeout,
+            until: std::time::Instant::now() + window,
+        }
+    }
+
+    fn left(&self) -> std::time::Duration {
+        self.until
+            .saturating_duration_since(std::time::Instant::now())
+    }
+
+    /// Whether one more check, at its statement limit, ends in time.
+    pub fn leaves_room_for_a_check(&self) -> bool {
+        self.left() >= self.statement_timeout + crate::budget::CHECK_MARGIN
+    }
+
+    /// Whether a connection and one check end in time.
+    pub fn leaves_room_to_connect(&self) -> bool {
+        self.left()
+            >= crate::budget::DATABASE_CONNECT_TIMEOUT
+                + self.statement_timeout
+                + crate::budget::CHECK_MARGIN
+    }
+}
+
 /// The database probing port: run planned checks against a database, read-only.
 #[async_trait]
 pub trait DatabaseProbe: Send + Sync {
-    /// Connect and run `checks` in one read-only transaction, each statement limited to
-    /// `statement_timeout`. A connection failure is one failed `connect` check; a check
-    /// whose statement fails is failed with the database's reason. Never fails itself.
+    /// Connect and run the checks `from` has not taken yet, in one read-only session,
+    /// each statement limited to the budget's `statement_timeout`, starting each only
+    /// while the budget leaves room for it. A connection failure ends the checks with
+    /// one failed `connect` check; a check whose statement fails is failed with the
+    /// database's reason. Never fails itself.
+    async fn probe_from(
+        &self,
+        target: &ProbeTarget,
+        checks: &[PlannedCheck],
+        from: CheckProgress,
+        budget: CheckBudget,
+    ) -> CheckProgress;
+
+    /// Run every check, however long they take in all.
     async fn probe(
         &self,
         target: &ProbeTarget,
         checks: &[PlannedCheck],
         statement_timeout: std::time::Duration,
-    ) -> Vec<CheckResult>;
+    ) -> Vec<CheckResult> {
+        self.probe_from(
+            target,
+            checks,
+            CheckProgress::default(),
+            CheckBudget::unhurried(statement_timeout),
+        )
+        .await
+        .results()
+    }
 }
 
 /// The validation port: RDS (snapshots, temporary databases), Secrets Manager and the
@@ -96,13 +161,16 @@ pub trait ValidationPort: Send + Sync {
     async fn delete_instance(&self, run: &Run) -> Result<(), AwsError>;
     /// Delete the temporary cluster without a final snapshot; a missing one is success.
     async fn delete_cluster(&self, run: &Run) -> Result<(), AwsError>;
-    /// Connect to the restored database and run the resource's checks.
+    /// Connect to the restored database and run the resource's checks `from` has not
+    /// taken, those that end within `window`.
     async fn run_checks(
         &self,
         plan: &Plan,
         resource: &ProtectedResource,
         run: &Run,
-    ) -> Vec<CheckResult>;
+        from: CheckProgress,
+        window: std::time::Duration,
+    ) -> CheckProgress;
     /// Tag the run's snapshot `lifeboat:validated-at` = `at`.
     async fn tag_validated(&self, run: &Run, at: DateTime<Utc>) -> Result<(), AwsError>;
     /// Delete every validation database of `plan` in the restore region created before
@@ -113,6 +181,16 @@ pub trait ValidationPort: Send + Sync {
         before: DateTime<Utc>,
         keep: &[String],
     ) -> Result<Vec<String>, AwsError>;
+}
+
+/// Whether a checks action ran none of the checks left (too little time was left for
+/// one): going on in this invocation would only ask again.
+fn checks_stalled(before: Option<&CheckProgress>, outcomes: &[(Action, ActionOutcome)]) -> bool {
+    let taken_before = before.map_or(0, |p| p.taken.len());
+    outcomes.iter().any(|(_, o)| {
+        matches!(o, ActionOutcome::Checked { progress }
+            if !progress.finished && progress.taken.len() <= taken_before)
+    })
 }
 
 /// Everything the restore-validator needs.
@@ -437,7 +515,7 @@ impl ValidationRunner<'_> {
                 // next look retries one left undone or cut off, re-reading AWS first.
                 let outcome = match crate::budget::action_window(self.clock.now(), until) {
                     Some(window) => {
-                        tokio::time::timeout(window, self.perform(resource, &run, action))
+                        tokio::time::timeout(window, self.perform(resource, &run, action, window))
                             .await
                             .unwrap_or_else(|_| {
                                 ActionOutcome::Failed {
@@ -454,19 +532,32 @@ impl ValidationRunner<'_> {
                 };
                 let (result, detail) = match &outcome {
                     ActionOutcome::Failed { reason, .. } => (Outcome::Failed, reason.clone()),
-                    ActionOutcome::Checked { results, millis } => (
-                        if results.iter().all(|r| r.passed) {
-                            Outcome::Succeeded
-                        } else {
-                            Outcome::Failed
-                        },
-                        format!(
-                            "{} of {} checks passed in {} ms",
-                            results.iter().filter(|r| r.passed).count(),
-                            results.len(),
-                            millis
-                        ),
-                    ),
+                    ActionOutcome::Checked { progress } => {
+                        let results = progress.results();
+                        let passed = results.iter().filter(|r| r.passed).count();
+                        (
+                            if passed == results.len() {
+                                Outcome::Succeeded
+                            } else {
+                                Outcome::Failed
+                            },
+                            if progress.finished {
+                                format!(
+                                    "{passed} of {} checks passed in {} ms",
+                                    results.len(),
+                                    progress.millis
+                                )
+                            } else {
+                                format!(
+                                    "{} of {} checks taken so far ({passed} passed, {} ms); \
+                                     the rest run in the next step",
+                                    progress.taken.len(),
+                                    progress.planned,
+                                    progress.millis
+                                )
+                            },
+                        )
+                    }
                     ActionOutcome::Recorded { report } => (
                         if run.passed() {
                             Outcome::Succeeded
@@ -530,6 +621,14 @@ impl ValidationRunner<'_> {
             }) {
                 return Ok(out);
             }
+            if checks_stalled(run.check_progress.as_ref(), &outcomes) {
+                out.steps.push(
+                    "the checks left do not fit in what is left of this invocation; the next \
+                     look runs them"
+                        .into(),
+                );
+                return Ok(out);
+            }
             input = ValidationInput::Tick;
         }
         out.steps
@@ -586,11 +685,13 @@ impl ValidationRunner<'_> {
         facts
     }
 
+    /// Perform `action`, which must end within `window`.
     async fn perform(
         &self,
         resource: &ProtectedResource,
         run: &Run,
         action: &Action,
+        window: std::time::Duration,
     ) -> ActionOutcome {
         let done = |r: Result<(), AwsError>| match r {
             Ok(()) => ActionOutcome::Done,
@@ -604,14 +705,18 @@ impl ValidationRunner<'_> {
             Action::CreateInstance => done(self.port.create_instance(self.plan, run).await),
             Action::DeleteInstance => done(self.port.delete_instance(run).await),
             Action::DeleteCluster => done(self.port.delete_cluster(run).await),
-            Action::RunChecks => {
-                let started = std::time::Instant::now();
-                let results = self.port.run_checks(self.plan, resource, run).await;
-                ActionOutcome::Checked {
-                    results,
-                    millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                }
-            }
+            Action::RunChecks => ActionOutcome::Checked {
+                progress: self
+                    .port
+                    .run_checks(
+                        self.plan,
+                        resource,
+                        run,
+                        run.check_progress.clone().unwrap_or_default(),
+                        window,
+                    )
+                    .await,
+            },
             Action::Record => self.record(run).await,
         }
     }

@@ -594,3 +594,79 @@ proptest! {
         }
     }
 }
+
+fn result(i: usize, passed: bool) -> CheckResult {
+    CheckResult {
+        name: format!("check {i}"),
+        kind: CheckKind::Assertion,
+        passed,
+        observed: None,
+        expected: None,
+        detail: format!("check {i}"),
+        millis: 0,
+    }
+}
+
+proptest! {
+    /// Checks taken over any number of actions, each resuming where the last stopped,
+    /// end with the results of one action that took them all: none lost, none twice,
+    /// finished exactly when the last is taken.
+    #[test]
+    fn checks_taken_in_slices_end_as_if_taken_at_once(
+        outcomes in proptest::collection::vec(proptest::option::of(any::<bool>()), 0..12),
+        slices in proptest::collection::vec(0usize..4, 1..20),
+    ) {
+        let planned = outcomes.len();
+        let mut at_once = CheckProgress::default().resumed_for(planned);
+        for (i, o) in outcomes.iter().enumerate() {
+            at_once.take(o.map(|p| result(i, p)));
+        }
+        prop_assert!(at_once.finished || planned == 0);
+        let mut progress = CheckProgress::default();
+        for slice in slices.iter().copied().chain(std::iter::once(usize::MAX)) {
+            if progress.finished {
+                break;
+            }
+            // What the store keeps between actions is what resumes.
+            let stored = serde_json::to_string(&progress).unwrap();
+            progress = serde_json::from_str::<CheckProgress>(&stored).unwrap().resumed_for(planned);
+            let start = progress.taken.len();
+            for (i, o) in outcomes.iter().enumerate().skip(start).take(slice) {
+                prop_assert!(!progress.finished);
+                progress.take(o.map(|p| result(i, p)));
+            }
+            prop_assert_eq!(progress.finished, progress.taken.len() == planned && planned > 0);
+        }
+        prop_assert_eq!(progress.results(), at_once.results());
+    }
+
+    /// A changed plan (another number of checks) starts the checks over; a finished run
+    /// is never resumed into a second one.
+    #[test]
+    fn progress_for_other_checks_starts_over(taken in 0usize..6, planned in 0usize..8, other in 0usize..8) {
+        let mut p = CheckProgress::default().resumed_for(planned);
+        for i in 0..taken.min(planned) {
+            p.take(Some(result(i, true)));
+        }
+        let resumed = p.clone().resumed_for(other);
+        if other == planned && !p.finished {
+            prop_assert_eq!(resumed, p);
+        } else {
+            prop_assert!(resumed.taken.is_empty() && !resumed.finished && resumed.planned == other);
+        }
+    }
+}
+
+#[test]
+fn checks_ended_by_a_lost_session_are_finished_with_the_reason_last() {
+    let mut p = CheckProgress::default().resumed_for(3);
+    p.take(Some(result(0, true)));
+    p.end(CheckResult::error(
+        "connect",
+        CheckKind::Connect,
+        "the connection failed",
+    ));
+    assert!(p.finished);
+    let names: Vec<String> = p.results().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["check 0", "connect"]);
+}

@@ -38,6 +38,10 @@ struct World {
     refuse_restore: bool,
     /// What the checks find failing.
     check_failures: Vec<String>,
+    /// When set: the checks are this many, and at most `.1` fit in one action.
+    sliced_checks: Option<(usize, usize)>,
+    /// Each checks action: how many checks it had already.
+    checks_from: Vec<usize>,
 }
 
 struct SimulatedAws {
@@ -105,12 +109,18 @@ impl RecoveryPort for SimulatedAws {
             resource,
             instance: Presence::Missing,
             checks: None,
+            checks_so_far: None,
             writer_fenced: fenced,
             record_target: w.record.clone(),
         })
     }
 
-    async fn perform(&self, _plan: &Plan, action: &RecoveryAction) -> Result<Performed, AwsError> {
+    async fn perform(
+        &self,
+        _plan: &Plan,
+        action: &RecoveryAction,
+        _window: std::time::Duration,
+    ) -> Result<Performed, AwsError> {
         let kind = match action {
             RecoveryAction::Restore { .. } => "restore",
             RecoveryAction::CreateInstance { .. } => "instance",
@@ -143,10 +153,35 @@ impl RecoveryPort for SimulatedAws {
                 );
                 Ok(Performed::Done)
             }
-            RecoveryAction::RunChecks { .. } => Ok(Performed::Checks(CheckReport {
-                passed: vec!["orders has 250 rows".into()],
-                failed: w.check_failures.clone(),
-            })),
+            RecoveryAction::RunChecks { progress, .. } => {
+                let Some((planned, fit)) = w.sliced_checks else {
+                    return Ok(Performed::Checks(CheckReport {
+                        passed: vec!["orders has 250 rows".into()],
+                        failed: w.check_failures.clone(),
+                    }));
+                };
+                w.checks_from.push(progress.taken.len());
+                let mut progress = progress.clone().resumed_for(planned);
+                for i in progress.taken.len()..planned.min(progress.taken.len() + fit) {
+                    progress.take(Some(crate::validation::CheckResult {
+                        name: format!("check {i}"),
+                        kind: crate::validation::CheckKind::Assertion,
+                        passed: true,
+                        observed: None,
+                        expected: None,
+                        detail: "ok".into(),
+                        millis: 0,
+                    }));
+                }
+                Ok(if progress.finished {
+                    Performed::Checks(CheckReport {
+                        passed: progress.results().into_iter().map(|r| r.name).collect(),
+                        failed: vec![],
+                    })
+                } else {
+                    Performed::ChecksSoFar(progress)
+                })
+            }
             RecoveryAction::Fence { writer, .. } => {
                 w.fenced.push(writer.clone());
                 Ok(Performed::Done)
@@ -317,6 +352,54 @@ async fn recover_restores_checks_and_cuts_over_with_the_lost_window_reported() {
     ] {
         assert!(audit.iter().any(|e| e.action == action), "{action} audited");
     }
+}
+
+#[tokio::test]
+async fn checks_that_do_not_fit_in_one_action_go_on_from_where_they_stopped() {
+    let f = Fixture::new();
+    f.world().sliced_checks = Some((5, 2));
+    let id = f.ready().await;
+    let doc = f.doc().await;
+    let r = doc.recoveries.get(&id).unwrap();
+    assert_eq!(
+        r.phase,
+        Phase::Ready {
+            checks_passed: true
+        }
+    );
+    assert_eq!(r.checks.as_ref().unwrap().passed.len(), 5);
+    assert!(r.check_progress.is_none());
+    assert_eq!(
+        f.world().checks_from,
+        [0, 2, 4],
+        "each action went on from the last"
+    );
+}
+
+#[tokio::test]
+async fn checks_with_no_time_left_wait_for_the_next_tick_and_lose_nothing() {
+    let f = Fixture::new();
+    f.world().sliced_checks = Some((3, 0));
+    let id = f.ready().await;
+    let doc = f.doc().await;
+    let r = doc.recoveries.get(&id).unwrap();
+    assert_eq!(r.phase, Phase::Validating);
+    // One look, then the invocation stops asking: nothing ran, nothing to retry here.
+    assert_eq!(f.world().checks_from, [0]);
+    f.world().sliced_checks = Some((3, 2));
+    f.minutes(1);
+    f.tick("tick-more").await;
+    f.minutes(1);
+    f.tick("tick-rest").await;
+    let doc = f.doc().await;
+    let r = doc.recoveries.get(&id).unwrap();
+    assert_eq!(
+        r.phase,
+        Phase::Ready {
+            checks_passed: true
+        }
+    );
+    assert_eq!(f.world().checks_from, [0, 0, 2]);
 }
 
 fn cutover(id: &str) -> serde_json::Value {

@@ -33,6 +33,10 @@ struct FakeAws {
     rds: Mutex<Rds>,
     clock: ManualClock,
     results: Vec<CheckResult>,
+    /// At most this many checks fit in one action (the rest run in the next).
+    checks_per_action: Mutex<usize>,
+    /// Each call of `run_checks`: how many checks it had already, and how many it ran.
+    check_calls: Mutex<Vec<(usize, usize)>>,
     plan: Plan,
 }
 
@@ -44,6 +48,8 @@ impl FakeAws {
                 Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap(),
             )),
             results,
+            checks_per_action: Mutex::new(usize::MAX),
+            check_calls: Mutex::new(Vec::new()),
             plan: parse_plan(include_str!("../../../../infra/plans/local.json")).unwrap(),
         }
     }
@@ -152,7 +158,9 @@ impl ValidationPort for FakeAws {
         _plan: &Plan,
         _r: &ProtectedResource,
         run: &Run,
-    ) -> Vec<CheckResult> {
+        from: CheckProgress,
+        _window: std::time::Duration,
+    ) -> CheckProgress {
         assert!(
             self.rds
                 .lock()
@@ -161,7 +169,17 @@ impl ValidationPort for FakeAws {
                 .contains_key(&run.instance),
             "checks run against the restored instance"
         );
-        self.results.clone()
+        let mut progress = from.resumed_for(self.results.len());
+        let before = progress.taken.len();
+        let fit = *self.checks_per_action.lock().unwrap();
+        for r in self.results.iter().skip(before).take(fit) {
+            progress.take(Some(r.clone()));
+        }
+        self.check_calls
+            .lock()
+            .unwrap()
+            .push((before, progress.taken.len() - before));
+        progress
     }
 
     async fn tag_validated(&self, run: &Run, _at: DateTime<Utc>) -> Result<(), AwsError> {
@@ -290,6 +308,61 @@ async fn a_run_restores_waits_checks_cleans_up_and_records() {
     ] {
         assert!(actions.contains(&a.to_string()), "{a} in {actions:?}");
     }
+}
+
+fn five_passing() -> Vec<CheckResult> {
+    (0..5)
+        .map(|i| CheckResult {
+            name: format!("check {i}"),
+            ..passing()[0].clone()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn checks_that_do_not_fit_in_one_action_go_on_in_the_next_until_all_ran() {
+    let aws = FakeAws::new(five_passing());
+    *aws.checks_per_action.lock().unwrap() = 2;
+    let e = edges();
+    let v = runner(&aws, &e);
+    v.handle(&schedule(), &invocation(&aws, "r1"))
+        .await
+        .unwrap();
+    aws.advance(RESTORE_MINUTES + 1);
+    let done = v.handle(&tick(), &invocation(&aws, "r2")).await.unwrap();
+    let finished = &orders(&done).finished[0];
+    assert!(finished.passed(), "{:?}", orders(&done).steps);
+    let names: Vec<&str> = finished.results.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["check 0", "check 1", "check 2", "check 3", "check 4"]
+    );
+    // Each action went on from where the last stopped: none ran twice, none was lost.
+    assert_eq!(*aws.check_calls.lock().unwrap(), [(0, 2), (2, 2), (4, 1)]);
+    assert_eq!(aws.rds.lock().unwrap().deletes, 1);
+}
+
+#[tokio::test]
+async fn checks_cut_short_by_the_invocation_go_on_in_the_next_invocation() {
+    let aws = FakeAws::new(five_passing());
+    *aws.checks_per_action.lock().unwrap() = 0;
+    let e = edges();
+    let v = runner(&aws, &e);
+    v.handle(&schedule(), &invocation(&aws, "r1"))
+        .await
+        .unwrap();
+    aws.advance(RESTORE_MINUTES + 1);
+    // No check fits in this invocation's time: the run waits in Check, nothing lost.
+    let stuck = v.handle(&tick(), &invocation(&aws, "r2")).await.unwrap();
+    let run = orders(&stuck).run.clone().unwrap();
+    assert_eq!(run.phase, Phase::Check, "{:?}", orders(&stuck).steps);
+    assert_eq!(aws.rds.lock().unwrap().deletes, 0);
+    *aws.checks_per_action.lock().unwrap() = 3;
+    aws.advance(1);
+    let done = v.handle(&tick(), &invocation(&aws, "r3")).await.unwrap();
+    let finished = &orders(&done).finished[0];
+    assert!(finished.passed());
+    assert_eq!(finished.results.len(), 5);
 }
 
 #[tokio::test]
