@@ -26,7 +26,7 @@ use lifeboat::retention::run::RetentionRun;
 use lifeboat::state::{self, AuditEntry, MachineKey, Outcome, StateStore};
 use lifeboat::validation::checks::Dialect;
 use lifeboat::validation::run::ValidationRunner;
-use lifeboat::validation::{ValidationDoc, machine_name};
+use lifeboat::validation::{PURPOSE_TAG, PURPOSE_VALIDATION, ValidationDoc, machine_name};
 use serde_json::{Value, json};
 use std::sync::Mutex;
 
@@ -511,4 +511,107 @@ async fn throttled_state_writes_leave_no_snapshot_or_copy_unrecorded() {
             >= backups,
         "{backups} table backups: {timeline:#?}"
     );
+}
+
+#[tokio::test]
+async fn throttled_state_writes_leave_no_sweep_deletion_unrecorded() {
+    let (account, plan, world) = world().await;
+    let rds = &world.clients.dr.rds;
+    let tag = |k: &str, v: &str| aws_sdk_rds::types::Tag::builder().key(k).value(v).build();
+    // Validation databases a crash left behind a day ago.
+    let leftovers: Vec<String> = (1..=3)
+        .map(|n| format!("lbval-orders-db-261124010{n}"))
+        .collect();
+    for id in &leftovers {
+        rds.create_db_instance()
+            .db_instance_identifier(id)
+            .engine("postgres")
+            .db_instance_class("db.t4g.micro")
+            .allocated_storage(20)
+            .master_username("lifeboat_admin")
+            .master_user_password("not-a-secret-1")
+            .tags(tag(PLAN_TAG, &plan.name))
+            .tags(tag(PURPOSE_TAG, PURPOSE_VALIDATION))
+            .tags(tag(CREATED_TAG, "2026-11-24T01:00:00Z"))
+            .send()
+            .await
+            .unwrap();
+    }
+    account.settle().await.unwrap();
+    // No snapshot to restore: the runs cannot start, the sweep runs all the same.
+    let lookup = |_: &str| None;
+    let port =
+        AwsValidation::new(&plan, &world.clients, &account.settings(), &lookup).expect("adapter");
+    let reader = crate::support::state_store(&world);
+    let store = single_attempt_store(&world);
+    let (notifier, reports) = (notifier(&world), reports(&world));
+    let clock = SkippingClock::default();
+    let baseline = account.transitions().await.unwrap().transitions.len();
+    throttle_state_writes(&account, &world).await;
+    let runner = ValidationRunner {
+        plan: &plan,
+        port: &port,
+        state: &store,
+        notifier: &notifier,
+        reports: &reports,
+        clock: &clock,
+    };
+    let schedule: Value =
+        serde_json::from_str(include_str!("../../events/validation-schedule.json")).unwrap();
+    let deleted = |transitions: &[harness::realism::Transition]| {
+        transitions
+            .iter()
+            .filter(|t| t.kind == "delete_db_instance" && t.resource.starts_with("lbval-"))
+            .map(|t| t.resource.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let mut failures = 0;
+    for n in 0..20 {
+        let now = clock.now();
+        let invocation = Invocation {
+            request_id: format!("req-{n}"),
+            now,
+            deadline: now + Duration::minutes(15),
+        };
+        if runner.handle(&schedule, &invocation).await.is_err() {
+            failures += 1;
+        }
+        let transitions = account.transitions().await.unwrap().transitions;
+        if deleted(&transitions[baseline..]).len() == leftovers.len() {
+            break;
+        }
+    }
+    assert!(
+        throttled(&account).await > 0,
+        "the table did refuse some writes"
+    );
+    eprintln!("{failures} sweep(s) failed on a throttled write");
+    let transitions = account.transitions().await.unwrap().transitions;
+    let made = &transitions[baseline..];
+    assert_eq!(
+        deleted(made).into_iter().collect::<Vec<_>>(),
+        leftovers,
+        "every leftover is swept in the end"
+    );
+    let timeline = reader.timeline(&plan.name, None).await.unwrap();
+    for t in made
+        .iter()
+        .filter(|t| t.kind == "delete_db_instance" && t.resource.starts_with("lbval-"))
+    {
+        let intent = timeline
+            .iter()
+            .find(|e| {
+                e.action == "validation.sweep"
+                    && e.outcome == Outcome::Intended
+                    && e.data["deleted"]["instance"].as_str() == Some(t.resource.as_str())
+            })
+            .unwrap_or_else(|| panic!("{} deleted without its entry: {timeline:#?}", t.resource));
+        assert!(
+            intent.at.timestamp_millis() as f64 / 1000.0 <= t.started_at_wall + 1.0,
+            "{}: entry at {} after the call at {}",
+            t.resource,
+            intent.at,
+            t.started_at_wall
+        );
+    }
 }

@@ -22,7 +22,8 @@ use lifeboat::validation::checks::{
     CheckKind, CheckProgress, CheckResult, Dialect, Expect, PlannedCheck, plan_checks,
 };
 use lifeboat::validation::run::{
-    CheckBudget, DatabaseProbe, ProbeTarget, ValidationPort, ValidationReply, ValidationRunner,
+    CheckBudget, DatabaseProbe, Leftover, ProbeTarget, ValidationPort, ValidationReply,
+    ValidationRunner,
 };
 use lifeboat::validation::{PURPOSE_TAG, PURPOSE_VALIDATION, Run, TempFacts};
 use serde_json::{Value, json};
@@ -333,13 +334,16 @@ impl ValidationPort for LoseRestoreAnswer<'_> {
     async fn tag_validated(&self, run: &Run, at: DateTime<Utc>) -> Result<(), AwsError> {
         self.inner.tag_validated(run, at).await
     }
-    async fn sweep(
+    async fn leftovers(
         &self,
         plan: &Plan,
         before: DateTime<Utc>,
         keep: &[String],
-    ) -> Result<Vec<String>, AwsError> {
-        self.inner.sweep(plan, before, keep).await
+    ) -> Result<Vec<Leftover>, AwsError> {
+        self.inner.leftovers(plan, before, keep).await
+    }
+    async fn delete_leftover(&self, leftover: &Leftover) -> Result<(), AwsError> {
+        self.inner.delete_leftover(leftover).await
     }
 }
 

@@ -13,7 +13,7 @@ use crate::plan::{
     CREATED_TAG, Engine, PLAN_TAG, Plan, ProtectedResource, SqlAssertion, VALIDATED_TAG,
 };
 use crate::validation::checks::{CheckKind, CheckProgress, CheckResult, Dialect, plan_checks};
-use crate::validation::run::{CheckBudget, DatabaseProbe, ProbeTarget, ValidationPort};
+use crate::validation::run::{CheckBudget, DatabaseProbe, Leftover, ProbeTarget, ValidationPort};
 use crate::validation::{
     DbView, Endpoint, PURPOSE_TAG, PURPOSE_VALIDATION, Run, TEMP_PREFIX, TempFacts, restore_region,
 };
@@ -774,14 +774,13 @@ impl ValidationPort for AwsValidation {
             .map_err(|e| AwsError::from_sdk("rds", "AddTagsToResource", arn, &e))
     }
 
-    async fn sweep(
+    async fn leftovers(
         &self,
         plan: &Plan,
         before: DateTime<Utc>,
         keep: &[String],
-    ) -> Result<Vec<String>, AwsError> {
-        let mut deleted = Vec::new();
-        let mut instances = Vec::new();
+    ) -> Result<Vec<Leftover>, AwsError> {
+        let mut found = Vec::new();
         let mut pages = self
             .rds
             .describe_db_instances()
@@ -801,13 +800,9 @@ impl ValidationPort for AwsValidation {
                     && born.is_some_and(|b| b < before)
                     && db.db_instance_status() != Some("deleting")
                 {
-                    instances.push(id);
+                    found.push(Leftover::Instance(id));
                 }
             }
-        }
-        for id in instances {
-            self.delete_tagged_instance(&id).await?;
-            deleted.push(id);
         }
         let mut pages = self
             .rds
@@ -827,15 +822,21 @@ impl ValidationPort for AwsValidation {
                     && !kept(keep, &id)
                     && born.is_some_and(|b| b < before)
                     && c.status() != Some("deleting")
-                    // A cluster with members is deleted once they are gone (next sweep).
+                    // RDS deletes a cluster only once its instances are gone.
                     && c.db_cluster_members().is_empty()
                 {
-                    self.delete_tagged_cluster(&id).await?;
-                    deleted.push(id);
+                    found.push(Leftover::Cluster(id));
                 }
             }
         }
-        Ok(deleted)
+        Ok(found)
+    }
+
+    async fn delete_leftover(&self, leftover: &Leftover) -> Result<(), AwsError> {
+        match leftover {
+            Leftover::Instance(id) => self.delete_tagged_instance(id).await,
+            Leftover::Cluster(id) => self.delete_tagged_cluster(id).await,
+        }
     }
 }
 

@@ -173,14 +173,36 @@ pub trait ValidationPort: Send + Sync {
     ) -> CheckProgress;
     /// Tag the run's snapshot `lifeboat:validated-at` = `at`.
     async fn tag_validated(&self, run: &Run, at: DateTime<Utc>) -> Result<(), AwsError>;
-    /// Delete every validation database of `plan` in the restore region created before
-    /// `before`, except those named in `keep`; returns what was deleted.
-    async fn sweep(
+    /// The validation databases of `plan` in the restore region created before `before`,
+    /// except those named in `keep`, that can be deleted now: instances, and clusters
+    /// with no instance left (one with instances waits for a later sweep).
+    async fn leftovers(
         &self,
         plan: &Plan,
         before: DateTime<Utc>,
         keep: &[String],
-    ) -> Result<Vec<String>, AwsError>;
+    ) -> Result<Vec<Leftover>, AwsError>;
+    /// Delete a leftover without a final snapshot; a missing one is success.
+    async fn delete_leftover(&self, leftover: &Leftover) -> Result<(), AwsError>;
+}
+
+/// A validation database a crash or a lost answer left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Leftover {
+    /// A DB instance, by identifier.
+    Instance(String),
+    /// An Aurora cluster, by identifier.
+    Cluster(String),
+}
+
+impl Leftover {
+    /// Its identifier.
+    pub fn id(&self) -> &str {
+        match self {
+            Leftover::Instance(id) | Leftover::Cluster(id) => id,
+        }
+    }
 }
 
 /// Whether a checks action ran none of the checks left (too little time was left for
@@ -257,6 +279,17 @@ pub enum ValidationError {
     /// The sweep of leftover validation databases failed (every run was still driven).
     #[error("the sweep of leftover validation databases failed: {0}")]
     Sweep(AwsError),
+    /// The sweep left validation databases for its next run: their audit entries could
+    /// not be written first.
+    #[error(
+        "the sweep left {count} leftover validation database(s) for its next run, because their audit entries could not be written first: {source}"
+    )]
+    SweepHeldBack {
+        /// How many it left.
+        count: usize,
+        /// Why the entries were not written.
+        source: StateError,
+    },
 }
 
 impl Classify for ValidationError {
@@ -267,6 +300,7 @@ impl Classify for ValidationError {
             | ValidationError::LeaseLost(_) => Retry::NonRetryable,
             ValidationError::State(e) => e.retry(),
             ValidationError::Sweep(e) => e.retry(),
+            ValidationError::SweepHeldBack { source, .. } => source.retry(),
         }
     }
 }
@@ -329,32 +363,86 @@ impl ValidationRunner<'_> {
                 - Duration::minutes(
                     i64::from(self.plan.validation.timeout_minutes) + SWEEP_MARGIN_MINUTES,
                 );
-            let swept = self
-                .port
-                .sweep(self.plan, bound, &keep)
-                .await
-                .map_err(ValidationError::Sweep)?;
-            // The sweep has deleted them: their entries must be written, or the run fails
-            // saying so (the databases are gone either way).
-            let entries = swept
-                .iter()
-                .map(|id| AuditEntry {
-                    at: self.clock.now(),
-                    function: "restore-validator".into(),
-                    trigger: "schedule".into(),
-                    action: "validation.sweep".into(),
-                    resource: None,
-                    outcome: Outcome::Succeeded,
-                    detail: format!(
-                        "deleted {id}, a validation database left behind (older than the plan's timeout plus {SWEEP_MARGIN_MINUTES} min)"
-                    ),
-                    data: serde_json::Value::Null,
-                })
-                .collect();
-            state::append(self.state, &self.plan.name, entries, self.clock.now()).await?;
-            reply.swept = swept;
+            reply.swept = self.sweep(bound, &keep).await?;
         }
         Ok(reply)
+    }
+
+    /// Delete the validation databases left behind, each after its intent is in the
+    /// timeline; returns what was deleted. One whose intent the table refuses is left
+    /// for the next sweep, and the invocation fails saying so.
+    async fn sweep(
+        &self,
+        before: DateTime<Utc>,
+        keep: &[String],
+    ) -> Result<Vec<String>, ValidationError> {
+        let leftovers = self
+            .port
+            .leftovers(self.plan, before, keep)
+            .await
+            .map_err(ValidationError::Sweep)?;
+        let entry = |leftover: &Leftover, outcome, detail: String| AuditEntry {
+            at: self.clock.now(),
+            function: "restore-validator".into(),
+            trigger: "schedule".into(),
+            action: "validation.sweep".into(),
+            resource: None,
+            outcome,
+            detail,
+            data: serde_json::json!({"deleted": leftover}),
+        };
+        let intents = leftovers
+            .into_iter()
+            .map(|l| {
+                let intent = entry(
+                    &l,
+                    Outcome::Intended,
+                    format!(
+                        "{} about to be deleted, a validation database left behind (older than the plan's timeout plus {SWEEP_MARGIN_MINUTES} min)",
+                        l.id()
+                    ),
+                );
+                (l, intent)
+            })
+            .collect();
+        let intents =
+            state::commit_intents(self.state, &self.plan.name, intents, self.clock.now()).await;
+        let mut swept = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut failure = None;
+        for leftover in &intents.cleared {
+            match self.port.delete_leftover(leftover).await {
+                Ok(()) => {
+                    outcomes.push(entry(
+                        leftover,
+                        Outcome::Succeeded,
+                        format!("deleted {}", leftover.id()),
+                    ));
+                    swept.push(leftover.id().to_string());
+                }
+                Err(e) => {
+                    outcomes.push(entry(
+                        leftover,
+                        Outcome::Failed,
+                        format!("{} not deleted: {e}", leftover.id()),
+                    ));
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        // Their intents are in; an outcome that cannot be written fails the invocation,
+        // saying so.
+        state::append(self.state, &self.plan.name, outcomes, self.clock.now()).await?;
+        if let Some(e) = failure {
+            return Err(ValidationError::Sweep(e));
+        }
+        if let Some((_, source)) = intents.refused.first() {
+            return Err(ValidationError::SweepHeldBack {
+                count: intents.refused.len(),
+                source: source.clone(),
+            });
+        }
+        Ok(swept)
     }
 
     fn validated_resources(&self) -> impl Iterator<Item = &ProtectedResource> {

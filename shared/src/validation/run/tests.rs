@@ -27,6 +27,10 @@ struct Rds {
     tagged: Vec<String>,
     /// Fail the next `restore` after it went through (a crash losing the answer).
     lose_next_restore_answer: bool,
+    /// What a crash left behind, for the sweep.
+    leftovers: Vec<Leftover>,
+    /// The leftovers deleted, in order.
+    swept: Vec<Leftover>,
 }
 
 struct FakeAws {
@@ -191,13 +195,28 @@ impl ValidationPort for FakeAws {
         Ok(())
     }
 
-    async fn sweep(
+    async fn leftovers(
         &self,
         _plan: &Plan,
         _before: DateTime<Utc>,
-        _keep: &[String],
-    ) -> Result<Vec<String>, AwsError> {
-        Ok(vec![])
+        keep: &[String],
+    ) -> Result<Vec<Leftover>, AwsError> {
+        Ok(self
+            .rds
+            .lock()
+            .unwrap()
+            .leftovers
+            .iter()
+            .filter(|l| !keep.iter().any(|k| k == l.id()))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_leftover(&self, leftover: &Leftover) -> Result<(), AwsError> {
+        let mut rds = self.rds.lock().unwrap();
+        rds.leftovers.retain(|l| l != leftover);
+        rds.swept.push(leftover.clone());
+        Ok(())
     }
 }
 
@@ -542,5 +561,79 @@ async fn a_restore_whose_intent_the_table_refuses_is_not_started() {
             .entries(&aws.plan.name)
             .iter()
             .all(|entry| entry.action != "validation.restore")
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_a_leftover_only_after_its_intent_is_written() {
+    let aws = FakeAws::new(passing());
+    let e = edges();
+    let leftovers = vec![
+        Leftover::Instance("lbval-orders-db-2611240100".into()),
+        Leftover::Cluster("lbval-billing-db-2611240100".into()),
+    ];
+    aws.rds.lock().unwrap().leftovers = leftovers.clone();
+    // The table refuses the sweep's intents: nothing is deleted, and the invocation says
+    // what it left.
+    e.state.throttle_commits_recording("validation.sweep");
+    let err = runner(&aws, &e)
+        .handle(&schedule(), &invocation(&aws, "r1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ValidationError::SweepHeldBack { count: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(err.retry(), Retry::Retryable);
+    assert!(
+        aws.rds.lock().unwrap().swept.is_empty(),
+        "no delete without its entry"
+    );
+    assert!(
+        e.state
+            .entries(&aws.plan.name)
+            .iter()
+            .all(|entry| entry.action != "validation.sweep")
+    );
+
+    // The next schedule, with the table answering: each deleted after its intent.
+    let e = edges();
+    aws.advance(24 * 60);
+    let reply = runner(&aws, &e)
+        .handle(&schedule(), &invocation(&aws, "r2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.swept,
+        ["lbval-orders-db-2611240100", "lbval-billing-db-2611240100"]
+    );
+    assert_eq!(aws.rds.lock().unwrap().swept, leftovers);
+    let sweep: Vec<(Outcome, serde_json::Value)> = e
+        .state
+        .entries(&aws.plan.name)
+        .into_iter()
+        .filter(|entry| entry.action == "validation.sweep")
+        .map(|entry| (entry.outcome, entry.data["deleted"].clone()))
+        .collect();
+    assert_eq!(
+        sweep,
+        [
+            (
+                Outcome::Intended,
+                json!({"instance": "lbval-orders-db-2611240100"})
+            ),
+            (
+                Outcome::Intended,
+                json!({"cluster": "lbval-billing-db-2611240100"})
+            ),
+            (
+                Outcome::Succeeded,
+                json!({"instance": "lbval-orders-db-2611240100"})
+            ),
+            (
+                Outcome::Succeeded,
+                json!({"cluster": "lbval-billing-db-2611240100"})
+            ),
+        ]
     );
 }
