@@ -997,7 +997,8 @@ fn check_readiness(
         return d;
     }
     let forced = f.forced.is_some();
-    if let Err(reason) = readiness(plan, facts, forced) {
+    if let Err(not_ready) = readiness(plan, facts, forced) {
+        let reason = not_ready.to_string();
         let changed = f.blocked.as_deref() != Some(reason.as_str());
         f.blocked = Some(reason.clone());
         let d = Decision::stop(
@@ -1485,44 +1486,116 @@ fn fence_text(f: Option<&FenceOutcome>) -> String {
     }
 }
 
+/// Why one replica cannot take over now.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplicaNotReady {
+    /// Its facts were not read this time.
+    #[error("{resource}: its replica was not read")]
+    NotRead {
+        /// The plan resource.
+        resource: String,
+    },
+    /// AWS reports no such replica.
+    #[error("{resource}: the DR replica {replica} does not exist in {region}")]
+    Missing {
+        /// The plan resource.
+        resource: String,
+        /// The replica's identifier.
+        replica: String,
+        /// The DR region.
+        region: String,
+    },
+    /// AWS could not be read about it.
+    #[error("{resource}: the DR replica cannot be read: {reason}")]
+    Unreadable {
+        /// The plan resource.
+        resource: String,
+        /// What reading it met.
+        reason: String,
+    },
+    /// It exists but is not available (and not yet promoted).
+    #[error("{resource}: the DR replica {replica} is {status}, not available")]
+    NotAvailable {
+        /// The plan resource.
+        resource: String,
+        /// The replica's identifier.
+        replica: String,
+        /// Its status, as RDS reports it.
+        status: String,
+    },
+    /// No recent ReplicaLag value: the data-loss guard cannot pass.
+    #[error(
+        "{resource}: the replica lag of {replica} is unknown (no recent ReplicaLag value), so the data-loss guard cannot pass"
+    )]
+    LagUnknown {
+        /// The plan resource.
+        resource: String,
+        /// The replica's identifier.
+        replica: String,
+    },
+    /// It lags more than the plan allows (the data-loss guard).
+    #[error(
+        "{resource}: the replica lags {lag_seconds:.0} s behind, more than the plan's maximum of {max_seconds} s (the data-loss guard)"
+    )]
+    LagTooHigh {
+        /// The plan resource.
+        resource: String,
+        /// The lag seen.
+        lag_seconds: f64,
+        /// The plan's maximum.
+        max_seconds: u32,
+    },
+}
+
+/// Why the DR side cannot take over now: every replica that cannot, each saying why. A
+/// retry helps once the replicas catch up (or, for the lag, when the operator forces).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct NotReady(pub Vec<ReplicaNotReady>);
+
 /// Whether every replica can take over: present, available, replicating or already
 /// standalone, and (unless forced) lagging no more than the plan allows.
-pub fn readiness(plan: &Plan, facts: &FailoverFacts, forced: bool) -> Result<(), String> {
+pub fn readiness(plan: &Plan, facts: &FailoverFacts, forced: bool) -> Result<(), NotReady> {
     let mut problems = vec![];
     for r in replicated(plan) {
-        let replica_id = r
+        let resource = r.id.clone();
+        let replica = r
             .replica
             .as_ref()
-            .map(|x| x.identifier.as_str())
-            .unwrap_or("");
+            .map(|x| x.identifier.clone())
+            .unwrap_or_default();
         let Some(tf) = facts.target(&r.id) else {
-            problems.push(format!("{}: its replica was not read", r.id));
+            problems.push(ReplicaNotReady::NotRead { resource });
             continue;
         };
         match &tf.replica {
-            Observed::Missing => problems.push(format!(
-                "{}: the DR replica {replica_id} does not exist in {}",
-                r.id, plan.regions.dr
-            )),
-            Observed::Unknown { reason } => {
-                problems.push(format!("{}: the DR replica cannot be read: {reason}", r.id))
-            }
+            Observed::Missing => problems.push(ReplicaNotReady::Missing {
+                resource,
+                replica,
+                region: plan.regions.dr.clone(),
+            }),
+            Observed::Unknown { reason } => problems.push(ReplicaNotReady::Unreadable {
+                resource,
+                reason: reason.clone(),
+            }),
             Observed::Present(rep) => {
                 if rep.status != "available" && !tf.standalone() {
-                    problems.push(format!(
-                        "{}: the DR replica {replica_id} is {}, not available",
-                        r.id, rep.status
-                    ));
+                    problems.push(ReplicaNotReady::NotAvailable {
+                        resource,
+                        replica,
+                        status: rep.status.clone(),
+                    });
                 } else if !forced && !tf.standalone() {
+                    let max_seconds = plan.failover.max_replica_lag_seconds;
                     match tf.lag_seconds {
-                        None => problems.push(format!(
-                            "{}: the replica lag of {replica_id} is unknown (no recent ReplicaLag value), so the data-loss guard cannot pass",
-                            r.id
-                        )),
-                        Some(lag) if lag > f64::from(plan.failover.max_replica_lag_seconds) => problems.push(format!(
-                            "{}: the replica lags {lag:.0} s behind, more than the plan's maximum of {} s (the data-loss guard)",
-                            r.id, plan.failover.max_replica_lag_seconds
-                        )),
+                        None => problems.push(ReplicaNotReady::LagUnknown { resource, replica }),
+                        Some(lag) if lag > f64::from(max_seconds) => {
+                            problems.push(ReplicaNotReady::LagTooHigh {
+                                resource,
+                                lag_seconds: lag,
+                                max_seconds,
+                            })
+                        }
                         Some(_) => {}
                     }
                 }
@@ -1532,7 +1605,7 @@ pub fn readiness(plan: &Plan, facts: &FailoverFacts, forced: bool) -> Result<(),
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(NotReady(problems))
     }
 }
 

@@ -1266,3 +1266,36 @@ proptest! {
         prop_assert_eq!(seen, all);
     }
 }
+
+#[test]
+fn readiness_names_each_replica_that_cannot_take_over_and_why() {
+    let p = plan("automatic");
+    let max = p.failover.max_replica_lag_seconds;
+    let mut sim = Sim::new();
+    assert_eq!(readiness(&p, &sim.facts(), false), Ok(()));
+    sim.lag = Some(f64::from(max) + 30.0);
+    let Err(NotReady(problems)) = readiness(&p, &sim.facts(), false) else {
+        panic!("a lagging replica is not ready");
+    };
+    assert!(
+        matches!(&problems[..], [ReplicaNotReady::LagTooHigh { resource, max_seconds, .. }]
+            if resource == "orders-db" && *max_seconds == max),
+        "{problems:?}"
+    );
+    // Forced: the lag guard is overridden, nothing else is.
+    assert_eq!(readiness(&p, &sim.facts(), true), Ok(()));
+    sim.lag = None;
+    assert!(matches!(
+        readiness(&p, &sim.facts(), false),
+        Err(NotReady(v)) if matches!(&v[..], [ReplicaNotReady::LagUnknown { .. }])
+    ));
+    sim.replica_exists = false;
+    let err = readiness(&p, &sim.facts(), true).unwrap_err();
+    assert!(
+        matches!(&err.0[..], [ReplicaNotReady::Missing { region, .. }] if region == "us-west-2")
+    );
+    assert_eq!(
+        err.to_string(),
+        "orders-db: the DR replica orders-db-dr does not exist in us-west-2"
+    );
+}

@@ -368,6 +368,61 @@ pub fn is_due(plan: &Plan, doc: &ValidationDoc, now: DateTime<Utc>) -> bool {
         })
 }
 
+/// Why no snapshot can be restored for a validation run. Nothing was started; a retry
+/// helps only once a snapshot exists (or the operator names another).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoSnapshot {
+    /// The operator named a snapshot the restore region does not hold.
+    #[error(
+        "snapshot {name:?} of {resource} was not found in {region}; name a snapshot listed there, or leave `snapshot` out to restore the newest"
+    )]
+    NotFound {
+        /// The name given.
+        name: String,
+        /// The plan resource.
+        resource: String,
+        /// The restore region.
+        region: String,
+    },
+    /// The named snapshot is of another database: restored and checked as this one, it
+    /// would prove nothing about it (and the report would say it did).
+    #[error(
+        "snapshot {name:?} in {region} was taken of {source_db:?}, not of {resource} ({identifier}); name a snapshot of {resource}, or leave `snapshot` out to restore its newest"
+    )]
+    OfAnotherDatabase {
+        /// The name given.
+        name: String,
+        /// The restore region.
+        region: String,
+        /// The database it was taken of.
+        source_db: String,
+        /// The plan resource.
+        resource: String,
+        /// The resource's AWS identifier.
+        identifier: String,
+    },
+    /// The named snapshot is still being made or copied, or failed.
+    #[error("snapshot {name:?} is {status}; only an available snapshot can be restored")]
+    NotAvailable {
+        /// The name given.
+        name: String,
+        /// Its state, in a word (`copying`, `failed`...).
+        status: String,
+    },
+    /// No snapshot of the resource is available in the restore region.
+    #[error(
+        "{resource} has no available Lifeboat snapshot in {region} to restore; the snapshot function takes them{copies}"
+    )]
+    NoneAvailable {
+        /// The plan resource.
+        resource: String,
+        /// The restore region.
+        region: String,
+        /// Where the copies come from, when restores are from the DR region.
+        copies: &'static str,
+    },
+}
+
 /// The snapshot to restore: the named one, or the newest available Lifeboat snapshot of
 /// the resource in the restore region.
 pub fn pick_snapshot<'a>(
@@ -375,7 +430,7 @@ pub fn pick_snapshot<'a>(
     resource: &ProtectedResource,
     records: &'a [BackupRecord],
     named: Option<&str>,
-) -> Result<&'a BackupRecord, String> {
+) -> Result<&'a BackupRecord, NoSnapshot> {
     let region = restore_region(plan);
     let kind = BackupKind::of(resource.kind);
     let candidates = records.iter().filter(|b| {
@@ -389,44 +444,39 @@ pub fn pick_snapshot<'a>(
             let found = records
                 .iter()
                 .find(|b| b.is_named(name) && b.kind == kind && b.location == region)
-                .ok_or_else(|| {
-                    format!(
-                        "snapshot {name:?} of {} was not found in {region}; name a snapshot listed there, or leave `snapshot` out to restore the newest",
-                        resource.id
-                    )
+                .ok_or_else(|| NoSnapshot::NotFound {
+                    name: name.to_string(),
+                    resource: resource.id.clone(),
+                    region: region.to_string(),
                 })?;
-            // A snapshot of another database restored and checked as this one would
-            // prove nothing about it (and the report would say it did).
             if !resource.is_named(&found.source) {
-                return Err(format!(
-                    "snapshot {name:?} in {region} was taken of {:?}, not of {} ({}); name a snapshot of {}, or leave `snapshot` out to restore its newest",
-                    found.source,
-                    resource.id,
-                    resource.aws_identifier(),
-                    resource.id
-                ));
+                return Err(NoSnapshot::OfAnotherDatabase {
+                    name: name.to_string(),
+                    region: region.to_string(),
+                    source_db: found.source.clone(),
+                    resource: resource.id.clone(),
+                    identifier: resource.aws_identifier().to_string(),
+                });
             }
             if found.status != BackupStatus::Available {
-                return Err(format!(
-                    "snapshot {name:?} is {}; only an available snapshot can be restored",
-                    found.status.word()
-                ));
+                return Err(NoSnapshot::NotAvailable {
+                    name: name.to_string(),
+                    status: found.status.word().to_string(),
+                });
             }
             Ok(found)
         }
         None => candidates
             .filter(|b| b.status == BackupStatus::Available && b.created_at.is_some())
             .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)))
-            .ok_or_else(|| {
-                format!(
-                    "{} has no available Lifeboat snapshot in {region} to restore; the snapshot function takes them{}",
-                    resource.id,
-                    if plan.validation.restore_from == RestoreFrom::Dr {
-                        " and copies them there"
-                    } else {
-                        ""
-                    }
-                )
+            .ok_or_else(|| NoSnapshot::NoneAvailable {
+                resource: resource.id.clone(),
+                region: region.to_string(),
+                copies: if plan.validation.restore_from == RestoreFrom::Dr {
+                    " and copies them there"
+                } else {
+                    ""
+                },
             }),
     }
 }
@@ -605,7 +655,7 @@ pub fn decide(
                     refused: false,
                 }
             }
-            Err(reason) => refuse(doc, reason),
+            Err(reason) => refuse(doc, reason.to_string()),
         };
     };
 

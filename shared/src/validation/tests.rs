@@ -232,6 +232,8 @@ fn a_named_snapshot_must_exist_and_be_available() {
         "old"
     );
     let err = pick_snapshot(&plan, r, &records, Some("nope")).unwrap_err();
+    assert!(matches!(err, NoSnapshot::NotFound { .. }), "{err:?}");
+    let err = err.to_string();
     assert!(
         err.contains("\"nope\" of orders-db was not found in us-west-2"),
         "{err}"
@@ -243,6 +245,11 @@ fn a_named_snapshot_must_exist_and_be_available() {
     unrelated.tags.clear();
     records.push(unrelated);
     let err = pick_snapshot(&plan, r, &records, Some("unrelated-snap")).unwrap_err();
+    assert!(
+        matches!(err, NoSnapshot::OfAnotherDatabase { .. }),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("was taken of \"someone-elses-db\", not of orders-db"),
         "{err}"
@@ -257,8 +264,12 @@ fn a_named_snapshot_must_exist_and_be_available() {
         "by-hand"
     );
     let err = pick_snapshot(&plan, r, &records, Some("creating")).unwrap_err();
+    assert!(matches!(err, NoSnapshot::NotAvailable { .. }), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("is copying"), "{err}");
     let err = pick_snapshot(&plan, r, &[], None).unwrap_err();
+    assert!(matches!(err, NoSnapshot::NoneAvailable { .. }), "{err:?}");
+    let err = err.to_string();
     assert!(
         err.contains("no available Lifeboat snapshot in us-west-2"),
         "{err}"
