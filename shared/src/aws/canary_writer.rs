@@ -72,7 +72,7 @@ pub async fn write_canary(
             let mut conn = connect(target, PgConnection::connect_with(&options))
                 .await
                 .map_err(failed)?;
-            sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+            sqlx::query("SELECT pg_catalog.set_config('statement_timeout', $1, false)")
                 .bind(format!("{}ms", timeout.as_millis()))
                 .execute(&mut conn)
                 .await

@@ -181,7 +181,7 @@ impl std::fmt::Display for OpenError {
 async fn pg_begin(conn: &mut PgConnection, timeout: Duration) -> Result<(), OpenError> {
     sqlx::raw_sql("BEGIN READ ONLY").execute(&mut *conn).await?;
     // `set_config(..., true)` is SET LOCAL with a bound value: it ends with the transaction.
-    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+    sqlx::query("SELECT pg_catalog.set_config('statement_timeout', $1, true)")
         .bind(format!("{}ms", timeout.as_millis()))
         .execute(&mut *conn)
         .await?;
@@ -190,9 +190,10 @@ async fn pg_begin(conn: &mut PgConnection, timeout: Duration) -> Result<(), Open
 
 /// Whether the current transaction is read-only, as the server says.
 async fn pg_read_only(conn: &mut PgConnection) -> Result<(), OpenError> {
-    let read_only: String = sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
-        .fetch_one(&mut *conn)
-        .await?;
+    let read_only: String =
+        sqlx::query_scalar("SELECT pg_catalog.current_setting('transaction_read_only')")
+            .fetch_one(&mut *conn)
+            .await?;
     if read_only != "on" {
         return Err(OpenError::NotReadOnly(read_only));
     }

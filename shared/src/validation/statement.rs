@@ -3,7 +3,7 @@
 //!
 //! A check runs against a database that may stay: a recovered database that may become
 //! the writer, a DR writer during a game day. So its SQL must be exactly one `SELECT`
-//! (or `WITH ... SELECT`, `VALUES`, `TABLE`), parsed with the dialect of the engine it
+//! (or `WITH ... SELECT`, `VALUES`), parsed with the dialect of the engine it
 //! runs on, and refused otherwise — before any connection is made. This is the first of
 //! two guards: the session is read-only at the server as well (see `aws::sql_probe`),
 //! which is what stops a view that writes through this session. On MySQL and MariaDB, DDL

@@ -1083,3 +1083,12 @@ proptest! {
         prop_assert_eq!(q.names().refusal(&found), None);
     }
 }
+
+#[test]
+fn the_table_shorthand_is_not_a_check_and_values_is() {
+    for dialect in BOTH {
+        // `TABLE orders` is refused (the parser does not take it): the docs say so.
+        refused(dialect, "TABLE orders");
+    }
+    assert!(read_only_query(Dialect::Postgres, "VALUES (1)").is_ok());
+}
