@@ -13,7 +13,7 @@ use lifeboat::plan::parse_plan;
 use lifeboat::validation::checks::{
     CheckKind, CheckResult, Dialect, Expect, PlannedCheck, plan_checks,
 };
-use lifeboat::validation::run::{DatabaseProbe, ProbeTarget};
+use lifeboat::validation::run::DatabaseProbe;
 use lifeboat::validation::statement::ServerNames;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -132,21 +132,6 @@ async fn assert_intact(db: &ScratchDatabase, after: &str) {
     }
 }
 
-fn target(db: &ScratchDatabase, username: &str, password: &str) -> ProbeTarget {
-    ProbeTarget {
-        dialect: db.dialect,
-        host: "127.0.0.1".into(),
-        port: match db.dialect {
-            Dialect::Postgres => 5432,
-            Dialect::Mysql => 3306,
-        },
-        database: db.name.clone(),
-        username: username.into(),
-        password: password.into(),
-        require_tls: false,
-    }
-}
-
 /// A check of `sql` as the probe would run it, had the statement check let it through.
 fn unchecked(name: &str, sql: &str) -> PlannedCheck {
     PlannedCheck {
@@ -235,7 +220,7 @@ async fn what_the_statement_check_would_let_through_fails_at_the_server_with_the
             db.execute(sql).await.unwrap();
         }
         // As the servers' administrators, who could do all of it outside the session.
-        let admin = target(&db, db.username(), "");
+        let admin = db.probe_target();
         for (what, sql) in hostile(dialect) {
             let results = SqlProbe
                 .probe(
@@ -267,11 +252,7 @@ async fn a_check_that_makes_the_session_writable_stops_every_later_check() {
             unchecked("delete", "DELETE FROM users"),
         ];
         let results = SqlProbe
-            .probe(
-                &target(&db, db.username(), ""),
-                &checks,
-                Duration::from_secs(5),
-            )
+            .probe(&db.probe_target(), &checks, Duration::from_secs(5))
             .await;
         assert!(
             results.iter().all(|r| !r.passed),
@@ -357,7 +338,7 @@ async fn the_read_only_user_the_readme_recommends_passes_the_checks_and_cannot_w
             .validation
             .clone()
             .unwrap();
-        let as_user = target(&db, &user, password);
+        let as_user = db.probe_target_as(&user, password);
         let good = SqlProbe
             .probe(
                 &as_user,
@@ -426,11 +407,7 @@ async fn through_lifeboat(db: &ScratchDatabase, sql: &str) -> Result<Vec<CheckRe
         .unwrap();
     let checks = plan_checks(db.dialect, &v).map_err(|e| e.to_string())?;
     Ok(SqlProbe
-        .probe(
-            &target(db, db.username(), ""),
-            &checks,
-            Duration::from_secs(5),
-        )
+        .probe(&db.probe_target(), &checks, Duration::from_secs(5))
         .await)
 }
 
@@ -592,11 +569,7 @@ async fn assertion_result(
         .unwrap();
     let checks = plan_checks(db.dialect, &v).map_err(|e| e.to_string())?;
     let results = SqlProbe
-        .probe(
-            &target(db, db.username(), ""),
-            &checks,
-            Duration::from_secs(5),
-        )
+        .probe(&db.probe_target(), &checks, Duration::from_secs(5))
         .await;
     Ok(results
         .into_iter()
@@ -656,7 +629,7 @@ async fn attribute_notation_casts_and_namesakes_that_reach_the_databases_own_cod
     }
     let results = SqlProbe
         .probe(
-            &target(&control, control.username(), ""),
+            &control.probe_target(),
             &[unchecked(
                 "careless",
                 "SELECT count(*) FROM orders o WHERE o.lb_purge IS NOT NULL",

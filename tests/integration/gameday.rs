@@ -36,7 +36,6 @@ use lifeboat::gameday::{
 use lifeboat::plan::{Canary, Plan};
 use lifeboat::state;
 use lifeboat::validation::checks::Dialect;
-use lifeboat::validation::run::ProbeTarget;
 use serde_json::{Value, json};
 
 const SECRET: &str = "lifeboat-local/orders-db";
@@ -412,19 +411,7 @@ async fn the_canary_writes_and_reads_on_postgresql_and_mariadb_and_names_a_missi
             }
         };
         db.execute(ddl).await.unwrap();
-        let url = db.url();
-        let target = ProbeTarget {
-            dialect,
-            host: "127.0.0.1".into(),
-            port: match dialect {
-                Dialect::Postgres => 5432,
-                Dialect::Mysql => 3306,
-            },
-            database: url.rsplit('/').next().unwrap().into(),
-            username: db.username().into(),
-            password: String::new(),
-            require_tls: false,
-        };
+        let target = db.probe_target();
         let timeout = std::time::Duration::from_secs(5);
         let sql = canary_sql(dialect, "canary").unwrap();
         write_canary(&target, &sql, "lifeboat-gameday-x-1", timeout)
@@ -497,18 +484,7 @@ async fn a_canary_write_stuck_behind_a_lock_fails_after_its_timeout_on_both_engi
                 Box::new(c)
             }
         };
-        let target = ProbeTarget {
-            dialect,
-            host: "127.0.0.1".into(),
-            port: match dialect {
-                Dialect::Postgres => 5432,
-                Dialect::Mysql => 3306,
-            },
-            database: db.name.clone(),
-            username: db.username().into(),
-            password: String::new(),
-            require_tls: false,
-        };
+        let target = db.probe_target();
         let sql = canary_sql(dialect, "canary").unwrap();
         // Far above the canary's 2 s and far below the servers' own lock wait limits.
         let outcome = tokio::time::timeout(

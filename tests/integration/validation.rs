@@ -22,8 +22,7 @@ use lifeboat::validation::checks::{
     CheckKind, CheckProgress, CheckResult, Dialect, Expect, PlannedCheck, plan_checks,
 };
 use lifeboat::validation::run::{
-    CheckBudget, DatabaseProbe, Leftover, ProbeTarget, ValidationPort, ValidationReply,
-    ValidationRunner,
+    CheckBudget, DatabaseProbe, Leftover, ValidationPort, ValidationReply, ValidationRunner,
 };
 use lifeboat::validation::{PURPOSE_TAG, PURPOSE_VALIDATION, Run, TempFacts};
 use serde_json::{Value, json};
@@ -423,7 +422,7 @@ async fn probe(db: &ScratchDatabase) -> Vec<CheckResult> {
         .unwrap();
     let checks = plan_checks(db.dialect, &v).unwrap();
     SqlProbe
-        .probe(&local_target(db), &checks, Duration::from_secs(5))
+        .probe(&db.probe_target(), &checks, Duration::from_secs(5))
         .await
 }
 
@@ -515,22 +514,6 @@ fn hostile_identifiers_in_the_plan_are_rejected_at_load() {
     }
 }
 
-/// Where a PostgreSQL or MariaDB database at `db` answers.
-fn local_target(db: &ScratchDatabase) -> ProbeTarget {
-    ProbeTarget {
-        dialect: db.dialect,
-        host: "127.0.0.1".into(),
-        port: match db.dialect {
-            Dialect::Postgres => 5432,
-            Dialect::Mysql => 3306,
-        },
-        database: db.name.clone(),
-        username: db.username().into(),
-        password: String::new(),
-        require_tls: false,
-    }
-}
-
 /// Results without their timings, which differ from run to run.
 fn untimed(results: Vec<CheckResult>) -> Vec<CheckResult> {
     results
@@ -553,7 +536,7 @@ async fn checks_resumed_part_way_run_only_those_left_and_end_as_one_run_would() 
         // A missing table: a check gated on it is skipped, also across the resumption.
         db.execute("DROP TABLE orders").await.unwrap();
         let checks = plan_checks(dialect, &v).unwrap();
-        let target = local_target(&db);
+        let target = db.probe_target();
         let budget = || CheckBudget::unhurried(Duration::from_secs(5));
         let whole = SqlProbe
             .probe_from(&target, &checks, CheckProgress::default(), budget())
@@ -579,7 +562,7 @@ async fn checks_resumed_part_way_run_only_those_left_and_end_as_one_run_would() 
 #[tokio::test]
 async fn checks_start_only_while_the_action_has_time_for_one_and_go_on_in_the_next() {
     let db = ScratchDatabase::seeded(Dialect::Postgres).await.unwrap();
-    let target = local_target(&db);
+    let target = db.probe_target();
     let statement = Duration::from_secs(2);
     // Each takes 1.5 s and may take its limit (2 s): one starts only with 4 s left.
     let slow: Vec<PlannedCheck> = (0..9)

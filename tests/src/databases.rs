@@ -3,6 +3,7 @@
 //! seeds it with a small shop (users and their orders), and drops it afterwards.
 
 use lifeboat::validation::checks::Dialect;
+use lifeboat::validation::run::ProbeTarget;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, Connection};
@@ -216,6 +217,28 @@ impl ScratchDatabase {
     /// The user the secret for this database names.
     pub fn username(&self) -> &'static str {
         user(self.dialect)
+    }
+
+    /// Where Lifeboat's probe reaches this database, as its administrator (no TLS on the
+    /// local servers).
+    pub fn probe_target(&self) -> ProbeTarget {
+        self.probe_target_as(self.username(), "")
+    }
+
+    /// Where Lifeboat's probe reaches this database, as `username`.
+    pub fn probe_target_as(&self, username: &str, password: &str) -> ProbeTarget {
+        ProbeTarget {
+            dialect: self.dialect,
+            host: "127.0.0.1".into(),
+            port: match self.dialect {
+                Dialect::Postgres => 5432,
+                Dialect::Mysql => 3306,
+            },
+            database: self.name.clone(),
+            username: username.into(),
+            password: password.into(),
+            require_tls: false,
+        }
     }
 }
 
