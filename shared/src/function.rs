@@ -5,6 +5,7 @@
 use crate::aws::{
     AwsClients, DynamoStateStore, RegionalClients, S3Reports, SnsNotifier, load_plan,
 };
+use crate::command::Commands;
 use crate::config::{ConfigError, Settings, env_lookup};
 use crate::error::{Classify, diagnostic};
 use crate::plan::{Plan, PlanError};
@@ -146,6 +147,18 @@ where
 {
     let collector = crate::metrics::init_emf(&deployment.plan.name, deployment.function)
         .map_err(lambda_runtime::Error::from)?;
+    let function = crate::routing::Function::named(deployment.function).ok_or_else(|| {
+        lambda_runtime::Error::from(format!(
+            "{:?} is not one of Lifeboat's functions (lifeboat::routing::Function)",
+            deployment.function
+        ))
+    })?;
+    let commands = Commands {
+        function,
+        plan: &deployment.plan.name,
+        state: &deployment.state,
+    };
+    let commands = &commands;
     let handler = &handler;
     lambda_runtime::run(service_fn(
         // Taken as text and read here: only a Payload still sees a key given twice, and a
@@ -157,7 +170,7 @@ where
                 deployment.function,
                 event.payload.get(),
             ) {
-                Ok(payload) => respond(deployment.function, payload, invocation, handler).await,
+                Ok(payload) => answer(commands, payload, invocation, handler).await,
                 Err(e) => {
                     tracing::error!(error = %e, "request refused");
                     Err(diagnostic(&e))
@@ -167,6 +180,29 @@ where
             result
         },
     ))
+    .await
+}
+
+/// One invocation, as [`serve`] answers it: [`respond`], with the handler run at most
+/// once per `command_id` ([`crate::command`]).
+pub async fn answer<F, Fut, R, E>(
+    commands: &Commands<'_>,
+    payload: impl Into<crate::request::Payload>,
+    invocation: Invocation,
+    handler: &F,
+) -> Result<serde_json::Value, Diagnostic>
+where
+    F: Fn(serde_json::Value, Invocation) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: serde::Serialize,
+    E: Classify + std::fmt::Display,
+{
+    respond(
+        commands.function.name(),
+        payload,
+        invocation,
+        &|request, invocation| commands.run(request, invocation, handler),
+    )
     .await
 }
 

@@ -11,6 +11,7 @@
 pub mod aws;
 pub mod backup;
 pub mod budget;
+pub mod command;
 pub mod config;
 pub mod detection;
 pub mod dr;

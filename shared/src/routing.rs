@@ -84,6 +84,30 @@ impl Function {
         }
     }
 
+    /// Its operator commands that change something: the ones a `command_id` makes
+    /// at-most-once ([`crate::command`]). The snapshot, retention and restore-validator
+    /// functions' operator requests name no action; [`changes_state`] counts them.
+    pub fn commands(self) -> &'static [&'static str] {
+        match self {
+            Function::Failover => &["approve", "force", "cancel", "ack", "game-day"],
+            Function::Failback => &["start", "pause", "resume", "abort"],
+            Function::Recovery => &["recover", "cutover", "discard"],
+            Function::Snapshot
+            | Function::Retention
+            | Function::RestoreValidator
+            | Function::Readiness => &[],
+        }
+    }
+
+    /// Whether its operator request may name no action (snapshot now, a retention run,
+    /// validate now).
+    fn takes_request_without_action(self) -> bool {
+        matches!(
+            self,
+            Function::Snapshot | Function::Retention | Function::RestoreValidator
+        )
+    }
+
     /// The `action` values it takes (none: its requests name no action).
     pub fn actions(self) -> &'static [&'static str] {
         match self {
@@ -154,6 +178,24 @@ impl std::error::Error for Misdirected {}
 impl crate::error::Classify for Misdirected {
     fn retry(&self) -> crate::error::Retry {
         crate::error::Retry::NonRetryable
+    }
+}
+
+/// Whether `request` is an operator's command to `function` that changes something: a
+/// state-changing action of [`Function::commands`], or the operator request without an
+/// action of the snapshot, retention and restore-validator functions. An AWS event (an
+/// EventBridge or SNS envelope, CloudWatch's alarm action) and a read-only action
+/// (`status`, `readiness`, ...) are not.
+pub fn changes_state(function: Function, request: &serde_json::Map<String, Value>) -> bool {
+    match request.get("action") {
+        Some(Value::String(action)) => function.commands().contains(&action.as_str()),
+        Some(_) => false,
+        None => {
+            function.takes_request_without_action()
+                && !crate::envelope::claims_to_be_one(request)
+                && !request.contains_key("Records")
+                && !request.contains_key("alarmData")
+        }
     }
 }
 
@@ -229,6 +271,47 @@ mod tests {
             (Function::Readiness, json!([])),
         ] {
             assert_eq!(refuse_misdirected(f, &payload), Ok(()), "{f} {payload}");
+        }
+    }
+
+    #[test]
+    fn a_command_changes_state_an_event_or_a_read_does_not() {
+        let object = |v: Value| v.as_object().cloned().unwrap();
+        for f in Function::ALL {
+            for c in f.commands() {
+                assert!(f.actions().contains(c), "{f} takes {c:?}");
+                assert!(changes_state(f, &object(json!({ "action": c }))), "{f} {c}");
+            }
+        }
+        for (f, request) in [
+            (Function::Snapshot, json!({"resources": ["orders-db"]})),
+            (Function::Retention, json!({})),
+            (Function::Retention, json!({"dry_run": false})),
+            (Function::RestoreValidator, json!({"resource": "orders-db"})),
+        ] {
+            assert!(changes_state(f, &object(request.clone())), "{f} {request}");
+        }
+        for (f, request) in [
+            (Function::Failover, json!({"action": "status"})),
+            (Function::Failover, json!({"action": "game-day-status"})),
+            (Function::Failover, json!({"action": ["approve"]})),
+            (Function::Failover, json!({})),
+            (Function::Failover, json!({"Records": []})),
+            (Function::Failback, json!({"action": "status"})),
+            (Function::Recovery, json!({"action": "recovery-status"})),
+            (Function::Readiness, json!({"action": "readiness"})),
+            (Function::RestoreValidator, json!({"action": "tick"})),
+            (
+                Function::Snapshot,
+                json!({"detail-type": "Scheduled Event"}),
+            ),
+            (Function::Retention, json!({"source": "aws.events"})),
+            (
+                Function::Snapshot,
+                json!({"source": "aws.cloudwatch", "alarmData": {}}),
+            ),
+        ] {
+            assert!(!changes_state(f, &object(request.clone())), "{f} {request}");
         }
     }
 

@@ -4,6 +4,7 @@
 mod audit_trail;
 mod checks_read_only;
 mod clients;
+mod commands;
 mod detection;
 mod edges;
 mod emulator;

@@ -52,6 +52,12 @@ pub fn start(host: &FunctionHost, root: &Path) -> Result<(), String> {
     say(
         "game day (events/game-day.json, signal only): hypothesis: failover within the RTO target, data loss within the RPO target, failback returns to Normal and protected",
     );
+    // With a command id, as the runbook sends it: the same command again (a CLI retry
+    // after a lost answer) is answered from the first run and starts nothing.
+    command["command_id"] = json!(format!(
+        "{}-start",
+        command["id"].as_str().unwrap_or("drill")
+    ));
     let reply = invoke(host, &command)?;
     print_steps(&reply);
     if phase(&reply) != "AwaitingFailover" {
@@ -61,6 +67,16 @@ pub fn start(host: &FunctionHost, root: &Path) -> Result<(), String> {
             reply["steps"]
         ));
     }
+    let again = invoke(host, &command)?;
+    if again != reply {
+        return Err(format!(
+            "the game-day command sent again with its command_id was not answered from its first run: {again}"
+        ));
+    }
+    say(format!(
+        "sent again with the same command_id {} (as a CLI retry would): the first answer, no second game day",
+        command["command_id"]
+    ));
     Ok(())
 }
 
