@@ -431,6 +431,16 @@ pub async fn append(
     Ok(())
 }
 
+/// Put a refused command on `plan`'s timeline. A refusal changes nothing, so a table that
+/// refuses the entry (throttled) does not turn it into a failure: the log says so, and
+/// the caller still gets the refusal.
+pub async fn record_refusal(store: &dyn StateStore, plan: &str, refused: AuditEntry) {
+    let now = refused.at;
+    if let Err(e) = append(store, plan, vec![refused], now).await {
+        tracing::warn!(error = %e, "audit entry of a refused command not written");
+    }
+}
+
 /// Actions whose intents are in the timeline, and those whose intents the table refused
 /// (with why): the latter must not be taken.
 #[derive(Debug)]

@@ -446,6 +446,22 @@ pub async fn drive<M: Machine>(
         observe("DrPhase", metrics::Unit::Count, after.phase_number(), &[]);
         if decision.refused {
             if machine.refusal_is_error(&input, &decision) {
+                if decision.notes.is_empty() {
+                    state::record_refusal(
+                        edges.state,
+                        &plan.name,
+                        entry(
+                            machine.function(),
+                            trigger,
+                            now,
+                            format!("{}.refused", machine.function()),
+                            None,
+                            Outcome::Refused,
+                            decision.reply.clone(),
+                        ),
+                    )
+                    .await;
+                }
                 return Err(DrError::Refused(decision.reply));
             }
             return Ok(reply(plan, &after, steps, report));

@@ -452,24 +452,24 @@ impl GameDayRun<'_> {
                         _ => "",
                     },
                 };
-                // A refusal changes nothing: when its entry cannot be written, the log
-                // says so and the caller still gets the refusal.
+                // The outcomes of earlier rounds' actions are written, or the invocation
+                // fails saying so (their intents are in the timeline).
+                if !pending.is_empty() {
+                    state::append(
+                        self.state,
+                        &self.plan.name,
+                        std::mem::take(&mut pending),
+                        now,
+                    )
+                    .await?;
+                }
                 let refused = self.entry(
                     &at,
                     Outcome::Refused,
                     refusal.to_string(),
                     serde_json::Value::Null,
                 );
-                let written = state::append(
-                    self.state,
-                    &self.plan.name,
-                    pending.drain(..).chain([refused]).collect(),
-                    now,
-                )
-                .await;
-                if let Err(e) = written {
-                    tracing::warn!(error = %e, "audit entries of a refused game-day step not written");
-                }
+                state::record_refusal(self.state, &self.plan.name, refused).await;
                 return Err(GameDayRunError::Refused(refusal.to_string()));
             }
             let game_day = decision

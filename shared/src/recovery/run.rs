@@ -320,6 +320,22 @@ impl RecoveryRun<'_> {
             let facts = self.facts(&doc, &input, &checks, &checks_so_far).await?;
             let decision = step(self.plan, &doc.recoveries, &input, &facts, now);
             if let Some(refused) = decision.refused {
+                // An operator's refused command is on the timeline.
+                state::record_refusal(
+                    self.state,
+                    &self.plan.name,
+                    AuditEntry {
+                        resource: None,
+                        ..self.entry(
+                            &trigger,
+                            "recovery.refused",
+                            "",
+                            Outcome::Refused,
+                            refused.to_string(),
+                        )
+                    },
+                )
+                .await;
                 return Err(RecoveryRunError::Refused(refused.to_string()));
             }
             let lease = (!decision.actions.is_empty()).then(|| Lease {

@@ -452,16 +452,6 @@ impl ValidationRunner<'_> {
             .filter(|r| r.validation.is_some())
     }
 
-    /// Record an entry of something that changed nothing (a refusal): when the table
-    /// refuses it, the log says so and the reply still carries the refusal.
-    async fn note(&self, entry: AuditEntry) {
-        if let Err(e) =
-            state::append(self.state, &self.plan.name, vec![entry], self.clock.now()).await
-        {
-            tracing::warn!(error = %e, "audit entry of a refusal not written");
-        }
-    }
-
     /// Drive one resource's machine until it waits.
     async fn drive(
         &self,
@@ -506,21 +496,31 @@ impl ValidationRunner<'_> {
             let decision = decide(self.plan, resource, &doc, &input, &facts, now);
             if decision.refused {
                 out.steps.push(decision.reply.clone());
-                if matches!(input, ValidationInput::Validate { .. }) {
+                // An operator's request refused, or a schedule with nothing to restore:
+                // said once per start attempt.
+                let operator = matches!(input, ValidationInput::Validate { .. });
+                state::record_refusal(
+                    self.state,
+                    &self.plan.name,
+                    AuditEntry {
+                        at: now,
+                        function: "restore-validator".into(),
+                        trigger: trigger.into(),
+                        action: "validation.start".into(),
+                        resource: Some(resource.id.clone()),
+                        outcome: if operator {
+                            Outcome::Refused
+                        } else {
+                            Outcome::Skipped
+                        },
+                        detail: decision.reply.clone(),
+                        data: serde_json::Value::Null,
+                    },
+                )
+                .await;
+                if operator {
                     return Err(ValidationError::Refused(decision.reply));
                 }
-                // A schedule with nothing to restore: said once per start attempt.
-                self.note(AuditEntry {
-                    at: now,
-                    function: "restore-validator".into(),
-                    trigger: trigger.into(),
-                    action: "validation.start".into(),
-                    resource: Some(resource.id.clone()),
-                    outcome: Outcome::Skipped,
-                    detail: decision.reply.clone(),
-                    data: serde_json::Value::Null,
-                })
-                .await;
                 return Ok(out);
             }
             let Decision {

@@ -12,8 +12,8 @@ use crate::notify::RecordingNotifier;
 use crate::plan::parse_plan;
 use crate::posture::{Observed, StoreFacts};
 use crate::report::MemoryReports;
-use crate::state;
 use crate::state::memory::MemoryStateStore;
+use crate::state::{self, AuditEntry, Outcome};
 use chrono::TimeZone;
 use serde_json::json;
 use std::sync::Mutex;
@@ -687,4 +687,37 @@ async fn a_hung_action_is_given_up_inside_its_lease_and_its_commit_goes_through(
     assert!(timeline.iter().any(|e| e.action == "failover.promote"
         && e.outcome == state::Outcome::Failed
         && e.detail.contains("given up")));
+}
+
+#[tokio::test]
+async fn a_refused_command_is_on_the_timeline_and_a_throttled_table_does_not_fail_it() {
+    let f = Fixture::new();
+    let err = f
+        .run()
+        .handle(&json!({"action": "approve"}), &f.invocation("req-1", 15))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FailoverError::Refused(_)), "{err}");
+    let refused: Vec<AuditEntry> = f
+        .state
+        .entries("lifeboat-local")
+        .into_iter()
+        .filter(|e| e.action == "failover.refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0].outcome, Outcome::Refused);
+    assert!(
+        refused[0].detail.contains("nothing awaits approval"),
+        "{}",
+        refused[0].detail
+    );
+    // The table refusing every write: still the refusal, not a state error.
+    f.state.throttle_commits(0, 100);
+    let err = f
+        .run()
+        .handle(&json!({"action": "approve"}), &f.invocation("req-2", 15))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FailoverError::Refused(_)), "{err}");
+    assert_eq!(err.retry(), Retry::NonRetryable);
 }

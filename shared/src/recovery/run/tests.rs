@@ -446,6 +446,23 @@ async fn refusals_change_nothing() {
     assert_eq!(f.doc().await, before);
     assert_eq!(f.world().restores, 0);
     assert!(f.notifier.sent.lock().unwrap().is_empty());
+    // Each refused command is on the timeline, saying why.
+    let refused: Vec<String> = f
+        .state
+        .entries(&f.plan.name)
+        .into_iter()
+        .filter(|e| e.action == "recovery.refused" && e.outcome == Outcome::Refused)
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(refused.len(), 6, "{refused:#?}");
+    assert!(refused[0].contains("in the future"), "{refused:#?}");
+    // A table refusing every write does not turn a refusal into another failure.
+    f.state.throttle_commits(0, 100);
+    let e = f
+        .send(cutover("orders-db-pitr-1"), "bad")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RecoveryRunError::Refused(_)), "{e}");
 }
 
 #[tokio::test]

@@ -637,3 +637,35 @@ async fn the_sweep_deletes_a_leftover_only_after_its_intent_is_written() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_operators_refused_request_is_on_the_timeline_even_when_the_table_throttles() {
+    let aws = FakeAws::new(passing());
+    let e = edges();
+    let v = runner(&aws, &e);
+    v.handle(&json!({"resource": "orders-db"}), &invocation(&aws, "r1"))
+        .await
+        .unwrap();
+    let err = v
+        .handle(&json!({"resource": "orders-db"}), &invocation(&aws, "r2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ValidationError::Refused(_)), "{err}");
+    let refused: Vec<AuditEntry> = e
+        .state
+        .entries(&aws.plan.name)
+        .into_iter()
+        .filter(|entry| entry.outcome == Outcome::Refused)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0].action, "validation.start");
+    assert_eq!(refused[0].trigger, "operator");
+    assert!(refused[0].detail.contains("already in progress"));
+    // A table refusing every write does not turn the refusal into another failure.
+    e.state.throttle_commits(0, 100);
+    let err = v
+        .handle(&json!({"resource": "orders-db"}), &invocation(&aws, "r3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ValidationError::Refused(_)), "{err}");
+}
