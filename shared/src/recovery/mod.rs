@@ -36,6 +36,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::ControlFlow;
 
 /// Tag naming the recovery a restored resource belongs to.
 pub const RECOVERY_TAG: &str = "lifeboat:recovery";
@@ -614,14 +615,18 @@ impl RecoveryDecision {
     }
 
     fn note(mut self, severity: Severity, action: &str, subject: String, detail: String) -> Self {
-        self.notes.push(Note {
-            severity,
-            action: action.into(),
-            subject,
-            detail,
-            data: serde_json::Value::Null,
-        });
+        self.notes.push(note(severity, action, subject, detail));
         self
+    }
+}
+
+fn note(severity: Severity, action: &str, subject: String, detail: String) -> Note {
+    Note {
+        severity,
+        action: action.into(),
+        subject,
+        detail,
+        data: serde_json::Value::Null,
     }
 }
 
@@ -1139,232 +1144,293 @@ fn advance(
     now: DateTime<Utc>,
 ) -> RecoveryDecision {
     let mut state = book.clone();
-    let mut actions = vec![];
-    let mut notes = vec![];
+    let mut out = Effects::default();
     let none = RecoveredFacts::default();
     for r in state.recoveries.iter_mut().filter(|r| r.phase.active()) {
         let f = facts.recovered.get(&r.id).unwrap_or(&none);
-        advance_one(plan, r, f, now, &mut actions, &mut notes);
+        advance_one(plan, r, f, now, &mut out);
     }
     RecoveryDecision {
-        state,
-        actions,
-        notes,
-        reply: "recoveries advanced".into(),
-        refused: None,
+        actions: out.actions,
+        notes: out.notes,
+        ..RecoveryDecision::keep(&state, "recoveries advanced")
     }
 }
 
+/// What one tick asks of AWS and tells people, across the recoveries it moves.
+#[derive(Default)]
+struct Effects {
+    actions: Vec<RecoveryAction>,
+    notes: Vec<Note>,
+}
+
+impl Effects {
+    /// Ask AWS for `action`; the recovery waits for its result on a later tick.
+    fn act(&mut self, action: RecoveryAction) -> ControlFlow<()> {
+        self.actions.push(action);
+        ControlFlow::Break(())
+    }
+
+    fn note(&mut self, severity: Severity, action: &str, subject: String, detail: String) {
+        self.notes.push(note(severity, action, subject, detail));
+    }
+}
+
+/// Run one recovery's steps until one waits: `Continue` means the phase moved on and the
+/// next step can go now, on the same facts.
 fn advance_one(
     plan: &Plan,
     r: &mut Recovery,
     f: &RecoveredFacts,
     now: DateTime<Utc>,
-    actions: &mut Vec<RecoveryAction>,
-    notes: &mut Vec<Note>,
+    out: &mut Effects,
 ) {
-    let mut note = |severity, action: &str, subject: String, detail: String| {
-        notes.push(Note {
-            severity,
-            action: action.into(),
-            subject,
-            detail,
-            data: serde_json::Value::Null,
-        })
-    };
-    // Each arm reads what AWS shows first, so a step lost to a crash is issued again and
+    // Each step reads what AWS shows first, so a step lost to a crash is issued again and
     // one already done is not repeated.
     loop {
-        match r.phase.clone() {
-            Phase::Requested | Phase::Restoring => match &f.resource {
-                Presence::Missing if r.phase == Phase::Requested => {
-                    // Not issued yet, or lost to a crash before the call: issue it (again).
-                    actions.push(RecoveryAction::Restore {
-                        recovery: r.id.clone(),
-                        kind: r.kind,
-                        source: r.source.clone(),
-                        target: r.id.clone(),
-                        restore_time: (!r.latest).then_some(r.restore_time),
-                        tags: recovery_tags(plan, r),
-                    });
-                    return;
-                }
-                // A discarded namesake is still being deleted: its name is not free yet.
-                Presence::Deleting if r.phase == Phase::Requested => return,
-                Presence::Missing | Presence::Deleting => {
-                    let why = "the restored resource disappeared while restoring (deleted \
-                               outside Lifeboat?)";
-                    r.phase = Phase::Failed { why: why.into() };
-                    note(
-                        Severity::Critical,
-                        "recovery.failed",
-                        format!("recovery {} failed", r.id),
-                        format!("{why}. Discard it and recover again."),
-                    );
-                    return;
-                }
-                Presence::Creating => {
-                    r.phase = Phase::Restoring;
-                    return;
-                }
-                Presence::Failed(why) => {
-                    r.phase = Phase::Failed { why: why.clone() };
-                    note(
-                        Severity::Critical,
-                        "recovery.failed",
-                        format!("recovery {} failed", r.id),
-                        format!("The point-in-time restore failed: {why}. Discard it and retry."),
-                    );
-                    return;
-                }
-                Presence::Available => {
-                    r.phase = if r.instance.is_some() {
-                        Phase::CreatingInstance
-                    } else {
-                        Phase::Validating
-                    };
-                }
-            },
-            Phase::CreatingInstance => match (&f.instance, &r.instance) {
-                (Presence::Available, _) | (_, None) => r.phase = Phase::Validating,
-                (Presence::Missing | Presence::Deleting, Some(instance)) => {
-                    actions.push(RecoveryAction::CreateInstance {
-                        recovery: r.id.clone(),
-                        cluster: r.id.clone(),
-                        instance: instance.clone(),
-                        tags: recovery_tags(plan, r),
-                    });
-                    return;
-                }
-                (Presence::Creating, _) => return,
-                (Presence::Failed(why), _) => {
-                    r.phase = Phase::Failed { why: why.clone() };
-                    return;
-                }
-            },
-            Phase::Validating => match &f.checks {
-                None => {
-                    if let Some(so_far) = &f.checks_so_far {
-                        r.check_progress = Some(so_far.clone());
-                    }
-                    // The checks only read: running them again after a crash is harmless.
-                    actions.push(RecoveryAction::RunChecks {
-                        recovery: r.id.clone(),
-                        resource: r.resource.clone(),
-                        target: r.id.clone(),
-                        assertions: r.assertions.clone(),
-                        progress: r.check_progress.clone().unwrap_or_default(),
-                    });
-                    return;
-                }
-                Some(report) => {
-                    let passed = report.failed.is_empty();
-                    r.checks = Some(report.clone());
-                    r.check_progress = None;
-                    r.phase = Phase::Ready {
-                        checks_passed: passed,
-                    };
-                    note(
-                        if passed {
-                            Severity::Info
-                        } else {
-                            Severity::Warning
-                        },
-                        "recovery.ready",
-                        format!(
-                            "recovery {} is ready, checks {}",
-                            r.id,
-                            if passed { "passed" } else { "failed" }
-                        ),
-                        format!(
-                            "{} restored to {}. Passed: {}. Failed: {}. It is kept until \
-                             `cutover` or `discard`.",
-                            r.id,
-                            rfc3339(r.restore_time),
-                            list(&report.passed),
-                            list(&report.failed)
-                        ),
-                    );
-                    return;
-                }
-            },
-            Phase::CuttingOver { step } => {
-                let Some(c) = r.cutover.as_mut() else {
-                    // Unreachable through `cutover`, which records the plan; refuse to
-                    // guess a writer to fence.
-                    r.phase = Phase::Failed {
-                        why: "cutover without its record".into(),
-                    };
-                    return;
-                };
-                match step {
-                    CutStep::Fence if f.writer_fenced => {
-                        c.fenced_at.get_or_insert(now);
-                        note(
-                            Severity::Warning,
-                            "recovery.fenced",
-                            format!("damaged writer {} fenced", c.fenced),
-                            format!(
-                                "{} accepts no more writes; {} is pointed at {} next.",
-                                c.fenced, c.record, r.id
-                            ),
-                        );
-                        r.phase = Phase::CuttingOver {
-                            step: CutStep::Repoint,
-                        };
-                    }
-                    CutStep::Fence => {
-                        actions.push(RecoveryAction::Fence {
-                            recovery: r.id.clone(),
-                            writer: c.fenced.clone(),
-                        });
-                        return;
-                    }
-                    CutStep::Repoint if f.record_target.as_deref() == Some(r.id.as_str()) => {
-                        c.done_at = Some(now);
-                        let (record, fenced) = (c.record.clone(), c.fenced.clone());
-                        r.phase = Phase::CutOver;
-                        let lost = r.lost_window_seconds(now);
-                        note(
-                            Severity::Critical,
-                            "recovery.cut-over",
-                            format!("{} is the writer of {}", r.id, r.resource),
-                            format!(
-                                "{} now names {}, restored to {}; the damaged {} is fenced \
-                                 and kept. Data written between {} and the cutover ({} s) \
-                                 is not in the recovered database.",
-                                record,
-                                r.id,
-                                rfc3339(r.restore_time),
-                                fenced,
-                                rfc3339(r.restore_time),
-                                lost
-                            ),
-                        );
-                        return;
-                    }
-                    CutStep::Repoint => {
-                        actions.push(RecoveryAction::PointRecord {
-                            recovery: r.id.clone(),
-                            record: c.record.clone(),
-                            target: r.id.clone(),
-                        });
-                        return;
-                    }
-                }
-            }
-            Phase::Discarding => {
-                if f.resource == Presence::Missing {
-                    r.phase = Phase::Discarded;
-                } else if f.resource != Presence::Deleting {
-                    actions.push(delete(r));
-                }
-                return;
-            }
+        let flow = match r.phase.clone() {
+            Phase::Requested | Phase::Restoring => restore(plan, r, f, out),
+            Phase::CreatingInstance => create_instance(plan, r, f, out),
+            Phase::Validating => validate(r, f, out),
+            Phase::CuttingOver {
+                step: CutStep::Fence,
+            } => fence(r, f, now, out),
+            Phase::CuttingOver {
+                step: CutStep::Repoint,
+            } => repoint(r, f, now, out),
+            Phase::Discarding => finish_discard(r, f, out),
             Phase::Ready { .. } | Phase::CutOver | Phase::Discarded | Phase::Failed { .. } => {
-                return;
+                ControlFlow::Break(())
             }
+        };
+        if flow.is_break() {
+            return;
         }
+    }
+}
+
+/// The point-in-time restore: issued until AWS shows the new resource, then awaited; a
+/// resource that vanishes or fails mid-restore fails the recovery, for the operator to
+/// discard and retry.
+fn restore(
+    plan: &Plan,
+    r: &mut Recovery,
+    f: &RecoveredFacts,
+    out: &mut Effects,
+) -> ControlFlow<()> {
+    match &f.resource {
+        // Not issued yet, or lost to a crash before the call: issue it (again).
+        Presence::Missing if r.phase == Phase::Requested => out.act(RecoveryAction::Restore {
+            recovery: r.id.clone(),
+            kind: r.kind,
+            source: r.source.clone(),
+            target: r.id.clone(),
+            restore_time: (!r.latest).then_some(r.restore_time),
+            tags: recovery_tags(plan, r),
+        }),
+        // A discarded namesake is still being deleted: its name is not free yet.
+        Presence::Deleting if r.phase == Phase::Requested => ControlFlow::Break(()),
+        Presence::Missing | Presence::Deleting => {
+            let why = "the restored resource disappeared while restoring (deleted \
+                       outside Lifeboat?)";
+            r.phase = Phase::Failed { why: why.into() };
+            out.note(
+                Severity::Critical,
+                "recovery.failed",
+                format!("recovery {} failed", r.id),
+                format!("{why}. Discard it and recover again."),
+            );
+            ControlFlow::Break(())
+        }
+        Presence::Creating => {
+            r.phase = Phase::Restoring;
+            ControlFlow::Break(())
+        }
+        Presence::Failed(why) => {
+            r.phase = Phase::Failed { why: why.clone() };
+            out.note(
+                Severity::Critical,
+                "recovery.failed",
+                format!("recovery {} failed", r.id),
+                format!("The point-in-time restore failed: {why}. Discard it and retry."),
+            );
+            ControlFlow::Break(())
+        }
+        Presence::Available => {
+            r.phase = if r.instance.is_some() {
+                Phase::CreatingInstance
+            } else {
+                Phase::Validating
+            };
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// Aurora only: a restored cluster answers no query until it has an instance.
+fn create_instance(
+    plan: &Plan,
+    r: &mut Recovery,
+    f: &RecoveredFacts,
+    out: &mut Effects,
+) -> ControlFlow<()> {
+    match (&f.instance, &r.instance) {
+        (Presence::Available, _) | (_, None) => {
+            r.phase = Phase::Validating;
+            ControlFlow::Continue(())
+        }
+        (Presence::Missing | Presence::Deleting, Some(instance)) => {
+            out.act(RecoveryAction::CreateInstance {
+                recovery: r.id.clone(),
+                cluster: r.id.clone(),
+                instance: instance.clone(),
+                tags: recovery_tags(plan, r),
+            })
+        }
+        (Presence::Creating, _) => ControlFlow::Break(()),
+        (Presence::Failed(why), _) => {
+            r.phase = Phase::Failed { why: why.clone() };
+            ControlFlow::Break(())
+        }
+    }
+}
+
+/// The checks tell the operator whether the recovered data is fit to become the writer;
+/// once they report, the recovery waits for `cutover` or `discard`.
+fn validate(r: &mut Recovery, f: &RecoveredFacts, out: &mut Effects) -> ControlFlow<()> {
+    let Some(report) = &f.checks else {
+        if let Some(so_far) = &f.checks_so_far {
+            r.check_progress = Some(so_far.clone());
+        }
+        // The checks only read: running them again after a crash is harmless.
+        return out.act(RecoveryAction::RunChecks {
+            recovery: r.id.clone(),
+            resource: r.resource.clone(),
+            target: r.id.clone(),
+            assertions: r.assertions.clone(),
+            progress: r.check_progress.clone().unwrap_or_default(),
+        });
+    };
+    let passed = report.failed.is_empty();
+    r.checks = Some(report.clone());
+    r.check_progress = None;
+    r.phase = Phase::Ready {
+        checks_passed: passed,
+    };
+    out.note(
+        if passed {
+            Severity::Info
+        } else {
+            Severity::Warning
+        },
+        "recovery.ready",
+        format!(
+            "recovery {} is ready, checks {}",
+            r.id,
+            if passed { "passed" } else { "failed" }
+        ),
+        format!(
+            "{} restored to {}. Passed: {}. Failed: {}. It is kept until `cutover` or \
+             `discard`.",
+            r.id,
+            rfc3339(r.restore_time),
+            list(&report.passed),
+            list(&report.failed)
+        ),
+    );
+    ControlFlow::Break(())
+}
+
+/// The damaged writer is fenced before the record moves, so no client writes to both.
+fn fence(
+    r: &mut Recovery,
+    f: &RecoveredFacts,
+    now: DateTime<Utc>,
+    out: &mut Effects,
+) -> ControlFlow<()> {
+    let Some(c) = r.cutover.as_mut() else {
+        return cutover_lost(r);
+    };
+    if !f.writer_fenced {
+        return out.act(RecoveryAction::Fence {
+            recovery: r.id.clone(),
+            writer: c.fenced.clone(),
+        });
+    }
+    c.fenced_at.get_or_insert(now);
+    out.note(
+        Severity::Warning,
+        "recovery.fenced",
+        format!("damaged writer {} fenced", c.fenced),
+        format!(
+            "{} accepts no more writes; {} is pointed at {} next.",
+            c.fenced, c.record, r.id
+        ),
+    );
+    r.phase = Phase::CuttingOver {
+        step: CutStep::Repoint,
+    };
+    ControlFlow::Continue(())
+}
+
+/// Clients follow the database record: once it names the recovered database, that
+/// database is the writer, and the data written since the restore time is lost.
+fn repoint(
+    r: &mut Recovery,
+    f: &RecoveredFacts,
+    now: DateTime<Utc>,
+    out: &mut Effects,
+) -> ControlFlow<()> {
+    let Some(c) = r.cutover.as_mut() else {
+        return cutover_lost(r);
+    };
+    if f.record_target.as_deref() != Some(r.id.as_str()) {
+        return out.act(RecoveryAction::PointRecord {
+            recovery: r.id.clone(),
+            record: c.record.clone(),
+            target: r.id.clone(),
+        });
+    }
+    c.done_at = Some(now);
+    let (record, fenced) = (c.record.clone(), c.fenced.clone());
+    r.phase = Phase::CutOver;
+    let lost = r.lost_window_seconds(now);
+    out.note(
+        Severity::Critical,
+        "recovery.cut-over",
+        format!("{} is the writer of {}", r.id, r.resource),
+        format!(
+            "{} now names {}, restored to {}; the damaged {} is fenced and kept. Data \
+             written between {} and the cutover ({} s) is not in the recovered database.",
+            record,
+            r.id,
+            rfc3339(r.restore_time),
+            fenced,
+            rfc3339(r.restore_time),
+            lost
+        ),
+    );
+    ControlFlow::Break(())
+}
+
+/// Unreachable through `cutover`, which records the plan; the step refuses to guess a
+/// writer to fence.
+fn cutover_lost(r: &mut Recovery) -> ControlFlow<()> {
+    r.phase = Phase::Failed {
+        why: "cutover without its record".into(),
+    };
+    ControlFlow::Break(())
+}
+
+/// A discarded recovery is deleted until AWS no longer shows it, so nothing is left to pay for.
+fn finish_discard(r: &mut Recovery, f: &RecoveredFacts, out: &mut Effects) -> ControlFlow<()> {
+    match f.resource {
+        Presence::Missing => {
+            r.phase = Phase::Discarded;
+            ControlFlow::Break(())
+        }
+        Presence::Deleting => ControlFlow::Break(()),
+        _ => out.act(delete(r)),
     }
 }
 
