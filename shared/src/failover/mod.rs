@@ -550,6 +550,19 @@ fn status_line(state: &DrState) -> String {
     }
 }
 
+/// Whether a failover's cooldown runs at `now`: alarms do not act, the failback does not
+/// start, and `ack` ends it.
+pub fn cooldown_runs(state: &DrState, now: DateTime<Utc>) -> bool {
+    match state {
+        DrState::Normal {
+            cooldown_until: Some(c),
+            ..
+        } => *c > now,
+        DrState::FailedOver(f) => f.cooldown_until.is_some_and(|c| c > now),
+        _ => false,
+    }
+}
+
 fn ack(state: &DrState, now: DateTime<Utc>) -> Decision {
     let ended = |s: DrState| {
         Decision::stop(s, "acknowledged: the cooldown is over; alarms act again").note(
@@ -560,14 +573,11 @@ fn ack(state: &DrState, now: DateTime<Utc>) -> Decision {
         )
     };
     match state {
-        DrState::Normal {
-            cooldown_until: Some(c),
-            last,
-        } if *c > now => ended(DrState::Normal {
+        DrState::Normal { last, .. } if cooldown_runs(state, now) => ended(DrState::Normal {
             cooldown_until: Some(now),
             last: last.clone(),
         }),
-        DrState::FailedOver(f) if f.cooldown_until.is_some_and(|c| c > now) => {
+        DrState::FailedOver(f) if cooldown_runs(state, now) => {
             let mut f = f.clone();
             f.cooldown_until = Some(now);
             ended(DrState::FailedOver(f))

@@ -3,6 +3,7 @@
 
 use super::{
     Action, ActionResult, FailoverFacts, FailoverInput, FenceOutcome, Step, TargetFacts, absorb,
+    cooldown_runs,
     event::{check_fire_time, parse_input},
     replicated, step,
 };
@@ -15,7 +16,7 @@ use crate::metrics::observe;
 use crate::notify::Notifier;
 use crate::plan::{Plan, ProtectedResource};
 use crate::report::{ReportSink, report_key};
-use crate::state::{Outcome, StateStore};
+use crate::state::{self, Outcome, StateStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
@@ -87,16 +88,16 @@ fn trigger_of(input: &FailoverInput) -> String {
 
 #[async_trait]
 impl crate::gameday::run::DrCommands for FailoverRun<'_> {
-    async fn acknowledge(&self, invocation: &Invocation) -> Result<(), String> {
-        match self
-            .handle(&serde_json::json!({"action": "ack"}), invocation)
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Acknowledged already (or no cooldown to begin with): what was wanted.
-            Err(FailoverError::Refused(why)) if why.contains("no cooldown to end") => Ok(()),
-            Err(e) => Err(e.to_string()),
+    async fn acknowledge(&self, invocation: &Invocation) -> Result<(), FailoverError> {
+        // Acknowledged already (or no cooldown to begin with): what was wanted, and the
+        // `ack` command would refuse it.
+        let stored = state::load::<DrDocument>(self.state, &dr_key(self.plan)).await?;
+        if !stored.is_some_and(|v| cooldown_runs(&v.value.state, self.clock.now())) {
+            return Ok(());
         }
+        self.handle(&serde_json::json!({"action": "ack"}), invocation)
+            .await
+            .map(|_| ())
     }
 }
 

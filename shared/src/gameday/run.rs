@@ -14,7 +14,7 @@ use super::{
     FAILBACK_START_MINUTES, GameDayAction, GameDayEvent, GameDayFacts, GameDayMode, GameDayReport,
     GameDayState, Injection, Verification, dr_facts, render_report, step,
 };
-use crate::dr::run::{Clock, DrDocument, dr_key};
+use crate::dr::run::{Clock, DrDocument, DrError, dr_key};
 use crate::error::{AwsError, Classify, Retry};
 use crate::function::Invocation;
 use crate::notify::{Notification, Notifier, Severity};
@@ -78,8 +78,8 @@ pub trait GameDayPort: Send + Sync {
 pub trait DrCommands: Send + Sync {
     /// End the failover's cooldown (the failover function's `ack`): the game day
     /// acknowledges the incident it caused once the DR writer is verified, because the
-    /// failback does not start during a cooldown.
-    async fn acknowledge(&self, invocation: &Invocation) -> Result<(), String>;
+    /// failback does not start during a cooldown. No cooldown running is success.
+    async fn acknowledge(&self, invocation: &Invocation) -> Result<(), DrError>;
 }
 
 /// What the failover function hands the game-day executor.

@@ -721,3 +721,50 @@ async fn a_refused_command_is_on_the_timeline_and_a_throttled_table_does_not_fai
     assert!(matches!(err, FailoverError::Refused(_)), "{err}");
     assert_eq!(err.retry(), Retry::NonRetryable);
 }
+
+#[tokio::test]
+async fn the_game_days_acknowledgement_ends_a_cooldown_and_is_success_without_one() {
+    use crate::gameday::run::DrCommands;
+    let f = Fixture::new();
+    // No DR state at all: nothing to acknowledge, nothing written.
+    f.run()
+        .acknowledge(&f.invocation("ack-0", 15))
+        .await
+        .unwrap();
+    assert!(
+        state::load::<DrDocument>(&f.state, &dr_key(&f.plan))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    f.run()
+        .handle(&alarm_event(), &f.invocation("req-1", 15))
+        .await
+        .unwrap();
+    assert!(crate::failover::cooldown_runs(
+        &f.doc().await.state,
+        f.clock.now()
+    ));
+    f.run()
+        .acknowledge(&f.invocation("ack-1", 15))
+        .await
+        .unwrap();
+    assert!(!crate::failover::cooldown_runs(
+        &f.doc().await.state,
+        f.clock.now()
+    ));
+    let acks = |f: &Fixture| {
+        f.state
+            .entries("lifeboat-local")
+            .iter()
+            .filter(|e| e.action == "failover.ack")
+            .count()
+    };
+    assert_eq!(acks(&f), 1);
+    // Acknowledged already: success again, and no second acknowledgement.
+    f.run()
+        .acknowledge(&f.invocation("ack-2", 15))
+        .await
+        .unwrap();
+    assert_eq!(acks(&f), 1);
+}

@@ -130,7 +130,7 @@ struct FakeDr {
 
 #[async_trait]
 impl DrCommands for FakeDr {
-    async fn acknowledge(&self, _invocation: &Invocation) -> Result<(), String> {
+    async fn acknowledge(&self, _invocation: &Invocation) -> Result<(), DrError> {
         *self.acks.lock().unwrap() += 1;
         Ok(())
     }
