@@ -554,6 +554,10 @@ fn gone_or_deleting(view: &Option<DbView>) -> bool {
     view.as_ref().is_none_or(|v| v.status == "deleting")
 }
 
+// Every decision is built by one of these four: where the machine goes (the document),
+// what to do, and how the executor goes on.
+
+/// Stop here until the next tick or RDS event.
 fn wait(doc: ValidationDoc, reply: String) -> Decision {
     Decision {
         doc,
@@ -564,24 +568,42 @@ fn wait(doc: ValidationDoc, reply: String) -> Decision {
     }
 }
 
-fn act(doc: ValidationDoc, action: Action, reply: String) -> Decision {
+/// The step is done without touching AWS: decide again at once.
+fn then(doc: ValidationDoc, reply: String) -> Decision {
     Decision {
-        doc,
-        actions: vec![action],
-        reply,
         next: Next::Continue,
-        refused: false,
+        ..wait(doc, reply)
     }
 }
 
+/// Do `action`, then decide again with what it produced.
+fn act(doc: ValidationDoc, action: Action, reply: String) -> Decision {
+    Decision {
+        actions: vec![action],
+        ..then(doc, reply)
+    }
+}
+
+/// Refuse the input: nothing is started or changed.
 fn refuse(doc: ValidationDoc, reply: String) -> Decision {
     Decision {
-        doc,
-        actions: vec![],
-        reply,
-        next: Next::Wait,
         refused: true,
+        ..wait(doc, reply)
     }
+}
+
+/// `doc` holding `run` again, as the phase left it.
+fn keeping(mut doc: ValidationDoc, run: Run) -> ValidationDoc {
+    doc.run = Some(run);
+    doc
+}
+
+/// The run has failed (`failure` says why) but its temporary database must still go:
+/// straight to clean-up, at once.
+fn clean_up_after(doc: ValidationDoc, mut run: Run, failure: String, reply: String) -> Decision {
+    run.failure = Some(failure);
+    run.phase = Phase::Cleanup;
+    then(keeping(doc, run), reply)
 }
 
 /// Decide the next step of `resource`'s machine. `input` is what the invocation was given
@@ -597,68 +619,8 @@ pub fn decide(
     let mut doc = doc.clone();
     doc.lease = None;
     let Some(run) = doc.run.clone() else {
-        let (start, named, trigger) = match input {
-            ValidationInput::Schedule => (is_due(plan, &doc, now), None, "schedule"),
-            ValidationInput::Validate { snapshot, .. } => (true, snapshot.as_deref(), "operator"),
-            ValidationInput::Tick => (false, None, "tick"),
-        };
-        if !start {
-            return wait(
-                doc,
-                format!("{}: no validation in progress, none due", resource.id),
-            );
-        }
-        let Some(engine) = resource.engine else {
-            return refuse(
-                doc,
-                format!(
-                    "{} has no engine in the plan; restore validation needs one",
-                    resource.id
-                ),
-            );
-        };
-        if resource.kind == ResourceKind::DynamodbTable || resource.validation.is_none() {
-            return refuse(
-                doc,
-                format!(
-                    "{} has no `validation` checks in the plan; add them to validate its restores",
-                    resource.id
-                ),
-            );
-        }
-        let records = match &facts.snapshots {
-            Some(Ok(records)) => records,
-            Some(Err(reason)) => {
-                return refuse(
-                    doc,
-                    format!(
-                        "{}: the snapshots could not be listed: {reason}",
-                        resource.id
-                    ),
-                );
-            }
-            None => return refuse(doc, format!("{}: no snapshot listing", resource.id)),
-        };
-        return match pick_snapshot(plan, resource, records, named) {
-            Ok(snapshot) => {
-                let run = new_run(plan, resource, engine, snapshot, trigger, now);
-                let reply = format!(
-                    "{}: validation run {} started ({}), restoring {} in {}",
-                    resource.id, run.id, trigger, snapshot.id, snapshot.location
-                );
-                doc.run = Some(run);
-                Decision {
-                    doc,
-                    actions: vec![],
-                    reply,
-                    next: Next::Continue,
-                    refused: false,
-                }
-            }
-            Err(reason) => refuse(doc, reason.to_string()),
-        };
+        return start(plan, resource, doc, input, facts, now);
     };
-
     if let ValidationInput::Validate { .. } = input {
         return refuse(
             doc,
@@ -671,195 +633,289 @@ pub fn decide(
     advance(doc, run, &facts.temp, now)
 }
 
-fn advance(mut doc: ValidationDoc, mut run: Run, temp: &TempFacts, now: DateTime<Utc>) -> Decision {
-    let name = run.id.clone();
-    if let Some(reason) = &temp.unreadable
-        && run.phase != Phase::Record
-    {
-        run.last_error = Some(reason.clone());
-        doc.run = Some(run);
+/// With no run in progress, a due schedule or an operator's request starts one on the
+/// newest (or the named) snapshot; a resource the plan gives nothing to check, or with
+/// nothing to restore, is refused before anything is created.
+fn start(
+    plan: &Plan,
+    resource: &ProtectedResource,
+    mut doc: ValidationDoc,
+    input: &ValidationInput,
+    facts: &Facts,
+    now: DateTime<Utc>,
+) -> Decision {
+    let (start, named, trigger) = match input {
+        ValidationInput::Schedule => (is_due(plan, &doc, now), None, "schedule"),
+        ValidationInput::Validate { snapshot, .. } => (true, snapshot.as_deref(), "operator"),
+        ValidationInput::Tick => (false, None, "tick"),
+    };
+    if !start {
         return wait(
             doc,
+            format!("{}: no validation in progress, none due", resource.id),
+        );
+    }
+    let Some(engine) = resource.engine else {
+        return refuse(
+            doc,
             format!(
-                "{name}: the temporary database could not be read ({reason}); the next look retries"
+                "{} has no engine in the plan; restore validation needs one",
+                resource.id
+            ),
+        );
+    };
+    if resource.kind == ResourceKind::DynamodbTable || resource.validation.is_none() {
+        return refuse(
+            doc,
+            format!(
+                "{} has no `validation` checks in the plan; add them to validate its restores",
+                resource.id
             ),
         );
     }
-    let late = now >= run.deadline;
-    if late && run.phase < Phase::Cleanup {
-        run.failure = Some(format!(
-            "the run exceeded its deadline ({} min) while in step {:?}; the temporary database is deleted",
-            (run.deadline - run.started_at).num_minutes(),
-            run.phase.to_string()
-        ));
-        run.phase = Phase::Cleanup;
-        doc.run = Some(run);
-        return Decision {
-            next: Next::Continue,
-            ..wait(doc, format!("{name}: deadline exceeded; cleaning up"))
-        };
+    let records = match &facts.snapshots {
+        Some(Ok(records)) => records,
+        Some(Err(reason)) => {
+            return refuse(
+                doc,
+                format!(
+                    "{}: the snapshots could not be listed: {reason}",
+                    resource.id
+                ),
+            );
+        }
+        None => return refuse(doc, format!("{}: no snapshot listing", resource.id)),
+    };
+    match pick_snapshot(plan, resource, records, named) {
+        Ok(snapshot) => {
+            let run = new_run(plan, resource, engine, snapshot, trigger, now);
+            let reply = format!(
+                "{}: validation run {} started ({}), restoring {} in {}",
+                resource.id, run.id, trigger, snapshot.id, snapshot.location
+            );
+            doc.run = Some(run);
+            then(doc, reply)
+        }
+        Err(reason) => refuse(doc, reason.to_string()),
     }
-    // The database the checks connect to: the instance (in the cluster, for Aurora).
-    let top = if run.cluster.is_some() {
+}
+
+/// One step of the run in progress: the phase's own function, unless the temporary
+/// databases could not be read or the run is past its deadline.
+fn advance(doc: ValidationDoc, run: Run, temp: &TempFacts, now: DateTime<Utc>) -> Decision {
+    if let Some(reason) = &temp.unreadable
+        && run.phase != Phase::Record
+    {
+        return unreadable(doc, run, reason);
+    }
+    if now >= run.deadline && run.phase < Phase::Cleanup {
+        return overrun(doc, run);
+    }
+    match run.phase {
+        Phase::Restore => restore(doc, run, temp, now),
+        Phase::AwaitRestore => await_restore(doc, run, temp, now),
+        Phase::Check => check(doc, run),
+        Phase::Cleanup => cleanup(doc, run, temp),
+        Phase::Record => record(doc, run),
+    }
+}
+
+/// Deciding on what could not be seen might restore twice or delete too early: wait and
+/// look again (recording can go on, it needs no look at the databases).
+fn unreadable(doc: ValidationDoc, mut run: Run, reason: &str) -> Decision {
+    let name = run.id.clone();
+    run.last_error = Some(reason.to_string());
+    wait(
+        keeping(doc, run),
+        format!(
+            "{name}: the temporary database could not be read ({reason}); the next look retries"
+        ),
+    )
+}
+
+/// A run past its deadline fails, and whatever it restored is deleted rather than left
+/// running (and billed).
+fn overrun(doc: ValidationDoc, run: Run) -> Decision {
+    let failure = format!(
+        "the run exceeded its deadline ({} min) while in step {:?}; the temporary database is deleted",
+        (run.deadline - run.started_at).num_minutes(),
+        run.phase.to_string()
+    );
+    let reply = format!("{}: deadline exceeded; cleaning up", run.id);
+    clean_up_after(doc, run, failure, reply)
+}
+
+/// The database the checks connect to: the instance (in the cluster, for Aurora).
+fn restored_database<'a>(run: &Run, temp: &'a TempFacts) -> &'a Option<DbView> {
+    if run.cluster.is_some() {
         &temp.cluster
     } else {
         &temp.instance
-    };
-    match run.phase {
-        Phase::Restore => {
-            if top.is_some() {
-                // The restore was accepted before (a crash lost the answer): do not
-                // issue it twice.
-                run.restore_requested_at.get_or_insert(now);
-                run.phase = Phase::AwaitRestore;
-                doc.run = Some(run);
-                return Decision {
-                    next: Next::Continue,
-                    ..wait(doc, format!("{name}: the restore is under way"))
-                };
-            }
-            doc.run = Some(run);
-            act(doc, Action::Restore, format!("{name}: restoring"))
-        }
-        Phase::AwaitRestore => {
-            let Some(view) = top else {
-                let requested = run.restore_requested_at.unwrap_or(now);
-                if now - requested > Duration::minutes(MISSING_GRACE_MINUTES) {
-                    run.failure = Some(format!(
-                        "the restored database {} never appeared after its restore was accepted",
-                        run.cluster.as_deref().unwrap_or(&run.instance)
-                    ));
-                    run.phase = Phase::Cleanup;
-                    doc.run = Some(run);
-                    return Decision {
-                        next: Next::Continue,
-                        ..wait(doc, format!("{name}: the restored database is missing"))
-                    };
-                }
-                doc.run = Some(run);
-                return wait(doc, format!("{name}: waiting for the restore to appear"));
-            };
-            if is_failed_status(&view.status) {
-                run.failure = Some(format!(
-                    "the restore of {} ended in status {:?}",
-                    run.snapshot.id, view.status
-                ));
-                run.phase = Phase::Cleanup;
-                doc.run = Some(run);
-                return Decision {
-                    next: Next::Continue,
-                    ..wait(doc, format!("{name}: the restore failed"))
-                };
-            }
-            if view.status != "available" {
-                let reply = format!("{name}: restore {} ({})", view.status, run.snapshot.id);
-                doc.run = Some(run);
-                return wait(doc, reply);
-            }
-            if run.cluster.is_some() {
-                match &temp.instance {
-                    None if run.instance_requested_at.is_none() => {
-                        doc.run = Some(run);
-                        return act(
-                            doc,
-                            Action::CreateInstance,
-                            format!("{name}: the cluster is restored; creating its instance"),
-                        );
-                    }
-                    None => {
-                        doc.run = Some(run);
-                        return wait(doc, format!("{name}: waiting for the instance to appear"));
-                    }
-                    Some(i) if is_failed_status(&i.status) => {
-                        run.failure = Some(format!(
-                            "the instance of the restored cluster ended in status {:?}",
-                            i.status
-                        ));
-                        run.phase = Phase::Cleanup;
-                        doc.run = Some(run);
-                        return Decision {
-                            next: Next::Continue,
-                            ..wait(doc, format!("{name}: the instance failed"))
-                        };
-                    }
-                    Some(i) if i.status != "available" => {
-                        let reply = format!("{name}: instance {}", i.status);
-                        doc.run = Some(run);
-                        return wait(doc, reply);
-                    }
-                    Some(_) => {}
-                }
-            }
-            let endpoint = temp.instance.as_ref().and_then(|i| i.endpoint.clone());
-            run.available_at.get_or_insert(now);
-            run.endpoint = endpoint;
-            run.phase = Phase::Check;
-            let reply = format!(
-                "{name}: available after {} s",
-                run.restore_seconds().unwrap_or(0)
+    }
+}
+
+/// Issue the restore, once: a restored database already there means an earlier restore
+/// was accepted and its answer lost in a crash.
+fn restore(doc: ValidationDoc, mut run: Run, temp: &TempFacts, now: DateTime<Utc>) -> Decision {
+    let name = run.id.clone();
+    if restored_database(&run, temp).is_some() {
+        run.restore_requested_at.get_or_insert(now);
+        run.phase = Phase::AwaitRestore;
+        return then(
+            keeping(doc, run),
+            format!("{name}: the restore is under way"),
+        );
+    }
+    act(
+        keeping(doc, run),
+        Action::Restore,
+        format!("{name}: restoring"),
+    )
+}
+
+/// Wait, resumed by ticks and RDS events, until the restored database is available; one
+/// that never appears or ends in a failed status fails the run.
+fn await_restore(doc: ValidationDoc, run: Run, temp: &TempFacts, now: DateTime<Utc>) -> Decision {
+    let name = run.id.clone();
+    let Some(view) = restored_database(&run, temp) else {
+        let requested = run.restore_requested_at.unwrap_or(now);
+        if now - requested > Duration::minutes(MISSING_GRACE_MINUTES) {
+            let failure = format!(
+                "the restored database {} never appeared after its restore was accepted",
+                run.cluster.as_deref().unwrap_or(&run.instance)
             );
-            doc.run = Some(run);
-            Decision {
-                next: Next::Continue,
-                ..wait(doc, reply)
-            }
+            return clean_up_after(
+                doc,
+                run,
+                failure,
+                format!("{name}: the restored database is missing"),
+            );
         }
-        Phase::Check => {
-            let reply = match &run.check_progress {
-                Some(p) => format!(
-                    "{name}: running the checks ({} of {} done)",
-                    p.taken.len(),
-                    p.planned
-                ),
-                None => format!("{name}: running the checks"),
-            };
-            doc.run = Some(run);
-            act(doc, Action::RunChecks, reply)
+        return wait(
+            keeping(doc, run),
+            format!("{name}: waiting for the restore to appear"),
+        );
+    };
+    if is_failed_status(&view.status) {
+        let failure = format!(
+            "the restore of {} ended in status {:?}",
+            run.snapshot.id, view.status
+        );
+        return clean_up_after(doc, run, failure, format!("{name}: the restore failed"));
+    }
+    if view.status != "available" {
+        let reply = format!("{name}: restore {} ({})", view.status, run.snapshot.id);
+        return wait(keeping(doc, run), reply);
+    }
+    if run.cluster.is_some() {
+        return await_cluster_instance(doc, run, temp, now);
+    }
+    available(doc, run, temp, now)
+}
+
+/// A restored Aurora cluster has no instance to connect to: create one, once, and wait
+/// until it is available.
+fn await_cluster_instance(
+    doc: ValidationDoc,
+    run: Run,
+    temp: &TempFacts,
+    now: DateTime<Utc>,
+) -> Decision {
+    let name = run.id.clone();
+    match &temp.instance {
+        None if run.instance_requested_at.is_none() => act(
+            keeping(doc, run),
+            Action::CreateInstance,
+            format!("{name}: the cluster is restored; creating its instance"),
+        ),
+        None => wait(
+            keeping(doc, run),
+            format!("{name}: waiting for the instance to appear"),
+        ),
+        Some(i) if is_failed_status(&i.status) => {
+            let failure = format!(
+                "the instance of the restored cluster ended in status {:?}",
+                i.status
+            );
+            clean_up_after(doc, run, failure, format!("{name}: the instance failed"))
         }
-        Phase::Cleanup => {
-            let instance_exists = temp.instance.is_some();
-            if temp
-                .instance
-                .as_ref()
-                .is_some_and(|i| i.status != "deleting")
-            {
-                doc.run = Some(run);
-                return act(
-                    doc,
-                    Action::DeleteInstance,
-                    format!("{name}: deleting the temporary instance"),
-                );
-            }
-            if run.cluster.is_some() && temp.cluster.is_some() {
-                if instance_exists {
-                    // RDS refuses to delete a cluster that still has an instance.
-                    doc.run = Some(run);
-                    return wait(
-                        doc,
-                        format!("{name}: waiting for the instance to be deleted"),
-                    );
-                }
-                if !gone_or_deleting(&temp.cluster) {
-                    doc.run = Some(run);
-                    return act(
-                        doc,
-                        Action::DeleteCluster,
-                        format!("{name}: deleting the temporary cluster"),
-                    );
-                }
-            }
-            run.phase = Phase::Record;
-            doc.run = Some(run);
-            Decision {
-                next: Next::Continue,
-                ..wait(doc, format!("{name}: temporary database deleted"))
-            }
+        Some(i) if i.status != "available" => {
+            wait(keeping(doc, run), format!("{name}: instance {}", i.status))
         }
-        Phase::Record => {
-            doc.run = Some(run);
-            act(doc, Action::Record, format!("{name}: recording the result"))
+        Some(_) => available(doc, run, temp, now),
+    }
+}
+
+/// The restore's time ends when the database is first seen available (the measured RTO
+/// component); the checks connect to its endpoint next.
+fn available(doc: ValidationDoc, mut run: Run, temp: &TempFacts, now: DateTime<Utc>) -> Decision {
+    run.available_at.get_or_insert(now);
+    run.endpoint = temp.instance.as_ref().and_then(|i| i.endpoint.clone());
+    run.phase = Phase::Check;
+    let reply = format!(
+        "{}: available after {} s",
+        run.id,
+        run.restore_seconds().unwrap_or(0)
+    );
+    then(keeping(doc, run), reply)
+}
+
+/// Run the checks, going on from where the last action left them.
+fn check(doc: ValidationDoc, run: Run) -> Decision {
+    let reply = match &run.check_progress {
+        Some(p) => format!(
+            "{}: running the checks ({} of {} done)",
+            run.id,
+            p.taken.len(),
+            p.planned
+        ),
+        None => format!("{}: running the checks", run.id),
+    };
+    act(keeping(doc, run), Action::RunChecks, reply)
+}
+
+/// Delete the temporary database, instance first (RDS refuses to delete a cluster that
+/// still has one), and only go on to recording once both are gone or going.
+fn cleanup(doc: ValidationDoc, mut run: Run, temp: &TempFacts) -> Decision {
+    let name = run.id.clone();
+    let instance_exists = temp.instance.is_some();
+    if temp
+        .instance
+        .as_ref()
+        .is_some_and(|i| i.status != "deleting")
+    {
+        return act(
+            keeping(doc, run),
+            Action::DeleteInstance,
+            format!("{name}: deleting the temporary instance"),
+        );
+    }
+    if run.cluster.is_some() && temp.cluster.is_some() {
+        if instance_exists {
+            return wait(
+                keeping(doc, run),
+                format!("{name}: waiting for the instance to be deleted"),
+            );
+        }
+        if !gone_or_deleting(&temp.cluster) {
+            return act(
+                keeping(doc, run),
+                Action::DeleteCluster,
+                format!("{name}: deleting the temporary cluster"),
+            );
         }
     }
+    run.phase = Phase::Record;
+    then(
+        keeping(doc, run),
+        format!("{name}: temporary database deleted"),
+    )
+}
+
+/// Tag, report and notify; the run ends when that is recorded.
+fn record(doc: ValidationDoc, run: Run) -> Decision {
+    let reply = format!("{}: recording the result", run.id);
+    act(keeping(doc, run), Action::Record, reply)
 }
 
 /// Fold what the actions produced into the document.

@@ -681,3 +681,61 @@ fn checks_ended_by_a_lost_session_are_finished_with_the_reason_last() {
     let names: Vec<String> = p.results().into_iter().map(|r| r.name).collect();
     assert_eq!(names, ["check 0", "connect"]);
 }
+
+#[test]
+fn an_unreadable_look_waits_and_a_lost_or_failed_database_goes_to_cleanup() {
+    let plan = plan();
+    let r = plan.resource("orders-db").unwrap();
+    let doc = at_phase(&plan, "orders-db", Phase::AwaitRestore);
+    let tick = |doc: &ValidationDoc, facts: &Facts, at| {
+        decide(&plan, r, doc, &ValidationInput::Tick, facts, at)
+    };
+
+    let mut unseen = temp(Some("available"), None);
+    unseen.temp.unreadable = Some("Throttling".into());
+    let d = tick(&doc, &unseen, t0());
+    assert_eq!((d.next, d.actions.len()), (Next::Wait, 0));
+    let run = d.doc.run.unwrap();
+    assert_eq!(run.phase, Phase::AwaitRestore, "nothing is decided unseen");
+    assert_eq!(run.last_error.as_deref(), Some("Throttling"));
+
+    let d = tick(&doc, &temp(None, None), t0() + Duration::minutes(2));
+    assert_eq!(
+        d.next,
+        Next::Wait,
+        "RDS lists a new instance late sometimes"
+    );
+    assert_eq!(d.doc.run.unwrap().phase, Phase::AwaitRestore);
+    let d = tick(&doc, &temp(None, None), t0() + Duration::minutes(7));
+    let run = d.doc.run.unwrap();
+    assert_eq!((run.phase, d.next), (Phase::Cleanup, Next::Continue));
+    assert!(run.failure.unwrap().contains("never appeared"));
+
+    let aurora = plan.resource("billing-db").unwrap();
+    let doc = at_phase(&plan, "billing-db", Phase::AwaitRestore);
+    let d = decide(
+        &plan,
+        aurora,
+        &doc,
+        &ValidationInput::Tick,
+        &temp(Some("creating"), Some("available")),
+        t0(),
+    );
+    assert_eq!(d.next, Next::Wait);
+    assert_eq!(d.doc.run.unwrap().phase, Phase::AwaitRestore);
+    let d = decide(
+        &plan,
+        aurora,
+        &doc,
+        &ValidationInput::Tick,
+        &temp(Some("failed"), Some("available")),
+        t0(),
+    );
+    let run = d.doc.run.unwrap();
+    assert_eq!(run.phase, Phase::Cleanup);
+    assert!(
+        run.failure
+            .unwrap()
+            .contains("instance of the restored cluster")
+    );
+}
