@@ -9,7 +9,8 @@
 
 use super::{
     CheckReport, DrPhase, Phase, RecoveredFacts, Recovery, RecoveryAction, RecoveryBook,
-    RecoveryCommand, RecoveryFacts, RecoveryInput, RestorableWindow, step,
+    RecoveryCommand, RecoveryDecision, RecoveryError, RecoveryFacts, RecoveryInput,
+    RestorableWindow, note, step,
 };
 use crate::dr::Note;
 use crate::dr::run::{Clock, DrDocument, Edges, Lease, dr_key, note_entries, notify_notes};
@@ -18,7 +19,7 @@ use crate::function::Invocation;
 use crate::notify::{Notifier, Severity};
 use crate::plan::{Plan, ProtectedResource};
 use crate::report::{ReportSink, report_key};
-use crate::state::{self, AuditEntry, Commit, Outcome, StateError, StateStore};
+use crate::state::{self, AuditEntry, Commit, MachineKey, Outcome, StateError, StateStore};
 use crate::validation::CheckProgress;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -31,6 +32,68 @@ use crate::budget::{LEASE_SECONDS, action_window};
 const POLL_BUDGET_SECONDS: i64 = 30;
 /// Rounds of decide-and-act per invocation, a bound against a loop that never settles.
 const MAX_ROUNDS: usize = 12;
+
+/// What this invocation's checks found, for its next decisions.
+#[derive(Default)]
+struct Results {
+    checks: BTreeMap<String, CheckReport>,
+    checks_so_far: BTreeMap<String, CheckProgress>,
+}
+
+/// What one round of actions did.
+#[derive(Default)]
+struct Round {
+    /// What the reply says of them.
+    steps: Vec<String>,
+    /// Their entries on the timeline.
+    outcomes: Vec<AuditEntry>,
+    /// The recoveries AWS refused for good, with why.
+    failures: Vec<(String, String)>,
+    /// A fence or a record change, soon seen done: worth waiting for in this invocation.
+    waits: bool,
+    /// Some checks ran: the next round decides on what they found.
+    ran_checks: bool,
+}
+
+/// The document after the actions: the lease given back, how far unfinished checks got
+/// (a later invocation goes on from there instead of running them again), and the
+/// recoveries AWS refused for good failed, each with its note.
+fn release(
+    next: &DrDocument,
+    checks_so_far: &BTreeMap<String, CheckProgress>,
+    failures: Vec<(String, String)>,
+) -> (DrDocument, Vec<Note>) {
+    let mut released = next.clone();
+    released.lease = None;
+    for r in &mut released.recoveries.recoveries {
+        if r.phase == Phase::Validating
+            && let Some(progress) = checks_so_far.get(&r.id)
+        {
+            r.check_progress = Some(progress.clone());
+        }
+    }
+    let mut notes = Vec::new();
+    for (id, why) in failures {
+        if let Some(r) = released
+            .recoveries
+            .recoveries
+            .iter_mut()
+            .find(|r| r.id == id)
+        {
+            r.phase = Phase::Failed { why: why.clone() };
+            notes.push(note(
+                Severity::Critical,
+                "recovery.failed",
+                format!("recovery {id} failed"),
+                format!(
+                    "AWS refused the restore: {why}. Nothing else was changed; \
+                     discard it, fix the cause and recover again."
+                ),
+            ));
+        }
+    }
+    (released, notes)
+}
 
 /// What was done by an action.
 #[derive(Debug, Clone, PartialEq)]
@@ -294,8 +357,7 @@ impl RecoveryRun<'_> {
         let mut input = first;
         let mut steps = Vec::new();
         let mut reports = Vec::new();
-        let mut checks: BTreeMap<String, CheckReport> = BTreeMap::new();
-        let mut checks_so_far: BTreeMap<String, CheckProgress> = BTreeMap::new();
+        let mut results = Results::default();
         let started = self.clock.now();
         let mut book = RecoveryBook::default();
         for _ in 0..MAX_ROUNDS {
@@ -317,26 +379,12 @@ impl RecoveryRun<'_> {
                 ));
                 break;
             }
-            let facts = self.facts(&doc, &input, &checks, &checks_so_far).await?;
+            let facts = self
+                .facts(&doc, &input, &results.checks, &results.checks_so_far)
+                .await?;
             let decision = step(self.plan, &doc.recoveries, &input, &facts, now);
             if let Some(refused) = decision.refused {
-                // An operator's refused command is on the timeline.
-                state::record_refusal(
-                    self.state,
-                    &self.plan.name,
-                    AuditEntry {
-                        resource: None,
-                        ..self.entry(
-                            &trigger,
-                            "recovery.refused",
-                            "",
-                            Outcome::Refused,
-                            refused.to_string(),
-                        )
-                    },
-                )
-                .await;
-                return Err(RecoveryRunError::Refused(refused.to_string()));
+                return Err(self.refused(&trigger, refused).await);
             }
             let lease = (!decision.actions.is_empty()).then(|| Lease {
                 holder: invocation.request_id.clone(),
@@ -347,24 +395,8 @@ impl RecoveryRun<'_> {
                 recoveries: decision.state.clone(),
                 state: doc.state.clone(),
             };
-            // Notes and each action's intent go with the state change before the
-            // actions: no action without its entry.
-            let intents: Vec<AuditEntry> = decision
-                .actions
-                .iter()
-                .map(|a| {
-                    let (name, recovery) = action_name(a);
-                    self.entry(&trigger, name, recovery, Outcome::Intended, describe(a))
-                })
-                .collect();
-            let commit = if next != doc {
-                Commit::write(&key, &next, version, now)?
-                    .granting(next.lease.as_ref().map(Lease::mark))
-            } else {
-                Commit::check(&key, version, now)
-            }
-            .recording(note_entries("recovery", &decision.notes, &trigger, now))
-            .recording(intents);
+            let changed = (next != doc).then_some(&next);
+            let commit = self.intend(&key, changed, version, &decision, &trigger, now)?;
             let mut version = version;
             if !commit.is_empty() {
                 match commit.send(self.state).await {
@@ -390,138 +422,17 @@ impl RecoveryRun<'_> {
             if decision.actions.is_empty() {
                 break;
             }
-            let mut failures = Vec::new();
-            let mut waits = false;
-            let mut ran_checks = false;
-            let mut outcomes = Vec::new();
             let until = next.lease.as_ref().map_or(invocation.deadline, |l| l.until);
-            for action in &decision.actions {
-                let (name, recovery) = action_name(action);
-                let what = describe(action);
-                // Only while the lease leaves room for the action and the commit; one
-                // left undone or cut off is retried by the next look, which re-reads AWS.
-                let performed = match action_window(self.clock.now(), until) {
-                    Some(window) => {
-                        tokio::time::timeout(window, self.port.perform(self.plan, action, window))
-                            .await
-                    }
-                    None => {
-                        steps.push(format!("{what}: not started, too little of the lease is left; the next look takes it"));
-                        outcomes.push(self.entry(
-                            &trigger,
-                            name,
-                            recovery,
-                            Outcome::Failed,
-                            format!("{what}: not started, too little of the lease was left"),
-                        ));
-                        continue;
-                    }
-                };
-                let Ok(performed) = performed else {
-                    steps.push(format!(
-                        "{what}: given up before the lease lapsed; the next look re-reads AWS"
-                    ));
-                    outcomes.push(self.entry(&trigger, name, recovery, Outcome::Failed, format!("{what}: given up before the lease lapsed (the call may have taken effect)")));
-                    continue;
-                };
-                match performed {
-                    Ok(Performed::Checks(report)) => {
-                        outcomes.push(self.entry(
-                            &trigger,
-                            name,
-                            recovery,
-                            Outcome::Succeeded,
-                            format!(
-                                "{what}: {} passed, {} failed",
-                                report.passed.len(),
-                                report.failed.len()
-                            ),
-                        ));
-                        checks.insert(recovery.to_string(), report);
-                        ran_checks = true;
-                    }
-                    Ok(Performed::ChecksSoFar(progress)) => {
-                        outcomes.push(self.entry(
-                            &trigger,
-                            name,
-                            recovery,
-                            Outcome::Succeeded,
-                            format!(
-                                "{what}: {} of {} checks taken; the rest run in the next step",
-                                progress.taken.len(),
-                                progress.planned
-                            ),
-                        ));
-                        // Going on in this invocation helps only if some check ran.
-                        ran_checks |= matches!(action, RecoveryAction::RunChecks { progress: before, .. }
-                            if progress.taken.len() > before.taken.len());
-                        checks_so_far.insert(recovery.to_string(), progress);
-                    }
-                    Ok(Performed::Done) => {
-                        waits |= matches!(
-                            action,
-                            RecoveryAction::Fence { .. } | RecoveryAction::PointRecord { .. }
-                        );
-                        outcomes.push(self.entry(
-                            &trigger,
-                            name,
-                            recovery,
-                            Outcome::Succeeded,
-                            what,
-                        ));
-                    }
-                    Err(e) => {
-                        steps.push(format!("{what} failed (the next look retries it): {e}"));
-                        outcomes.push(self.entry(
-                            &trigger,
-                            name,
-                            recovery,
-                            Outcome::Failed,
-                            format!("{what}: {e}"),
-                        ));
-                        if let Some(id) = refused_for_good(action, &e) {
-                            failures.push((id, e.to_string()));
-                        }
-                    }
-                }
-            }
-            let mut released = next.clone();
-            released.lease = None;
-            // How far unfinished checks got goes with the step's commit: a later
-            // invocation goes on from there instead of running them again.
-            for r in &mut released.recoveries.recoveries {
-                if r.phase == Phase::Validating
-                    && let Some(progress) = checks_so_far.get(&r.id)
-                {
-                    r.check_progress = Some(progress.clone());
-                }
-            }
-            let mut notes = Vec::new();
-            for (id, why) in failures {
-                if let Some(r) = released
-                    .recoveries
-                    .recoveries
-                    .iter_mut()
-                    .find(|r| r.id == id)
-                {
-                    r.phase = Phase::Failed { why: why.clone() };
-                    notes.push(Note {
-                        severity: Severity::Critical,
-                        action: "recovery.failed".into(),
-                        subject: format!("recovery {id} failed"),
-                        detail: format!(
-                            "AWS refused the restore: {why}. Nothing else was changed; \
-                             discard it, fix the cause and recover again."
-                        ),
-                        data: serde_json::Value::Null,
-                    });
-                }
-            }
+            let mut round = self
+                .perform_all(&decision.actions, until, &trigger, &mut results)
+                .await;
+            steps.append(&mut round.steps);
+            let (released, notes) = release(&next, &results.checks_so_far, round.failures);
             // The outcomes go with the state change after the actions, under this
             // invocation's lease.
             let commit = Commit::write(&key, &released, version, self.clock.now())?
                 .fenced_by(Some(&invocation.request_id))
-                .recording(outcomes)
+                .recording(round.outcomes)
                 .recording(note_entries("recovery", &notes, &trigger, now));
             match commit.send(self.state).await {
                 Ok(_) => {}
@@ -533,19 +444,13 @@ impl RecoveryRun<'_> {
             book = released.recoveries.clone();
             notify_notes(self.plan, &self.edges(), &notes, &trigger, now).await;
             input = RecoveryInput::Tick;
-            if !ran_checks && !waits {
+            if !round.ran_checks && !round.waits {
                 // A restore or a deletion takes minutes: the next tick looks again.
                 break;
             }
-            if waits {
-                let elapsed = self.clock.now() - started;
-                if elapsed > Duration::seconds(POLL_BUDGET_SECONDS)
-                    || self.clock.now() + Duration::seconds(LEASE_SECONDS) > invocation.deadline
-                {
-                    steps.push("the next tick looks again".into());
-                    break;
-                }
-                self.clock.sleep(std::time::Duration::from_secs(2)).await;
+            if round.waits && !self.pause(started, invocation.deadline).await {
+                steps.push("the next tick looks again".into());
+                break;
             }
         }
         Ok(RecoveryReply {
@@ -554,6 +459,189 @@ impl RecoveryRun<'_> {
             recoveries: book.recoveries,
             reports,
         })
+    }
+
+    /// A fence or a record change is seen done within seconds: wait for it in this
+    /// invocation while its poll budget and time allow; false when the next tick must.
+    async fn pause(&self, started: DateTime<Utc>, deadline: DateTime<Utc>) -> bool {
+        let elapsed = self.clock.now() - started;
+        if elapsed > Duration::seconds(POLL_BUDGET_SECONDS)
+            || self.clock.now() + Duration::seconds(LEASE_SECONDS) > deadline
+        {
+            return false;
+        }
+        self.clock.sleep(std::time::Duration::from_secs(2)).await;
+        true
+    }
+
+    /// An operator's refused command is on the timeline; nothing else changed.
+    async fn refused(&self, trigger: &str, refused: RecoveryError) -> RecoveryRunError {
+        state::record_refusal(
+            self.state,
+            &self.plan.name,
+            AuditEntry {
+                resource: None,
+                ..self.entry(
+                    trigger,
+                    "recovery.refused",
+                    "",
+                    Outcome::Refused,
+                    refused.to_string(),
+                )
+            },
+        )
+        .await;
+        RecoveryRunError::Refused(refused.to_string())
+    }
+
+    /// The step's commit (the changed document, if it changed): notes and each action's
+    /// intent go with the state change before the actions, so no action runs without its
+    /// entry.
+    fn intend(
+        &self,
+        key: &MachineKey,
+        changed: Option<&DrDocument>,
+        version: Option<u64>,
+        decision: &RecoveryDecision,
+        trigger: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Commit, RecoveryRunError> {
+        let intents: Vec<AuditEntry> = decision
+            .actions
+            .iter()
+            .map(|a| {
+                let (name, recovery) = action_name(a);
+                self.entry(trigger, name, recovery, Outcome::Intended, describe(a))
+            })
+            .collect();
+        let commit = match changed {
+            Some(next) => Commit::write(key, next, version, now)?
+                .granting(next.lease.as_ref().map(Lease::mark)),
+            None => Commit::check(key, version, now),
+        };
+        Ok(commit
+            .recording(note_entries("recovery", &decision.notes, trigger, now))
+            .recording(intents))
+    }
+
+    /// Carry out a step's actions while the lease leaves room for each and the commit;
+    /// one left undone or cut off is retried by the next look, which re-reads AWS.
+    async fn perform_all(
+        &self,
+        actions: &[RecoveryAction],
+        until: DateTime<Utc>,
+        trigger: &str,
+        results: &mut Results,
+    ) -> Round {
+        let mut round = Round::default();
+        for action in actions {
+            let (name, recovery) = action_name(action);
+            let what = describe(action);
+            let performed = match action_window(self.clock.now(), until) {
+                Some(window) => {
+                    tokio::time::timeout(window, self.port.perform(self.plan, action, window)).await
+                }
+                None => {
+                    round.steps.push(format!("{what}: not started, too little of the lease is left; the next look takes it"));
+                    round.outcomes.push(self.entry(
+                        trigger,
+                        name,
+                        recovery,
+                        Outcome::Failed,
+                        format!("{what}: not started, too little of the lease was left"),
+                    ));
+                    continue;
+                }
+            };
+            let Ok(performed) = performed else {
+                round.steps.push(format!(
+                    "{what}: given up before the lease lapsed; the next look re-reads AWS"
+                ));
+                round.outcomes.push(self.entry(
+                    trigger,
+                    name,
+                    recovery,
+                    Outcome::Failed,
+                    format!(
+                        "{what}: given up before the lease lapsed (the call may have taken effect)"
+                    ),
+                ));
+                continue;
+            };
+            self.performed(action, performed, trigger, results, &mut round);
+        }
+        round
+    }
+
+    /// Record what one action did, and keep the checks' results for the next decision.
+    fn performed(
+        &self,
+        action: &RecoveryAction,
+        performed: Result<Performed, AwsError>,
+        trigger: &str,
+        results: &mut Results,
+        round: &mut Round,
+    ) {
+        let (name, recovery) = action_name(action);
+        let what = describe(action);
+        match performed {
+            Ok(Performed::Checks(report)) => {
+                round.outcomes.push(self.entry(
+                    trigger,
+                    name,
+                    recovery,
+                    Outcome::Succeeded,
+                    format!(
+                        "{what}: {} passed, {} failed",
+                        report.passed.len(),
+                        report.failed.len()
+                    ),
+                ));
+                results.checks.insert(recovery.to_string(), report);
+                round.ran_checks = true;
+            }
+            Ok(Performed::ChecksSoFar(progress)) => {
+                round.outcomes.push(self.entry(
+                    trigger,
+                    name,
+                    recovery,
+                    Outcome::Succeeded,
+                    format!(
+                        "{what}: {} of {} checks taken; the rest run in the next step",
+                        progress.taken.len(),
+                        progress.planned
+                    ),
+                ));
+                // Going on in this invocation helps only if some check ran.
+                round.ran_checks |= matches!(action, RecoveryAction::RunChecks { progress: before, .. }
+                    if progress.taken.len() > before.taken.len());
+                results.checks_so_far.insert(recovery.to_string(), progress);
+            }
+            Ok(Performed::Done) => {
+                round.waits |= matches!(
+                    action,
+                    RecoveryAction::Fence { .. } | RecoveryAction::PointRecord { .. }
+                );
+                round
+                    .outcomes
+                    .push(self.entry(trigger, name, recovery, Outcome::Succeeded, what));
+            }
+            Err(e) => {
+                round
+                    .steps
+                    .push(format!("{what} failed (the next look retries it): {e}"));
+                round.outcomes.push(self.entry(
+                    trigger,
+                    name,
+                    recovery,
+                    Outcome::Failed,
+                    format!("{what}: {e}"),
+                ));
+                if let Some(id) = refused_for_good(action, &e) {
+                    round.failures.push((id, e.to_string()));
+                }
+            }
+        }
     }
 
     /// The cutover's report in S3: what was restored, what was fenced, the data lost.
