@@ -5,12 +5,11 @@
 //! id with another command is refused and changes nothing.
 
 use crate::requests::observe;
-use crate::support::{invocation, notifier, reports, set_alarm, state_store, world};
+use crate::support::{FailoverEdges, invocation, notifier, reports, set_alarm, state_store, world};
 use aws_sdk_cloudwatch::types::StateValue;
-use lifeboat::aws::{AwsFailover, AwsGameDay, AwsSnapshots, FailoverFunction};
+use lifeboat::aws::AwsSnapshots;
 use lifeboat::backup::run::SnapshotRun;
 use lifeboat::command::Commands;
-use lifeboat::dr::run::SystemClock;
 use lifeboat::function::{Invocation, answer};
 use lifeboat::routing::Function;
 use lifeboat::state::StateStore;
@@ -25,33 +24,14 @@ async fn at_rest(account: &harness::Account) {
 #[tokio::test]
 async fn a_forced_failover_sent_twice_at_once_with_one_command_id_acts_once() {
     let (account, plan, world) = world().await;
-    let settings = account.settings();
-    let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
-    let game_days = AwsGameDay::new(
-        &plan,
-        &world.clients,
-        &settings,
-        &world.control.report_bucket,
-        &|_| None,
-    )
-    .await
-    .unwrap();
-    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
-    let function = FailoverFunction {
-        plan: &plan,
-        failover: &failover,
-        game_days: &game_days,
-        state: &state,
-        notifier: &notifier,
-        reports: &reports,
-        clock: &SystemClock,
-    };
-    let function = &function;
+    let edges = FailoverEdges::new(&account, &plan, &world).await;
+    let function = &edges.function();
+    let state = &edges.state;
     let handler = |p: Value, i: Invocation| async move { function.handle(&p, &i).await };
     let commands = Commands {
         function: Function::Failover,
         plan: &plan.name,
-        state: &state,
+        state,
     };
     set_alarm(
         &world.clients.dr.cloudwatch,

@@ -6,12 +6,9 @@
 //! another database. Each is refused `NonRetryable`, and nothing in the account changes.
 
 use crate::requests::{Sent, refused_saying_and_nothing_changed, sample, world_at_rest};
-use crate::support::{notifier, reports, state_store};
+use crate::support::{FailoverEdges, notifier, reports, state_store};
 use harness::retention::{SeedSnapshot, seed_snapshots};
-use lifeboat::aws::{
-    AwsFailback, AwsFailover, AwsGameDay, AwsRecovery, AwsSnapshots, AwsValidation,
-    FailoverFunction, ReadinessRun,
-};
+use lifeboat::aws::{AwsFailback, AwsRecovery, AwsSnapshots, AwsValidation, ReadinessRun};
 use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
@@ -240,28 +237,8 @@ async fn the_restore_validator_refuses_another_databases_snapshot_and_mutated_sc
 #[tokio::test]
 async fn failover_refuses_duplicates_invisible_reasons_mixed_shapes_and_alarms_without_an_id() {
     let (account, plan, world) = world_at_rest().await;
-    let settings = account.settings();
-    let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
-    let game_days = AwsGameDay::new(
-        &plan,
-        &world.clients,
-        &settings,
-        &world.control.report_bucket,
-        &|_| None,
-    )
-    .await
-    .unwrap();
-    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
-    let function = FailoverFunction {
-        plan: &plan,
-        failover: &failover,
-        game_days: &game_days,
-        state: &state,
-        notifier: &notifier,
-        reports: &reports,
-        clock: &SystemClock,
-    };
-    let function = &function;
+    let edges = FailoverEdges::new(&account, &plan, &world).await;
+    let function = &edges.function();
     let mut alarm_without_id = sample("failover-alarm.json");
     alarm_without_id.as_object_mut().unwrap().remove("id");
     // Ten years ahead: an incident opened by it would stay confirming until then.

@@ -5,14 +5,11 @@
 //! refused `NonRetryable`, and nothing in the account changes — no snapshot, copy,
 //! restore, promotion, deletion, record, report, alarm state or state-table item.
 
-use crate::support::{notifier, reports, state_store, world};
+use crate::support::{FailoverEdges, notifier, reports, state_store, world};
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::retention::{SeedSnapshot, seed_snapshots};
 use harness::{Account, World};
-use lifeboat::aws::{
-    AwsFailback, AwsFailover, AwsGameDay, AwsRecovery, AwsSnapshots, AwsValidation,
-    FailoverFunction, ReadinessRun,
-};
+use lifeboat::aws::{AwsFailback, AwsRecovery, AwsSnapshots, AwsValidation, ReadinessRun};
 use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
@@ -453,28 +450,8 @@ async fn the_failback_function_refuses_what_is_not_its_command_and_changes_nothi
 #[tokio::test]
 async fn the_failover_function_refuses_what_is_not_its_request_and_promotes_nothing() {
     let (account, plan, world) = world_at_rest().await;
-    let settings = account.settings();
-    let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
-    let game_days = AwsGameDay::new(
-        &plan,
-        &world.clients,
-        &settings,
-        &world.control.report_bucket,
-        &|_| None,
-    )
-    .await
-    .unwrap();
-    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
-    let function = FailoverFunction {
-        plan: &plan,
-        failover: &failover,
-        game_days: &game_days,
-        state: &state,
-        notifier: &notifier,
-        reports: &reports,
-        clock: &SystemClock,
-    };
-    let function = &function;
+    let edges = FailoverEdges::new(&account, &plan, &world).await;
+    let function = &edges.function();
     let mut payloads = not_objects(&[
         "failover-force.json",
         "failover-alarm.json",
@@ -542,28 +519,8 @@ async fn the_readiness_function_refuses_what_is_not_its_request_and_stores_no_re
 #[tokio::test]
 async fn a_command_sent_to_the_wrong_function_is_refused_naming_the_right_one() {
     let (account, plan, world) = world_at_rest().await;
-    let settings = account.settings();
-    let failover = AwsFailover::new(&plan, &world.clients, &settings).await;
-    let game_days = AwsGameDay::new(
-        &plan,
-        &world.clients,
-        &settings,
-        &world.control.report_bucket,
-        &|_| None,
-    )
-    .await
-    .unwrap();
-    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
-    let function = FailoverFunction {
-        plan: &plan,
-        failover: &failover,
-        game_days: &game_days,
-        state: &state,
-        notifier: &notifier,
-        reports: &reports,
-        clock: &SystemClock,
-    };
-    let function = &function;
+    let edges = FailoverEdges::new(&account, &plan, &world).await;
+    let function = &edges.function();
     refused_saying_and_nothing_changed(
         "failover",
         &world,
@@ -584,12 +541,13 @@ async fn a_command_sent_to_the_wrong_function_is_refused_naming_the_right_one() 
         |p: Value, i: Invocation| async move { function.handle(&p, &i).await },
     )
     .await;
+    let settings = account.settings();
     let run = ReadinessRun {
         plan: &plan,
         clients: &world.clients,
         client_settings: &settings,
-        state: &state,
-        reports: &reports,
+        state: &edges.state,
+        reports: &edges.reports,
     };
     let run = &run;
     refused_saying_and_nothing_changed(

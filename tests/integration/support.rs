@@ -176,3 +176,56 @@ pub async fn primary_api_down(account: &harness::Account) {
         .await
         .expect("the control API answers");
 }
+
+/// The failover function's edges on the world, as its `main.rs` wires them: held here
+/// so a test borrows the function from them.
+pub struct FailoverEdges {
+    /// The plan.
+    pub plan: Plan,
+    /// The failover's port.
+    pub failover: lifeboat::aws::AwsFailover,
+    /// The game days' port.
+    pub game_days: lifeboat::aws::AwsGameDay,
+    /// The world's state table.
+    pub state: DynamoStateStore,
+    /// The world's SNS topic.
+    pub notifier: SnsNotifier,
+    /// The world's report bucket.
+    pub reports: S3Reports,
+}
+
+impl FailoverEdges {
+    /// The edges of `plan`'s failover function in `world`, with the account's settings.
+    pub async fn new(account: &Account, plan: &Plan, world: &World) -> Self {
+        let settings = account.settings();
+        FailoverEdges {
+            plan: plan.clone(),
+            failover: lifeboat::aws::AwsFailover::new(plan, &world.clients, &settings).await,
+            game_days: lifeboat::aws::AwsGameDay::new(
+                plan,
+                &world.clients,
+                &settings,
+                &world.control.report_bucket,
+                &|_| None,
+            )
+            .await
+            .unwrap(),
+            state: state_store(world),
+            notifier: notifier(world),
+            reports: reports(world),
+        }
+    }
+
+    /// The failover function over these edges, on the wall clock.
+    pub fn function(&self) -> lifeboat::aws::FailoverFunction<'_> {
+        lifeboat::aws::FailoverFunction {
+            plan: &self.plan,
+            failover: &self.failover,
+            game_days: &self.game_days,
+            state: &self.state,
+            notifier: &self.notifier,
+            reports: &self.reports,
+            clock: &lifeboat::dr::run::SystemClock,
+        }
+    }
+}
