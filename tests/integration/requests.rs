@@ -47,6 +47,9 @@ pub(crate) async fn observe(world: &World) -> Observed {
         .unwrap()
         .items()
         .iter()
+        // A refused command's entry on the timeline is the record the audit trail keeps
+        // of the attempt (`state::record_refusal`), not a change.
+        .filter(|item| item.get("outcome") != Some(&AttributeValue::S("refused".into())))
         .map(|item| {
             format!(
                 "{:?}",
