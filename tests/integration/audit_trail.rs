@@ -57,6 +57,20 @@ async fn throttle_state_writes(account: &Account, world: &World) {
         .unwrap();
 }
 
+/// Refuse the next transaction on the state table, whatever the share throttled after it
+/// (a share alone may refuse none of a short run's few writes).
+async fn throttle_next_state_write(account: &Account, world: &World) {
+    account
+        .inject(
+            Fault::throttle("dynamodb")
+                .operation("TransactWriteItems")
+                .region(&world.clients.home.region)
+                .count(1),
+        )
+        .await
+        .unwrap();
+}
+
 /// How many calls the account's faults have failed so far.
 async fn throttled(account: &Account) -> u64 {
     let local = LocalAws {
@@ -419,10 +433,11 @@ async fn throttled_state_writes_leave_no_snapshot_or_copy_unrecorded() {
                "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
                "time": Utc::now().to_rfc3339(), "detail": {}})
     };
-    // The window's tick, retried (as Lambda retries a failed one) until every snapshot is
+    // The window's tick, retried (as Lambda retries a failed one; each run needs several
+    // writes in a row through a table refusing half of them) until every snapshot is
     // taken; then, once they are available, ticks until every copy has started.
     let mut created = false;
-    for n in 0..20 {
+    for n in 0..100 {
         let now = Utc::now();
         let invocation = Invocation {
             request_id: format!("req-{n}"),
@@ -445,7 +460,7 @@ async fn throttled_state_writes_leave_no_snapshot_or_copy_unrecorded() {
             .filter(|t| t.kind == "copy_db_snapshot" || t.kind == "copy_db_cluster_snapshot")
             .count()
     };
-    for n in 0..20 {
+    for n in 0..100 {
         let now = Utc::now();
         let invocation = Invocation {
             request_id: format!("copy-{n}"),
@@ -547,6 +562,7 @@ async fn throttled_state_writes_leave_no_sweep_deletion_unrecorded() {
     let (notifier, reports) = (notifier(&world), reports(&world));
     let clock = SkippingClock::default();
     let baseline = account.transitions().await.unwrap().transitions.len();
+    throttle_next_state_write(&account, &world).await;
     throttle_state_writes(&account, &world).await;
     let runner = ValidationRunner {
         plan: &plan,
