@@ -5,10 +5,8 @@
 //! id with another command is refused and changes nothing.
 
 use crate::requests::observe;
-use crate::support::{FailoverEdges, invocation, notifier, reports, set_alarm, state_store, world};
+use crate::support::{FailoverEdges, SnapshotEdges, invocation, set_alarm, world};
 use aws_sdk_cloudwatch::types::StateValue;
-use lifeboat::aws::AwsSnapshots;
-use lifeboat::backup::run::SnapshotRun;
 use lifeboat::command::Commands;
 use lifeboat::function::{Invocation, answer};
 use lifeboat::routing::Function;
@@ -109,21 +107,13 @@ async fn a_forced_failover_sent_twice_at_once_with_one_command_id_acts_once() {
 #[tokio::test]
 async fn a_snapshot_request_sent_twice_at_once_with_one_command_id_snapshots_once() {
     let (account, plan, world) = world().await;
-    let port = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
-    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
-    let run = SnapshotRun {
-        plan: &plan,
-        port: &port,
-        state: &state,
-        notifier: &notifier,
-        reports: &reports,
-    };
-    let run = &run;
+    let edges = SnapshotEdges::new(&account, &plan, &world).await;
+    let run = &edges.run();
     let handler = |p: Value, i: Invocation| async move { run.handle(&p, &i).await };
     let commands = Commands {
         function: Function::Snapshot,
         plan: &plan.name,
-        state: &state,
+        state: &edges.state,
     };
     let manual =
         |id: &str| json!({"resources": ["orders-db"], "tier": "monthly", "command_id": id});

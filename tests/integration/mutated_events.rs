@@ -6,10 +6,9 @@
 //! another database. Each is refused `NonRetryable`, and nothing in the account changes.
 
 use crate::requests::{Sent, refused_saying_and_nothing_changed, sample, world_at_rest};
-use crate::support::{FailoverEdges, notifier, reports, state_store};
+use crate::support::{FailoverEdges, SnapshotEdges, notifier, reports, state_store};
 use harness::retention::{SeedSnapshot, seed_snapshots};
 use lifeboat::aws::{AwsFailback, AwsRecovery, AwsSnapshots, AwsValidation, ReadinessRun};
-use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
 use lifeboat::function::Invocation;
@@ -107,16 +106,8 @@ async fn retention_refuses_mutated_schedules_and_duplicate_keys_and_deletes_noth
 #[tokio::test]
 async fn the_snapshot_function_refuses_ticks_far_from_now_and_mutated_schedules() {
     let (account, plan, world) = world_at_rest().await;
-    let port = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
-    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
-    let run = SnapshotRun {
-        plan: &plan,
-        port: &port,
-        state: &state,
-        notifier: &notifier,
-        reports: &reports,
-    };
-    let run = &run;
+    let edges = SnapshotEdges::new(&account, &plan, &world).await;
+    let run = &edges.run();
     let two_days_ahead = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
     let mut payloads = mutated_schedules("snapshot-schedule.json");
     payloads.extend([

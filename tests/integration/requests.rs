@@ -5,12 +5,11 @@
 //! refused `NonRetryable`, and nothing in the account changes — no snapshot, copy,
 //! restore, promotion, deletion, record, report, alarm state or state-table item.
 
-use crate::support::{FailoverEdges, notifier, reports, state_store, world};
+use crate::support::{FailoverEdges, SnapshotEdges, notifier, reports, state_store, world};
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::retention::{SeedSnapshot, seed_snapshots};
 use harness::{Account, World};
 use lifeboat::aws::{AwsFailback, AwsRecovery, AwsSnapshots, AwsValidation, ReadinessRun};
-use lifeboat::backup::run::SnapshotRun;
 use lifeboat::dr::run::SystemClock;
 use lifeboat::failback::run::FailbackRun;
 use lifeboat::function::{Invocation, respond};
@@ -299,16 +298,8 @@ async fn refused_and_nothing_changed<F, Fut, R, E>(
 #[tokio::test]
 async fn the_snapshot_function_refuses_what_is_not_its_request_and_changes_nothing() {
     let (account, plan, world) = world_at_rest().await;
-    let port = AwsSnapshots::new(&plan, &world.clients, &account.settings()).await;
-    let (state, notifier, reports) = (state_store(&world), notifier(&world), reports(&world));
-    let run = SnapshotRun {
-        plan: &plan,
-        port: &port,
-        state: &state,
-        notifier: &notifier,
-        reports: &reports,
-    };
-    let run = &run;
+    let edges = SnapshotEdges::new(&account, &plan, &world).await;
+    let run = &edges.run();
     let mut payloads = not_objects(&[
         "snapshot-manual.json",
         "snapshot-schedule.json",

@@ -229,3 +229,41 @@ impl FailoverEdges {
         }
     }
 }
+
+/// The snapshot function's edges on the world, as its `main.rs` wires them.
+pub struct SnapshotEdges {
+    /// The plan.
+    pub plan: Plan,
+    /// RDS, DynamoDB and KMS of both regions.
+    pub port: lifeboat::aws::AwsSnapshots,
+    /// The world's state table.
+    pub state: DynamoStateStore,
+    /// The world's SNS topic.
+    pub notifier: SnsNotifier,
+    /// The world's report bucket.
+    pub reports: S3Reports,
+}
+
+impl SnapshotEdges {
+    /// The edges of `plan`'s snapshot function in `world`, with the account's settings.
+    pub async fn new(account: &Account, plan: &Plan, world: &World) -> Self {
+        SnapshotEdges {
+            plan: plan.clone(),
+            port: lifeboat::aws::AwsSnapshots::new(plan, &world.clients, &account.settings()).await,
+            state: state_store(world),
+            notifier: notifier(world),
+            reports: reports(world),
+        }
+    }
+
+    /// The snapshot function over these edges.
+    pub fn run(&self) -> lifeboat::backup::run::SnapshotRun<'_> {
+        lifeboat::backup::run::SnapshotRun {
+            plan: &self.plan,
+            port: &self.port,
+            state: &self.state,
+            notifier: &self.notifier,
+            reports: &self.reports,
+        }
+    }
+}
